@@ -1,0 +1,3 @@
+from ecslocal.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The AWS protocol layer and one module per service."""

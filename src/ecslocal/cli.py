@@ -1,0 +1,396 @@
+"""ecslocal's command line, in the docker-compose idiom.
+
+Every command is a client of the daemon's AWS API (botocore's ECS client); ``run`` starts a
+daemon in this process when none is listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from botocore.exceptions import ClientError
+from rich.console import Console
+from rich.table import Table
+
+from ecslocal import __version__
+from ecslocal.client import Client, TaskNotFound, daemon_url, is_up
+from ecslocal.config import DEFAULT_HOST, Config, default_data_dir, default_port
+from ecslocal.model.shapes import service_model, validation_errors
+from ecslocal.model.taskdef import request_from_document
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+COLORS = ["cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan"]
+
+#: `ecslocal run`'s exit code when the task failed to start (docker run's 125).
+EXIT_FAILED_TO_START = 125
+EXIT_INTERRUPTED = 130
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
+    sys.exit(code)
+
+
+def aws_error(exc: ClientError) -> NoReturn:
+    e = exc.response.get("Error", {})
+    op = exc.operation_name
+    fail(f"An error occurred ({e.get('Code')}) when calling the {op} operation: {e.get('Message')}")
+
+
+def region() -> str:
+    return os.environ.get("ECSLOCAL_REGION", "us-east-1")
+
+
+def connect(port: int) -> Client:
+    url = daemon_url(port)
+    if not is_up(url):
+        fail(f"no ecslocal daemon is listening on {url} (start one with `ecslocal serve`)")
+    return Client(url, region())
+
+
+@click.group()
+@click.version_option(__version__, prog_name="ecslocal")
+@click.option("--port", type=int, default=default_port, show_default="4600, or $ECSLOCAL_PORT",
+              help="The daemon's port.")
+@click.pass_context
+def cli(ctx: click.Context, port: int) -> None:
+    """AWS ECS/Fargate on one machine."""
+    ctx.obj = {"port": port}
+
+
+# -- serve ----------------------------------------------------------------------------------
+@cli.command()
+@click.option("--host", default=DEFAULT_HOST, show_default=True)
+@click.option("--port", "serve_port", type=int, default=None, help="Default: the global --port.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Where state lives (default: $ECSLOCAL_DATA_DIR or the user data dir).")
+@click.option("--memory-enforcement", type=click.Choice(["auto", "cgroup", "rss", "off"]),
+              default=None, help="How memory limits are enforced (default auto).")
+@click.pass_context
+def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path | None,
+          memory_enforcement: str | None) -> None:
+    """Run the daemon in the foreground."""
+    from ecslocal.daemon import Daemon
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    config = Config(host=host, port=serve_port if serve_port is not None else ctx.obj["port"])
+    if data_dir is not None:
+        config.data_dir = data_dir
+    if memory_enforcement is not None:
+        config.memory_enforcement = memory_enforcement
+
+    async def main() -> None:
+        daemon = Daemon(config)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await daemon.start()
+        except OSError as exc:
+            await daemon.stop()
+            fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}")
+        assert daemon.backend is not None
+        print(
+            f"ecslocal {__version__} ready on {daemon.url} (data {config.data_dir};"
+            f" {daemon.backend.describe()})",
+            flush=True,
+        )
+        if daemon.recovered:
+            print(f"marked {len(daemon.recovered)} task(s) of a previous run STOPPED", flush=True)
+        await stop.wait()
+        await daemon.stop()
+
+    asyncio.run(main())
+
+
+# -- run ------------------------------------------------------------------------------------
+def load_task_definition(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text())
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+    except ValueError as exc:
+        fail(f"{path} is not valid JSON: {exc}")
+    try:
+        request = request_from_document(document)
+    except Exception as exc:  # AwsError
+        fail(str(exc))
+    # Unknown members are refused here, as the aws CLI refuses them (ParamValidation).
+    shape = service_model("ecs").operation_model("RegisterTaskDefinition").input_shape
+    unknown = [e for e in validation_errors(request, shape) if e.startswith("Unknown")]
+    if unknown:
+        fail("Parameter validation failed:\n" + "\n".join(unknown), code=252)
+    # Relative environment file paths are relative to the task definition file.
+    for container in request.get("containerDefinitions") or []:
+        if not isinstance(container, dict):
+            continue
+        for env_file in container.get("environmentFiles") or []:
+            value = env_file.get("value", "") if isinstance(env_file, dict) else ""
+            if value and not value.startswith(("arn:", "/", "file://")):
+                env_file["value"] = str((path.parent / value).resolve())
+    return request
+
+
+class Printer:
+    """Prints log lines as `name | line`, one colour per container."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.width = max((len(n) for n in names), default=4)
+        self.colors = {n: COLORS[i % len(COLORS)] for i, n in enumerate(names)}
+
+    def line(self, event: dict[str, Any]) -> None:
+        name = event["container"]
+        color = self.colors.get(name, "white")
+        prefix = f"[{color}]{name:<{self.width}} |[/{color}] "
+        console.print(prefix, end="", markup=True)
+        console.print(event["message"], markup=False, soft_wrap=True)
+
+
+@cli.command()
+@click.argument("taskdef", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--cluster", default="default", show_default=True)
+@click.option("--env", "-e", "env", multiple=True, metavar="K=V",
+              help="Set an environment variable in every container (repeatable).")
+@click.option("--launch-type", type=click.Choice(["FARGATE", "EC2"]), default=None)
+@click.option("--detach", "-d", is_flag=True, help="Print the task ARN and return.")
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="State directory for the in-process daemon (when none is running).")
+@click.pass_context
+def run(ctx: click.Context, taskdef: Path, cluster: str, env: tuple[str, ...],
+        launch_type: str | None, detach: bool, data_dir: Path | None) -> None:
+    """Register TASKDEF and run it; stream its logs; exit with its exit code."""
+    request = load_task_definition(taskdef)
+    overrides: dict[str, Any] = {}
+    if env:
+        pairs = []
+        for item in env:
+            key, sep, value = item.partition("=")
+            if not sep:
+                fail(f"--env takes K=V, got {item!r}")
+            pairs.append({"name": key, "value": value})
+        names = [c.get("name") for c in request.get("containerDefinitions") or []]
+        overrides["containerOverrides"] = [{"name": n, "environment": pairs} for n in names]
+
+    url = daemon_url(ctx.obj["port"])
+    local = None
+    if not is_up(url):
+        if detach:
+            fail(f"no ecslocal daemon is listening on {url}; --detach needs one (ecslocal serve)")
+        from ecslocal.daemon import ThreadedDaemon
+
+        config = Config(port=0, data_dir=data_dir or default_data_dir())
+        local = ThreadedDaemon(config)
+        url = local.start()
+    try:
+        code = _run(Client(url, region()), request, cluster, overrides, launch_type, detach)
+    finally:
+        if local is not None:
+            local.stop()
+    sys.exit(code)
+
+
+def _run(client: Client, request: dict[str, Any], cluster: str, overrides: dict[str, Any],
+         launch_type: str | None, detach: bool) -> int:
+    try:
+        td = client.ecs.register_task_definition(**request)["taskDefinition"]
+        params: dict[str, Any] = {
+            "cluster": cluster, "taskDefinition": td["taskDefinitionArn"], "startedBy": "ecslocal"
+        }
+        if overrides:
+            params["overrides"] = overrides
+        if launch_type:
+            params["launchType"] = launch_type
+        response = client.ecs.run_task(**params)
+    except ClientError as exc:
+        aws_error(exc)
+    if response.get("failures"):
+        fail(f"RunTask failed: {response['failures']}")
+    task = response["tasks"][0]
+    task_arn = task["taskArn"]
+    task_id = task_arn.rsplit("/", 1)[-1]
+    if detach:
+        print(task_arn)
+        return 0
+    err_console.print(f"[dim]task {task_id} ({td['family']}:{td['revision']})[/dim]")
+    printer = Printer([c["name"] for c in td["containerDefinitions"]])
+    interrupts = 0
+    last_seq = 0
+    while True:
+        try:
+            for event in client.logs(task_id, follow=True, after=last_seq):
+                last_seq = event["seq"]
+                printer.line(event)
+            break
+        except KeyboardInterrupt:
+            interrupts += 1
+            if interrupts > 1:
+                err_console.print("[yellow]not waiting for the task to stop[/yellow]")
+                return EXIT_INTERRUPTED
+            err_console.print("[yellow]stopping task (Ctrl-C again to stop waiting)[/yellow]")
+            with contextlib.suppress(ClientError):
+                client.ecs.stop_task(cluster=cluster, task=task_arn)
+    final = client.describe(task_arn, cluster)
+    return _exit_code(client, final, task_id)
+
+
+def _exit_code(client: Client, task: dict[str, Any], task_id: str) -> int:
+    stopped_by = client.task_extras(task_id).get("stoppedByContainer")
+    containers = {c["name"]: c for c in task["containers"]}
+    reason = task.get("stoppedReason", "")
+    if task.get("stopCode") == "TaskFailedToStart":
+        err_console.print(f"[red]task failed to start:[/red] {reason}", markup=True)
+        failed = containers.get(stopped_by or "", {})
+        if failed.get("reason") and failed.get("reason") != reason:
+            err_console.print(f"  {failed['name']}: {failed['reason']}", markup=False)
+        return EXIT_FAILED_TO_START
+    if stopped_by and containers.get(stopped_by, {}).get("exitCode") is not None:
+        c = containers[stopped_by]
+        note = f" ({c['reason']})" if c.get("reason") else ""
+        err_console.print(
+            f"[dim]{reason}: {stopped_by} exited with code {c['exitCode']}{note}[/dim]",
+            markup=True,
+        )
+        return int(c["exitCode"])
+    if task.get("stopCode") == "UserInitiated":
+        return EXIT_INTERRUPTED
+    essentials = [c for c in task["containers"] if c.get("exitCode") is not None]
+    return int(essentials[0]["exitCode"]) if essentials else 1
+
+
+# -- ps, logs, stop, describe ----------------------------------------------------------------
+def _ago(value: Any) -> str:
+    if not isinstance(value, datetime):
+        return "-"
+    seconds = int(time.time() - value.timestamp())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+@cli.command()
+@click.option("--all", "-a", "show_all", is_flag=True, help="Include stopped tasks.")
+@click.option("--cluster", default="default", show_default=True)
+@click.pass_context
+def ps(ctx: click.Context, show_all: bool, cluster: str) -> None:
+    """List tasks."""
+    client = connect(ctx.obj["port"])
+    try:
+        arns = client.task_ids(cluster, include_stopped=show_all)
+        tasks = []
+        for i in range(0, len(arns), 100):
+            tasks += client.ecs.describe_tasks(cluster=cluster, tasks=arns[i : i + 100])["tasks"]
+    except ClientError as exc:
+        aws_error(exc)
+    tasks.sort(key=lambda t: t["createdAt"])
+    table = Table(box=None, header_style="bold")
+    for column in ("TASK", "DEFINITION", "STATUS", "HEALTH", "CREATED", "CONTAINERS"):
+        table.add_column(column)
+    for t in tasks:
+        containers = " ".join(
+            f"{c['name']}:{c['lastStatus'].lower()}"
+            + (f"({c['exitCode']})" if c.get("exitCode") is not None else "")
+            for c in t["containers"]
+        )
+        table.add_row(
+            t["taskArn"].rsplit("/", 1)[-1],
+            t["taskDefinitionArn"].rsplit("/", 1)[-1],
+            t["lastStatus"],
+            t.get("healthStatus", "UNKNOWN"),
+            _ago(t.get("createdAt")),
+            containers,
+        )
+    console.print(table)
+
+
+@cli.command()
+@click.argument("task")
+@click.option("--follow", "-f", is_flag=True, help="Keep streaming until the task stops.")
+@click.option("--container", default=None, help="Only this container's lines.")
+@click.option("--cluster", default="default", show_default=True)
+@click.pass_context
+def logs(ctx: click.Context, task: str, follow: bool, container: str | None, cluster: str) -> None:
+    """Print a task's log lines (TASK: ARN, id, or unique id prefix)."""
+    client = connect(ctx.obj["port"])
+    arn = _resolve(client, task, cluster)
+    described = client.describe(arn, cluster)
+    printer = Printer([c["name"] for c in described["containers"]])
+    with contextlib.suppress(KeyboardInterrupt):
+        for event in client.logs(arn.rsplit("/", 1)[-1], follow=follow, container=container):
+            printer.line(event)
+
+
+def _resolve(client: Client, task: str, cluster: str) -> str:
+    try:
+        return client.resolve_task(task, cluster)
+    except TaskNotFound as exc:
+        fail(str(exc))
+    except ClientError as exc:
+        aws_error(exc)
+
+
+@cli.command()
+@click.argument("task")
+@click.option("--reason", default=None, help="stoppedReason (default: Task stopped by user).")
+@click.option("--cluster", default="default", show_default=True)
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait until the task is STOPPED.")
+@click.pass_context
+def stop(ctx: click.Context, task: str, reason: str | None, cluster: str, wait: bool) -> None:
+    """Stop a task as StopTask does (stop signal, stopTimeout, SIGKILL)."""
+    client = connect(ctx.obj["port"])
+    arn = _resolve(client, task, cluster)
+    params = {"cluster": cluster, "task": arn}
+    if reason:
+        params["reason"] = reason
+    try:
+        client.ecs.stop_task(**params)
+        if wait:
+            client.ecs.get_waiter("tasks_stopped").wait(
+                cluster=cluster, tasks=[arn], WaiterConfig={"Delay": 1, "MaxAttempts": 600}
+            )
+    except ClientError as exc:
+        aws_error(exc)
+    print(arn)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    raise TypeError(type(value).__name__)
+
+
+@cli.command()
+@click.argument("task")
+@click.option("--cluster", default="default", show_default=True)
+@click.pass_context
+def describe(ctx: click.Context, task: str, cluster: str) -> None:
+    """Print a task as DescribeTasks returns it (JSON)."""
+    client = connect(ctx.obj["port"])
+    arn = _resolve(client, task, cluster)
+    try:
+        found = client.describe(arn, cluster)
+    except TaskNotFound as exc:
+        fail(str(exc))
+    print(json.dumps(found, indent=2, default=_json_default))
+
+
+def main() -> None:
+    # Ctrl-C in `run` must reach our handler even while blocked reading the log stream.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    cli(prog_name="ecslocal")

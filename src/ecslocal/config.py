@@ -1,0 +1,45 @@
+"""Daemon configuration: where state lives, which port, which account and region."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+DEFAULT_PORT = 4600
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_ACCOUNT = "000000000000"
+DEFAULT_REGION = "us-east-1"
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("ECSLOCAL_DATA_DIR")
+    if env:
+        return Path(env)
+    return Path(platformdirs.user_data_dir("ecslocal", appauthor=False))
+
+
+def default_port() -> int:
+    return int(os.environ.get("ECSLOCAL_PORT", DEFAULT_PORT))
+
+
+@dataclass
+class Config:
+    data_dir: Path = field(default_factory=default_data_dir)
+    host: str = DEFAULT_HOST
+    port: int = field(default_factory=default_port)
+    account_id: str = field(default_factory=lambda: os.environ.get("ECSLOCAL_ACCOUNT_ID", DEFAULT_ACCOUNT))
+    region: str = field(default_factory=lambda: os.environ.get("ECSLOCAL_REGION", DEFAULT_REGION))
+    #: "auto" (cgroup where the machine allows it, else the RSS watchdog), "cgroup", "rss" or "off".
+    memory_enforcement: str = field(
+        default_factory=lambda: os.environ.get("ECSLOCAL_MEMORY_ENFORCEMENT", "auto")
+    )
+    #: Seconds a container's main process has after its stop signal, when stopTimeout is unset
+    #: (the ECS agent's ECS_CONTAINER_STOP_TIMEOUT default).
+    default_stop_timeout: float = 30.0
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "state.db"

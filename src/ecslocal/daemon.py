@@ -1,0 +1,109 @@
+"""The daemon: store, backend, agent and API wired together behind one HTTP listener.
+
+``Daemon.start()`` inside a running event loop serves in that loop (``ecslocal serve``);
+:class:`ThreadedDaemon` runs one in a background thread (``ecslocal run`` when no daemon is up).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+from aiohttp import web
+
+from ecslocal.api.ecs import EcsApi
+from ecslocal.api.local import LocalApi
+from ecslocal.api.server import build_app
+from ecslocal.clock import Clock
+from ecslocal.config import Config
+from ecslocal.runtime.agent import Agent
+from ecslocal.runtime.backends.process import ProcessBackend
+from ecslocal.runtime.logs import LogRouter
+from ecslocal.runtime.memory import MemoryControl
+from ecslocal.store import Store
+
+log = logging.getLogger("ecslocal.daemon")
+
+
+class Daemon:
+    def __init__(self, config: Config, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock = clock or Clock()
+        self.store: Store | None = None
+        self.backend: ProcessBackend | None = None
+        self.agent: Agent | None = None
+        self.runner: web.AppRunner | None = None
+        self.address: tuple[str, int] | None = None
+        self.recovered: list[str] = []
+
+    @property
+    def url(self) -> str:
+        assert self.address is not None
+        return f"http://{self.address[0]}:{self.address[1]}"
+
+    async def start(self) -> tuple[str, int]:
+        config = self.config
+        self.store = Store(config.db_path)
+        memory = MemoryControl(config.memory_enforcement)
+        self.backend = ProcessBackend(memory, self.clock)
+        logs = LogRouter(self.store, self.clock)
+        self.agent = Agent(config, self.store, self.backend, self.clock, logs)
+        self.recovered = self.agent.recover()
+        ecs = EcsApi(config, self.store, self.agent, self.clock)
+        local = LocalApi(self.store, self.agent, logs, self.backend.describe())
+        app = build_app([ecs.service()], local.routes())
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, config.host, config.port, reuse_address=True)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        sock = server.sockets[0].getsockname()  # type: ignore[attr-defined]
+        self.address = (sock[0], sock[1])
+        return self.address
+
+    async def stop(self) -> None:
+        if self.agent is not None:
+            await self.agent.shutdown()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.backend is not None:
+            await self.backend.close()
+        if self.store is not None:
+            self.store.close()
+
+
+class ThreadedDaemon:
+    """A daemon on its own event loop in a background thread."""
+
+    def __init__(self, config: Config) -> None:
+        self.daemon = Daemon(config)
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="ecslocal-daemon", daemon=True)
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self.daemon.start())
+        except BaseException as exc:  # report to the starting thread
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self.loop.run_forever()
+
+    def start(self) -> str:
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self.daemon.url
+
+    def stop(self) -> None:
+        future = asyncio.run_coroutine_threadsafe(self.daemon.stop(), self.loop)
+        future.result(timeout=60)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)

@@ -1,0 +1,1 @@
+"""Task definitions, tasks and clusters: validated and shaped by botocore's service models."""

@@ -1,0 +1,2 @@
+"""The agent: task and container lifecycle, health checks, logs, and the backends that run
+containers."""

@@ -1,0 +1,244 @@
+"""The agent: starts tasks from task definitions, keeps them in the store, recovers after a
+restart. The API layer (RunTask, StopTask, DescribeTasks) talks to this class only."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ecslocal.clock import Clock
+from ecslocal.config import Config
+from ecslocal.errors import invalid_parameter
+from ecslocal.runtime import reasons
+from ecslocal.runtime.backends.base import Backend
+from ecslocal.runtime.logs import LogRouter, awslogs_destination
+from ecslocal.runtime.task import ContainerRun, TaskRun, new_container_doc
+from ecslocal.store import Store
+
+log = logging.getLogger("ecslocal.agent")
+
+
+def parse_env_file(path: str) -> dict[str, str]:
+    """Docker's --env-file format: VAR=VAL lines; blank lines and # comments skipped."""
+    out: dict[str, str] = {}
+    for raw in Path(path).read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if sep:
+            out[key.strip()] = value
+        elif key in os.environ:  # "VAR" alone takes the value from the environment
+            out[key] = os.environ[key]
+    return out
+
+
+def container_argv(definition: dict[str, Any], override: dict[str, Any]) -> list[str]:
+    """entryPoint + command, as Docker combines them (an override's command replaces the
+    definition's)."""
+    command = override.get("command", definition.get("command")) or []
+    return list(definition.get("entryPoint") or []) + list(command)
+
+
+def container_env(
+    definition: dict[str, Any], override: dict[str, Any], launch_type: str, region: str
+) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for env_file in definition.get("environmentFiles") or []:
+        path = env_file["value"]
+        if path.startswith("arn:"):
+            raise invalid_parameter(
+                f"environmentFiles value '{path}' is an S3 object; ecslocal reads environment"
+                " files from local paths only."
+            )
+        try:
+            env.update(parse_env_file(path.removeprefix("file://")))
+        except OSError as exc:
+            raise invalid_parameter(
+                f"Container '{definition['name']}': cannot read environment file '{path}':"
+                f" {exc.strerror}."
+            ) from None
+    # `environment` takes precedence over environment files (ECS developer guide).
+    env.update({e["name"]: e["value"] for e in definition.get("environment") or []})
+    env.update({e["name"]: e["value"] for e in override.get("environment") or []})
+    env["AWS_EXECUTION_ENV"] = "AWS_ECS_FARGATE" if launch_type == "FARGATE" else "AWS_ECS_EC2"
+    if "AWS_REGION" not in env and "AWS_DEFAULT_REGION" not in env:
+        env["AWS_REGION"] = region
+        env["AWS_DEFAULT_REGION"] = region
+    return env
+
+
+class Agent:
+    def __init__(
+        self, config: Config, store: Store, backend: Backend, clock: Clock, logs: LogRouter
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.backend = backend
+        self.clock = clock
+        self.logs = logs
+        self.tasks: dict[str, TaskRun] = {}
+
+    # -- start ------------------------------------------------------------------------------
+    def start_task(
+        self,
+        definition: dict[str, Any],
+        cluster_arn: str,
+        *,
+        launch_type: str,
+        overrides: dict[str, Any] | None = None,
+        started_by: str | None = None,
+        group: str | None = None,
+        tags: Sequence[dict[str, str]] = (),
+    ) -> TaskRun:
+        overrides = overrides or {}
+        cluster_name = cluster_arn.rsplit("/", 1)[-1]
+        task_id = secrets.token_hex(16)
+        region, account = self.config.region, self.config.account_id
+        task_arn = f"arn:aws:ecs:{region}:{account}:task/{cluster_name}/{task_id}"
+        by_name = {o["name"]: o for o in overrides.get("containerOverrides") or [] if "name" in o}
+        now = self.clock.time()
+        containers: list[ContainerRun] = []
+        for cdef in definition["containerDefinitions"]:
+            override = by_name.get(cdef["name"], {})
+            cdef = dict(cdef)
+            for key in ("memory", "memoryReservation", "cpu"):
+                if key in override:
+                    cdef[key] = override[key]
+            doc = new_container_doc(cdef, task_arn, cluster_name, region, account)
+            c = ContainerRun(cdef, doc)
+            c.runtime_id = f"{task_id}-{secrets.randbelow(10**10):010d}"
+            c.env = container_env(cdef, override, launch_type, region)
+            c.argv = container_argv(cdef, override)
+            containers.append(c)
+        task: dict[str, Any] = {
+            "taskArn": task_arn,
+            "clusterArn": cluster_arn,
+            "taskDefinitionArn": definition["taskDefinitionArn"],
+            "overrides": {
+                "containerOverrides": overrides.get("containerOverrides")
+                or [{"name": c.name} for c in containers],
+                "inferenceAcceleratorOverrides": [],
+                **{k: v for k, v in overrides.items() if k != "containerOverrides"},
+            },
+            "lastStatus": "PROVISIONING",
+            "desiredStatus": "RUNNING",
+            "containers": [c.doc for c in containers],
+            "createdAt": now,
+            "version": 0,
+            "launchType": launch_type,
+            "group": group or f"family:{definition['family']}",
+            "availabilityZone": f"{region}a",
+            "healthStatus": "UNKNOWN",
+            "attachments": [],
+            "attributes": [],
+            "tags": list(tags),
+            "enableExecuteCommand": False,
+        }
+        if started_by:
+            task["startedBy"] = started_by
+        cpu = overrides.get("cpu", definition.get("cpu"))
+        memory = overrides.get("memory", definition.get("memory"))
+        if cpu:
+            task["cpu"] = str(cpu)
+        if memory:
+            task["memory"] = str(memory)
+        if launch_type == "FARGATE":
+            task["platformVersion"] = "1.4.0"
+            task["platformFamily"] = "Linux"
+            task["ephemeralStorage"] = {"sizeInGiB": 20}
+        for c in containers:
+            log_group, _ = awslogs_destination(c.definition, task_id, c.runtime_id)
+            if log_group:
+                self.store.ensure_log_group(log_group, now)
+        run = TaskRun(
+            task,
+            definition,
+            containers,
+            backend=self.backend,
+            clock=self.clock,
+            logs=self.logs,
+            save=self._save,
+            default_stop_timeout=self.config.default_stop_timeout,
+        )
+        self.tasks[task_id] = run
+        run.save()
+        run.job = asyncio.get_running_loop().create_task(self._run(run))
+        return run
+
+    async def _run(self, run: TaskRun) -> None:
+        try:
+            await run.run()
+        except Exception:  # never lose a task silently: record why it stopped
+            log.exception("task %s failed", run.task_id)
+            run.task["stoppedReason"] = "ecslocal internal error while running the task"
+            run.task["lastStatus"] = "STOPPED"
+            run.task["desiredStatus"] = "STOPPED"
+            run.task["stoppedAt"] = self.clock.time()
+            for c in run.containers.values():
+                if c.handle is not None:
+                    c.handle.kill()
+            run.save()
+        finally:
+            self.tasks.pop(run.task_id, None)
+
+    def _save(self, run: TaskRun) -> None:
+        self.store.put_task(run.task_id, run.task, run.recovery_records())
+
+    # -- queries and stop --------------------------------------------------------------------
+    def get_task(self, task_id: str) -> dict[str, Any] | None:
+        live = self.tasks.get(task_id)
+        if live is not None:
+            return live.task
+        found = self.store.get_task(task_id)
+        return found[0] if found else None
+
+    def stop_task(self, task_id: str, reason: str | None, stop_code: str) -> dict[str, Any] | None:
+        live = self.tasks.get(task_id)
+        if live is None:
+            return self.get_task(task_id)
+        live.request_stop(stop_code, reason or reasons.TASK_STOPPED_BY_USER)
+        return live.task
+
+    # -- restart and shutdown ---------------------------------------------------------------
+    def recover(self) -> list[str]:
+        """Mark tasks a previous daemon left unfinished as STOPPED; kill leftovers."""
+        recovered = []
+        now = self.clock.time()
+        for task, runtime in list(self.store.list_tasks(not_stopped=True)):
+            for record in runtime.values():
+                self.backend.reap(record)
+            task["desiredStatus"] = "STOPPED"
+            task["lastStatus"] = "STOPPED"
+            task.setdefault("stoppingAt", now)
+            task["stoppedAt"] = now
+            task["executionStoppedAt"] = task.get("executionStoppedAt") or now
+            task["stoppedReason"] = reasons.DAEMON_RESTARTED
+            for c in task["containers"]:
+                if c["lastStatus"] != "STOPPED":
+                    c["lastStatus"] = "STOPPED"
+                    c.setdefault("reason", reasons.DAEMON_RESTARTED)
+            task["version"] = task.get("version", 0) + 1
+            task_id = task["taskArn"].rsplit("/", 1)[-1]
+            self.store.put_task(task_id, task, {})
+            recovered.append(task_id)
+        return recovered
+
+    async def shutdown(self, grace: float = 5.0) -> None:
+        """Stop every running task (stop signal, then SIGKILL after at most ``grace`` s)."""
+        runs = list(self.tasks.values())
+        for run in runs:
+            run.default_stop_timeout = min(run.default_stop_timeout, grace)
+            for c in run.containers.values():
+                if "stopTimeout" in c.definition:
+                    c.definition["stopTimeout"] = min(c.definition["stopTimeout"], grace)
+            run.request_stop(reasons.USER_INITIATED_CODE, reasons.DAEMON_SHUTDOWN)
+        jobs = [r.job for r in runs if r.job is not None]
+        if jobs:
+            await asyncio.wait(jobs, timeout=grace + 5)
+        self.logs.flush()

@@ -1,0 +1,362 @@
+"""The process backend (embedded default): each container is a local process group.
+
+No image is unpacked: the container's entryPoint + command run on the host, with the task's
+environment and working directory, in a session and process group of their own. Where the
+machine allows it each container also gets a memory cgroup (see :mod:`ecslocal.runtime.memory`)
+that enforces its limit and lets the agent kill every process it started.
+
+Exit is detected with a pidfd on the event loop (no thread per child); stdout and stderr are read
+as pipes by the loop and delivered line by line with a timestamp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import signal
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+from ecslocal.clock import Clock
+from ecslocal.runtime.backends.base import (
+    CannotStartContainer,
+    ContainerSpec,
+    ExecResult,
+    ExitStatus,
+    LogCallback,
+)
+from ecslocal.runtime.memory import (
+    RSS_POLL_SECONDS,
+    CgroupGroup,
+    MemoryControl,
+    tree_cpu_seconds,
+    tree_rss_bytes,
+)
+from ecslocal.runtime.reaper import ReaperClient
+
+MAX_LINE = 16 * 1024  # Docker splits log lines longer than 16 KiB
+EXEC_OUTPUT_LIMIT = 4096  # Docker keeps at most 4 KiB of health check output
+DRAIN_SECONDS = 1.0  # how long to wait for output pipes after a container's processes are gone
+
+_CANNOT_START = (
+    "CannotStartContainerError: Error response from daemon: failed to create task for container:"
+    " failed to create shim task: OCI runtime create failed: runc create failed: unable to start"
+    " container process: {detail}: unknown"
+)
+
+
+def cannot_start_reason(exc: OSError, argv0: str, cwd: str | None) -> str:
+    """ECS's container ``reason`` for a command runc could not start, in its words."""
+    if cwd and exc.filename == cwd:
+        detail = f'chdir to cwd ("{cwd}") set in config.json failed: no such file or directory'
+    elif exc.errno == errno.EACCES:
+        detail = f'exec: "{argv0}": permission denied'
+    elif "/" in argv0:
+        detail = f'exec: "{argv0}": stat {argv0}: no such file or directory'
+    else:
+        detail = f'exec: "{argv0}": executable file not found in $PATH'
+    return _CANNOT_START.format(detail=detail)
+
+
+class _LineReader(asyncio.Protocol):
+    """Splits a pipe into lines and hands each one, timestamped, to the log callback."""
+
+    def __init__(self, source: str, on_log: LogCallback, clock: Clock) -> None:
+        self.source = source
+        self.on_log = on_log
+        self.clock = clock
+        self.buffer = bytearray()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            nl = self.buffer.find(b"\n")
+            if nl < 0:
+                if len(self.buffer) >= MAX_LINE:
+                    self._emit(bytes(self.buffer[:MAX_LINE]))
+                    del self.buffer[:MAX_LINE]
+                    continue
+                return
+            self._emit(bytes(self.buffer[:nl]))
+            del self.buffer[: nl + 1]
+
+    def _emit(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", "replace").rstrip("\r")
+        self.on_log(self.source, int(self.clock.time() * 1000), line)
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.buffer:
+            self._emit(bytes(self.buffer))
+            self.buffer.clear()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class _Collector(asyncio.Protocol):
+    """Collects up to EXEC_OUTPUT_LIMIT bytes of an exec's output."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        room = EXEC_OUTPUT_LIMIT - len(self.data)
+        if room > 0:
+            self.data += data[:room]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+def _exit_future(proc: subprocess.Popen[bytes]) -> asyncio.Future[int]:
+    """A future for ``proc``'s exit code (Docker's convention: 128 + signal if signalled)."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[int] = loop.create_future()
+    pidfd = os.pidfd_open(proc.pid)
+
+    def on_exit() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        code = proc.wait()
+        if not fut.done():
+            fut.set_result(128 - code if code < 0 else code)
+
+    loop.add_reader(pidfd, on_exit)
+    return fut
+
+
+def _docker_env(env: dict[str, str]) -> dict[str, str]:
+    """The container's environment: the task's, plus what a container image always has."""
+    out = dict(env)
+    out.setdefault("PATH", os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"))
+    out.setdefault("HOME", os.environ.get("HOME", "/root"))
+    return out
+
+
+class ProcessContainer:
+    """A container running as a local process group."""
+
+    def __init__(
+        self,
+        spec: ContainerSpec,
+        proc: subprocess.Popen[bytes],
+        group: CgroupGroup | None,
+        readers: list[_LineReader],
+        reaper: ReaperClient | None,
+        clock: Clock,
+        rss_limit_mib: int | None,
+    ) -> None:
+        self.spec = spec
+        self.proc = proc
+        self.group = group
+        self.readers = readers
+        self.reaper = reaper
+        self.clock = clock
+        self._pid = proc.pid
+        self._oom_at_start = group.oom_kills() if group else 0
+        self._rss_oom = False
+        self._exit = _exit_future(proc)
+        self._watchdog: asyncio.Task[None] | None = None
+        if rss_limit_mib:
+            self._watchdog = asyncio.get_running_loop().create_task(
+                self._rss_watchdog(rss_limit_mib * 1024 * 1024)
+            )
+        self._result: asyncio.Task[ExitStatus] = asyncio.get_running_loop().create_task(
+            self._finish()
+        )
+
+    @property
+    def runtime_id(self) -> str:
+        return self.spec.runtime_id
+
+    @property
+    def pid(self) -> int:
+        return self._pid
+
+    async def _rss_watchdog(self, limit: int) -> None:
+        while not self._exit.done():
+            if tree_rss_bytes(self._pid) > limit:
+                self._rss_oom = True
+                self.kill()
+                return
+            await asyncio.sleep(RSS_POLL_SECONDS)
+
+    async def _finish(self) -> ExitStatus:
+        code = await self._exit
+        if self._watchdog:
+            self._watchdog.cancel()
+        oom = self._rss_oom
+        if self.group is not None:
+            oom = oom or self.group.oom_kills() > self._oom_at_start
+        # The main process is gone: like a container's PID 1, it takes everything with it.
+        self.kill()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(r.closed for r in self.readers)), DRAIN_SECONDS
+            )
+        if self.group is not None:
+            await asyncio.to_thread(self.group.remove)
+        if self.reaper is not None:
+            self.reaper.forget(self.runtime_id)
+        if oom:
+            code = 137
+        return ExitStatus(exit_code=code, oom_killed=oom)
+
+    async def wait(self) -> ExitStatus:
+        return await asyncio.shield(self._result)
+
+    def signal(self, sig: int) -> None:
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, sig)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._pid, signal.SIGKILL)
+        if self.group is not None:
+            self.group.kill_all()
+
+    def stats(self) -> dict[str, Any]:
+        memory = self.group.usage_bytes() if self.group else tree_rss_bytes(self._pid)
+        return {
+            "memory_bytes": memory,
+            "cpu_seconds": tree_cpu_seconds(self._pid),
+            "pids": len(self.group.pids()) if self.group else 1,
+        }
+
+    async def exec(self, argv: Sequence[str], timeout: float) -> ExecResult:
+        return await run_command(
+            argv, env=_docker_env(dict(self.spec.env)), cwd=self.spec.working_dir, timeout=timeout
+        )
+
+    def recovery_record(self) -> dict[str, Any]:
+        return {
+            "pid": self._pid,
+            "pgid": self._pid,
+            "cgroup": str(self.group.path) if self.group else None,
+        }
+
+
+async def run_command(
+    argv: Sequence[str], env: dict[str, str], cwd: str | None, timeout: float
+) -> ExecResult:
+    """Run a short command (a health check) and collect its exit code and output."""
+    loop = asyncio.get_running_loop()
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return ExecResult(exit_code=None, output=f"exec failed: {exc}")
+    exited = _exit_future(proc)
+    assert proc.stdout is not None
+    _, collector = await loop.connect_read_pipe(_Collector, proc.stdout)
+    try:
+        code = await asyncio.wait_for(asyncio.shield(exited), timeout)
+        timed_out = False
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        code = await exited
+        timed_out = True
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # anything the command left behind
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(collector.closed, DRAIN_SECONDS)
+    output = collector.data.decode("utf-8", "replace")
+    return ExecResult(exit_code=None if timed_out else code, output=output, timed_out=timed_out)
+
+
+class ProcessBackend:
+    """Runs each container as a local process group (the embedded default)."""
+
+    name = "process"
+
+    def __init__(self, memory: MemoryControl, clock: Clock, use_reaper: bool = True) -> None:
+        self.memory = memory
+        self.clock = clock
+        self.reaper = ReaperClient() if use_reaper else None
+
+    def describe(self) -> str:
+        return f"process backend; memory limits: {self.memory.describe()}"
+
+    async def start(self, spec: ContainerSpec) -> ProcessContainer:
+        argv = list(spec.argv)
+        if not argv:
+            raise CannotStartContainer(
+                "CannotStartContainerError: Error response from daemon: no command specified:"
+                f" image '{spec.image}' is not available locally and the container definition"
+                " has neither entryPoint nor command"
+            )
+        group = self.memory.create(spec.task_id, spec.name, spec.memory_mib, spec.task_memory_mib)
+        procs_file = group.procs_file if group else None
+
+        def join_cgroup() -> None:  # runs in the child between fork and exec
+            if procs_file:
+                with open(procs_file, "w") as f:
+                    f.write(str(os.getpid()))
+
+        try:
+            proc = subprocess.Popen(
+                argv,
+                env=_docker_env(dict(spec.env)),
+                cwd=spec.working_dir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                preexec_fn=join_cgroup if procs_file else None,
+                close_fds=True,
+            )
+        except OSError as exc:
+            if group is not None:
+                group.remove()
+            raise CannotStartContainer(cannot_start_reason(exc, argv[0], spec.working_dir)) from None
+        if self.reaper is not None:
+            self.reaper.watch(
+                spec.runtime_id, proc.pid, str(group.path) if group else None
+            )
+        loop = asyncio.get_running_loop()
+        readers = []
+        for source, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+            assert pipe is not None
+            _, reader = await loop.connect_read_pipe(
+                lambda s=source: _LineReader(s, spec.on_log, self.clock), pipe
+            )
+            readers.append(reader)
+        limit = spec.memory_mib or spec.task_memory_mib
+        rss_limit = limit if (group is None and self.memory.mode == "rss") else None
+        return ProcessContainer(spec, proc, group, readers, self.reaper, self.clock, rss_limit)
+
+    def reap(self, record: dict[str, Any]) -> bool:
+        found = False
+        pgid = record.get("pgid")
+        if pgid:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+                found = True
+            except (ProcessLookupError, PermissionError):
+                pass
+        if record.get("cgroup"):
+            group = self.memory.group_at(record["cgroup"])
+            found = group.kill_all() or found
+            group.remove()
+        return found
+
+    async def close(self) -> None:
+        if self.reaper is not None:
+            await asyncio.to_thread(self.reaper.close)

@@ -1,0 +1,388 @@
+"""One running task: its containers' lifecycle, dependency ordering, health, and stop.
+
+A :class:`TaskRun` owns the task document (the ECS ``Task`` shape, as DescribeTasks returns it)
+and one :class:`ContainerRun` per container. Each container has a coroutine that waits for its
+``dependsOn`` conditions, starts it through the backend and waits for it to exit. The task's own
+coroutine moves the task through PROVISIONING -> PENDING -> RUNNING, and, once a stop is asked
+for (StopTask, an essential container exiting, a start failure), through STOPPING ->
+DEPROVISIONING -> STOPPED, stopping containers in reverse dependency order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from ecslocal.clock import Clock
+from ecslocal.runtime import reasons
+from ecslocal.runtime.backends.base import (
+    Backend,
+    CannotStartContainer,
+    ContainerHandle,
+    ContainerSpec,
+)
+from ecslocal.runtime.health import HEALTHY, UNHEALTHY, UNKNOWN, HealthMonitor
+from ecslocal.runtime.logs import LogRouter, awslogs_destination
+
+PENDING, RUNNING, STOPPED = "PENDING", "RUNNING", "STOPPED"
+
+
+class DependencyFailed(Exception):
+    """A dependsOn condition can never be met; the message is the container reason."""
+
+
+class StopRequested(Exception):
+    """The task is stopping before this container's dependencies were met."""
+
+
+class ContainerRun:
+    def __init__(self, definition: dict[str, Any], doc: dict[str, Any]) -> None:
+        self.definition = definition
+        self.doc = doc  # the Container document inside the task document
+        self.name: str = definition["name"]
+        self.essential: bool = definition.get("essential", True)
+        self.handle: ContainerHandle | None = None
+        self.health: HealthMonitor | None = None
+        self.started_at: float | None = None  # monotonic, for dependsOn startTimeout
+        self.start_job: asyncio.Task[None] | None = None
+        #: Set once the container has started, failed to start, or will never start.
+        self.start_resolved = asyncio.Event()
+        self.runtime_id = ""
+        self.health_job: asyncio.Task[None] | None = None
+        self.env: dict[str, str] = {}
+        self.argv: list[str] = []
+
+    @property
+    def status(self) -> str:
+        return self.doc["lastStatus"]
+
+    @property
+    def has_started(self) -> bool:
+        return self.handle is not None
+
+
+class TaskRun:
+    def __init__(
+        self,
+        task: dict[str, Any],
+        definition: dict[str, Any],
+        containers: list[ContainerRun],
+        *,
+        backend: Backend,
+        clock: Clock,
+        logs: LogRouter,
+        save: Callable[[TaskRun], None],
+        default_stop_timeout: float,
+    ) -> None:
+        self.task = task
+        self.definition = definition
+        self.containers = {c.name: c for c in containers}
+        self.backend = backend
+        self.clock = clock
+        self.logs = logs
+        self._save = save
+        self.default_stop_timeout = default_stop_timeout
+        self.task_id: str = task["taskArn"].rsplit("/", 1)[-1]
+        self._changed = asyncio.Condition()
+        self._stop_requested = asyncio.Event()
+        self.done = asyncio.Event()
+        self.job: asyncio.Task[None] | None = None
+        self.events: list[str] = []
+
+    # -- state ------------------------------------------------------------------------------
+    def save(self) -> None:
+        self.task["version"] = self.task.get("version", 0) + 1
+        self._save(self)
+
+    def recovery_records(self) -> dict[str, Any]:
+        return {
+            name: c.handle.recovery_record() for name, c in self.containers.items() if c.handle
+        }
+
+    def _notify(self) -> None:
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        asyncio.get_running_loop().create_task(notify())
+
+    async def _wait_change(self, timeout: float | None) -> None:
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout)
+
+    def _set_task_status(self, status: str) -> None:
+        self.task["lastStatus"] = status
+        self.save()
+
+    def _update_health(self) -> None:
+        statuses = [
+            c.doc.get("healthStatus", UNKNOWN)
+            for c in self.containers.values()
+            if c.essential and c.health is not None
+        ]
+        if not statuses:
+            health = UNKNOWN
+        elif UNHEALTHY in statuses:
+            health = UNHEALTHY
+        elif UNKNOWN in statuses:
+            health = UNKNOWN
+        else:
+            health = HEALTHY
+        self.task["healthStatus"] = health
+
+    # -- stop -------------------------------------------------------------------------------
+    def request_stop(self, stop_code: str, reason: str) -> None:
+        """Ask the task to stop; the first request's code and reason are the ones reported."""
+        if self._stop_requested.is_set():
+            return
+        now = self.clock.time()
+        self.task["desiredStatus"] = STOPPED
+        self.task["stopCode"] = stop_code
+        self.task["stoppedReason"] = reason
+        self.task["stoppingAt"] = now
+        self._stop_requested.set()
+        self.save()
+        self._notify()
+
+    # -- the task's life --------------------------------------------------------------------
+    async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            self.done.set()
+
+    async def _run(self) -> None:
+        now = self.clock.time()
+        self.task["lastStatus"] = PENDING
+        # No image to pull for a host command: the pull starts and ends at once.
+        self.task["pullStartedAt"] = now
+        self.task["pullStoppedAt"] = now
+        self.save()
+        for c in self.containers.values():
+            c.start_job = asyncio.get_running_loop().create_task(self._run_container(c))
+        while not self._stop_requested.is_set():
+            if self.task["lastStatus"] == PENDING and all(
+                c.has_started or c.status == STOPPED for c in self.containers.values()
+            ):
+                self.task["startedAt"] = self.clock.time()
+                self.task["connectivity"] = "CONNECTED"
+                self.task["connectivityAt"] = self.task["startedAt"]
+                self._set_task_status(RUNNING)
+            await self._wait_change(None)
+        await self._stop_containers()
+
+    async def _run_container(self, c: ContainerRun) -> None:
+        try:
+            await self._start_container(c)
+        finally:
+            c.start_resolved.set()
+            self._notify()
+        if c.handle is not None:
+            await self._watch_container(c, c.handle)
+
+    async def _start_container(self, c: ContainerRun) -> None:
+        try:
+            await self._wait_dependencies(c)
+        except DependencyFailed as exc:
+            c.doc["lastStatus"] = STOPPED
+            c.doc["reason"] = str(exc)[:1024]
+            self.save()
+            self.request_stop(reasons.TASK_FAILED_TO_START_CODE, str(exc)[:255])
+            return
+        except StopRequested:
+            return
+        group, stream = awslogs_destination(c.definition, self.task_id, c.runtime_id)
+        spec = ContainerSpec(
+            task_id=self.task_id,
+            runtime_id=c.runtime_id,
+            name=c.name,
+            image=c.definition["image"],
+            argv=c.argv,
+            env=c.env,
+            working_dir=c.definition.get("workingDirectory"),
+            memory_mib=c.definition.get("memory"),
+            task_memory_mib=int(self.task["memory"]) if self.task.get("memory") else None,
+            on_log=self._log_callback(c, group, stream),
+        )
+        try:
+            handle = await self.backend.start(spec)
+        except CannotStartContainer as exc:
+            c.doc["lastStatus"] = STOPPED
+            c.doc["reason"] = str(exc)[:1024]
+            self.task.setdefault("_stoppedByContainer", c.name)
+            self.save()
+            self.request_stop(reasons.TASK_FAILED_TO_START_CODE, str(exc)[:255])
+            return
+        c.handle = handle
+        c.started_at = self.clock.monotonic()
+        c.doc["runtimeId"] = handle.runtime_id
+        c.doc["lastStatus"] = RUNNING
+        health_check = c.definition.get("healthCheck")
+        if health_check:
+            c.doc["healthStatus"] = UNKNOWN
+            c.health = HealthMonitor(health_check, handle, self.clock, self._on_health(c))
+            c.health_job = asyncio.get_running_loop().create_task(c.health.run())
+        self._update_health()
+        self.save()
+
+    async def _watch_container(self, c: ContainerRun, handle: ContainerHandle) -> None:
+        status = await handle.wait()
+        if c.health_job is not None:
+            c.health_job.cancel()
+        c.doc["lastStatus"] = STOPPED
+        c.doc["exitCode"] = status.exit_code
+        if status.oom_killed:
+            c.doc["reason"] = reasons.OUT_OF_MEMORY
+        if c.essential and not self._stop_requested.is_set():
+            self.task["_stoppedByContainer"] = c.name  # ecslocal's own: `ecslocal run`'s exit code
+            self.request_stop(reasons.ESSENTIAL_EXITED_CODE, reasons.ESSENTIAL_EXITED)
+        self.save()
+        self._notify()
+
+    def _log_callback(
+        self, c: ContainerRun, group: str | None, stream: str | None
+    ) -> Callable[[str, int, str], None]:
+        def on_log(source: str, timestamp_ms: int, line: str) -> None:
+            self.logs.append(self.task_id, c.name, source, group, stream, timestamp_ms, line)
+
+        return on_log
+
+    def _on_health(self, c: ContainerRun) -> Callable[[str], None]:
+        def on_change(status: str) -> None:
+            c.doc["healthStatus"] = status
+            self._update_health()
+            self.save()
+            self._notify()
+
+        return on_change
+
+    # -- dependsOn --------------------------------------------------------------------------
+    async def _wait_dependencies(self, c: ContainerRun) -> None:
+        deps = c.definition.get("dependsOn") or []
+        while deps:
+            if self._stop_requested.is_set():
+                raise StopRequested
+            deadline: float | None = None
+            pending = []
+            for dep in deps:
+                target = self.containers[dep["containerName"]]
+                met, wait_until = self._condition_met(target, dep["condition"], c.name)
+                if not met:
+                    pending.append(dep)
+                    if wait_until is not None:
+                        deadline = wait_until if deadline is None else min(deadline, wait_until)
+            if not pending:
+                return
+            deps = pending
+            timeout = None
+            if deadline is not None:
+                timeout = max(0.0, self.clock.real_seconds(deadline - self.clock.monotonic()))
+            await self._wait_change(timeout)
+
+    def _condition_met(
+        self, dep: ContainerRun, condition: str, target: str
+    ) -> tuple[bool, float | None]:
+        """(met, monotonic deadline of the dependency's startTimeout or None).
+
+        Raises :class:`DependencyFailed` when the condition can never be met."""
+        if condition == "START":
+            if dep.has_started:
+                return True, None
+            if dep.status == STOPPED:
+                raise DependencyFailed(reasons.dependency_never_starts(dep.name, target))
+            return False, None
+        if dep.status == STOPPED and not dep.has_started:
+            raise DependencyFailed(reasons.dependency_never_starts(dep.name, target))
+        if condition == "COMPLETE" and dep.status == STOPPED:
+            return True, None
+        if condition == "SUCCESS" and dep.status == STOPPED:
+            if dep.doc.get("exitCode") == 0:
+                return True, None
+            raise DependencyFailed(reasons.dependency_failed(dep.name, target))
+        if condition == "HEALTHY":
+            if dep.doc.get("healthStatus") == HEALTHY:
+                return True, None
+            if dep.status == STOPPED:
+                raise DependencyFailed(reasons.dependency_never_starts(dep.name, target))
+        start_timeout = dep.definition.get("startTimeout")
+        if start_timeout is None or dep.started_at is None:
+            return False, None
+        deadline = dep.started_at + float(start_timeout)
+        if self.clock.monotonic() >= deadline:
+            raise DependencyFailed(reasons.dependency_timed_out(dep.name, target))
+        return False, deadline
+
+    # -- stopping ---------------------------------------------------------------------------
+    async def _stop_containers(self) -> None:
+        self._set_task_status("STOPPING")
+        stops = {name: asyncio.ensure_future(self._stop_container(c))
+                 for name, c in self.containers.items()}
+        await asyncio.gather(*stops.values())
+        now = self.clock.time()
+        self.task["executionStoppedAt"] = now
+        self._set_task_status("DEPROVISIONING")
+        self.logs.flush()
+        self.task["stoppedAt"] = self.clock.time()
+        self._set_task_status(STOPPED)
+
+    def _dependents(self, name: str) -> list[ContainerRun]:
+        return [
+            c
+            for c in self.containers.values()
+            if any(d["containerName"] == name for d in c.definition.get("dependsOn") or [])
+        ]
+
+    async def _stop_container(self, c: ContainerRun) -> None:
+        # Reverse dependency order: wait for every container that depends on this one.
+        while any(
+            not d.start_resolved.is_set() or (d.handle is not None and d.status != STOPPED)
+            for d in self._dependents(c.name)
+        ):
+            await self._wait_change(None)
+        await c.start_resolved.wait()
+        if c.handle is None:
+            if c.status != STOPPED:
+                c.doc["lastStatus"] = STOPPED
+                self.save()
+                self._notify()
+            return
+        if c.status != STOPPED:
+            timeout = c.definition.get("stopTimeout", self.default_stop_timeout)
+            c.handle.signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(c.handle.wait(), self.clock.real_seconds(float(timeout)))
+            except TimeoutError:
+                c.handle.kill()
+        if c.start_job is not None:
+            await c.start_job  # records the exit code and reason
+        self._notify()
+
+
+def new_container_doc(
+    definition: dict[str, Any], task_arn: str, cluster_name: str, region: str, account: str
+) -> dict[str, Any]:
+    task_id = task_arn.rsplit("/", 1)[-1]
+    doc: dict[str, Any] = {
+        "containerArn": (
+            f"arn:aws:ecs:{region}:{account}:container/{cluster_name}/{task_id}/{uuid.uuid4()}"
+        ),
+        "taskArn": task_arn,
+        "name": definition["name"],
+        "image": definition["image"],
+        "lastStatus": PENDING,
+        "networkBindings": [],
+        "networkInterfaces": [],
+        "cpu": str(definition.get("cpu", 0)),
+    }
+    if definition.get("healthCheck"):
+        doc["healthStatus"] = UNKNOWN
+    if definition.get("memory") is not None:
+        doc["memory"] = str(definition["memory"])
+    if definition.get("memoryReservation") is not None:
+        doc["memoryReservation"] = str(definition["memoryReservation"])
+    return doc

@@ -1,0 +1,168 @@
+"""Fixtures: a real `ecslocal serve` on loopback, driven by real clients (boto3, the CLI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+READY = re.compile(r"ready on (http://127\.0\.0\.1:(\d+))")
+
+
+class Server:
+    """One `ecslocal serve` process with its own data directory."""
+
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        self.data_dir = data_dir
+        self.extra = extra
+        self.proc: subprocess.Popen[str] | None = None
+        self.url = ""
+        self.port = 0
+        self.output: list[str] = []
+
+    def start(self, port: int = 0) -> Server:
+        env = {**os.environ, "ECSLOCAL_DATA_DIR": str(self.data_dir)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ecslocal", "serve", "--port", str(port), *self.extra],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("ecslocal serve exited:\n" + "".join(self.output))
+            self.output.append(line)
+            m = READY.search(line)
+            if m:
+                self.url, self.port = m.group(1), int(m.group(2))
+                break
+        else:
+            raise RuntimeError("ecslocal serve did not become ready")
+        # Keep draining its output so it never blocks on a full pipe.
+        import threading
+
+        threading.Thread(target=self._drain, daemon=True).start()
+        return self
+
+    def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def ecs(self) -> Any:
+        return boto3.client(
+            "ecs",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+    def cli(self, *args: str, timeout: float = 60, **kw: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "ecslocal", "--port", str(self.port), *args],
+            cwd=kw.pop("cwd", ROOT),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "ECSLOCAL_DATA_DIR": str(self.data_dir)},
+            **kw,
+        )
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    s = Server(tmp_path_factory.mktemp("ecslocal-data")).start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[Server]:
+    s = Server(tmp_path / "data")
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def ecs(server: Server) -> Any:
+    return server.ecs()
+
+
+def container(name: str, command: str, **fields: Any) -> dict[str, Any]:
+    """A container definition running ``command`` through sh."""
+    return {
+        "name": name,
+        "image": "busybox",
+        "command": ["sh", "-c", command],
+        "memory": fields.pop("memory", 64),
+        **fields,
+    }
+
+
+def taskdef(family: str, *containers: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"family": family, "containerDefinitions": list(containers), **fields}
+
+
+def run_task(ecs: Any, definition: dict[str, Any], **params: Any) -> str:
+    arn = ecs.register_task_definition(**definition)["taskDefinition"]["taskDefinitionArn"]
+    return ecs.run_task(taskDefinition=arn, **params)["tasks"][0]["taskArn"]
+
+
+def wait_for(ecs: Any, task_arn: str, predicate: Any, timeout: float = 30) -> dict[str, Any]:
+    """Poll DescribeTasks until ``predicate(task)`` holds; return the task."""
+    deadline = time.monotonic() + timeout
+    while True:
+        task = ecs.describe_tasks(tasks=[task_arn])["tasks"][0]
+        if predicate(task):
+            return task
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; task is now {json.dumps(task, default=str)}")
+        time.sleep(0.1)
+
+
+def wait_stopped(ecs: Any, task_arn: str, timeout: float = 30) -> dict[str, Any]:
+    return wait_for(ecs, task_arn, lambda t: t["lastStatus"] == "STOPPED", timeout)
+
+
+def by_name(task: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in task["containers"]}
+
+
+def task_logs(server: Server, task_arn: str) -> list[dict[str, Any]]:
+    import urllib.request
+
+    task_id = task_arn.rsplit("/", 1)[-1]
+    with urllib.request.urlopen(f"{server.url}/_ecslocal/v1/tasks/{task_id}/logs") as r:
+        return [json.loads(line) for line in r if line.strip()]

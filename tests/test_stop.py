@@ -1,0 +1,77 @@
+"""StopTask: SIGTERM to the main process, stopTimeout, then SIGKILL to everything."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import by_name, container, run_task, taskdef, wait_for, wait_stopped
+
+
+def test_container_that_traps_sigterm_exits_cleanly(ecs: Any, tmp_path: Path) -> None:
+    seen = tmp_path / "got-term"
+    cmd = f"trap 'echo term > {seen}; exit 0' TERM; while true; do sleep 0.1; done"
+    arn = run_task(ecs, taskdef("stop-trap", container("app", cmd, stopTimeout=10)))
+    wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
+    time.sleep(0.3)  # let sh install its trap
+    started = time.monotonic()
+    ecs.stop_task(task=arn)
+    task = wait_stopped(ecs, arn)
+    assert time.monotonic() - started < 5
+    assert by_name(task)["app"]["exitCode"] == 0
+    assert seen.read_text().strip() == "term"
+
+
+def test_container_that_ignores_sigterm_is_killed_at_stop_timeout(ecs: Any) -> None:
+    cmd = "trap '' TERM; while true; do sleep 0.1; done"
+    arn = run_task(ecs, taskdef("stop-ignore", container("app", cmd, stopTimeout=2)))
+    wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
+    time.sleep(0.3)
+    started = time.monotonic()
+    ecs.stop_task(task=arn)
+    task = wait_stopped(ecs, arn)
+    elapsed = time.monotonic() - started
+    assert 1.8 <= elapsed < 6, elapsed
+    c = by_name(task)["app"]
+    assert c["exitCode"] == 137  # SIGKILL
+    assert "reason" not in c  # a stopTimeout kill is not an OOM
+
+
+def test_sigterm_goes_to_main_process_only_and_sigkill_to_all(ecs: Any, tmp_path: Path) -> None:
+    child_pid = tmp_path / "child.pid"
+    child_saw = tmp_path / "child-saw-term"
+    # The main process (sh) exits on TERM; its child ignores nothing but would log a TERM.
+    cmd = (
+        f"sh -c 'trap \"touch {child_saw}\" TERM; echo $$ > {child_pid}; "
+        f"while true; do sleep 0.1; done' & "
+        "trap 'exit 0' TERM; while true; do sleep 0.1; done"
+    )
+    arn = run_task(ecs, taskdef("stop-tree", container("app", cmd, stopTimeout=5)))
+    wait_for(ecs, arn, lambda t: child_pid.exists() and child_pid.read_text().strip() != "")
+    time.sleep(0.3)
+    pid = int(child_pid.read_text())
+    ecs.stop_task(task=arn)
+    wait_stopped(ecs, arn)
+    assert not child_saw.exists()  # SIGTERM went to the main process only
+    time.sleep(0.2)
+    assert not _alive(pid)  # and the child went down with the container
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_stop_unknown_task_is_an_error(ecs: Any) -> None:
+    import botocore.exceptions
+    import pytest
+
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        ecs.stop_task(task="0123456789abcdef0123456789abcdef")
+    assert err.value.response["Error"]["Code"] == "InvalidParameterException"
