@@ -80,13 +80,16 @@ class Server:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
 
-    def ecs(self) -> Any:
+    def ecs(self, client_validation: bool = True) -> Any:
+        from botocore.config import Config
+
         return boto3.client(
             "ecs",
             endpoint_url=self.url,
             region_name="us-east-1",
             aws_access_key_id="test",
             aws_secret_access_key="test",
+            config=Config(parameter_validation=client_validation),
         )
 
     def cli(self, *args: str, timeout: float = 60, **kw: Any) -> subprocess.CompletedProcess[str]:

@@ -30,8 +30,8 @@ from ecslocal.config import DEFAULT_HOST, Config, default_data_dir, default_port
 from ecslocal.model.shapes import service_model, validation_errors
 from ecslocal.model.taskdef import request_from_document
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 COLORS = ["cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan"]
 
 #: `ecslocal run`'s exit code when the task failed to start (docker run's 125).
@@ -244,10 +244,11 @@ def _run(client: Client, request: dict[str, Any], cluster: str, overrides: dict[
             with contextlib.suppress(ClientError):
                 client.ecs.stop_task(cluster=cluster, task=task_arn)
     final = client.describe(task_arn, cluster)
-    return _exit_code(client, final, task_id)
+    essential = {c["name"] for c in td["containerDefinitions"] if c.get("essential", True)}
+    return _exit_code(client, final, task_id, essential)
 
 
-def _exit_code(client: Client, task: dict[str, Any], task_id: str) -> int:
+def _exit_code(client: Client, task: dict[str, Any], task_id: str, essential: set[str]) -> int:
     stopped_by = client.task_extras(task_id).get("stoppedByContainer")
     containers = {c["name"]: c for c in task["containers"]}
     reason = task.get("stoppedReason", "")
@@ -265,10 +266,11 @@ def _exit_code(client: Client, task: dict[str, Any], task_id: str) -> int:
             markup=True,
         )
         return int(c["exitCode"])
-    if task.get("stopCode") == "UserInitiated":
-        return EXIT_INTERRUPTED
-    essentials = [c for c in task["containers"] if c.get("exitCode") is not None]
-    return int(essentials[0]["exitCode"]) if essentials else 1
+    # Stopped from outside (Ctrl-C, StopTask): how the first essential container took it, so a
+    # clean SIGTERM handler shows as 0 and a stopTimeout kill as 137.
+    exited = [c for c in task["containers"]
+              if c.get("exitCode") is not None and c["name"] in essential]
+    return int(exited[0]["exitCode"]) if exited else EXIT_INTERRUPTED
 
 
 # -- ps, logs, stop, describe ----------------------------------------------------------------
@@ -298,8 +300,10 @@ def ps(ctx: click.Context, show_all: bool, cluster: str) -> None:
         aws_error(exc)
     tasks.sort(key=lambda t: t["createdAt"])
     table = Table(box=None, header_style="bold")
-    for column in ("TASK", "DEFINITION", "STATUS", "HEALTH", "CREATED", "CONTAINERS"):
-        table.add_column(column)
+    table.add_column("TASK", no_wrap=True, min_width=32)
+    for column in ("DEFINITION", "STATUS", "HEALTH", "CREATED"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("CONTAINERS")
     for t in tasks:
         containers = " ".join(
             f"{c['name']}:{c['lastStatus'].lower()}"

@@ -1,0 +1,73 @@
+"""After kill -9 of the daemon: its containers die with it, and a restart marks its tasks STOPPED."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from tests.conftest import Server, by_name, container, run_task, taskdef, wait_for
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def test_kill_9_then_restart(fresh_server: Server, tmp_path: Path) -> None:
+    server = fresh_server.start()
+    ecs = server.ecs()
+    pids = tmp_path / "pids"
+    # A main process and a grandchild in its own session: both must die with the daemon.
+    cmd = (
+        f"setsid sh -c 'echo $$ >> {pids}; sleep 300' & "
+        f"echo $$ >> {pids}; sleep 300"
+    )
+    arn = run_task(ecs, taskdef("recover", container("app", cmd)))
+    wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(pids.read_text().split()) < 2:
+        time.sleep(0.05)
+    procs = [int(p) for p in pids.read_text().split()]
+    assert all(_alive(p) for p in procs)
+
+    server.kill9()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in procs):
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in procs), "container processes outlived the daemon"
+
+    restarted = Server(server.data_dir).start()
+    try:
+        assert "marked 1 task(s) of a previous run STOPPED" in "".join(restarted.output)
+        task = restarted.ecs().describe_tasks(tasks=[arn])["tasks"][0]
+        assert task["lastStatus"] == "STOPPED" and task["desiredStatus"] == "STOPPED"
+        assert "daemon" in task["stoppedReason"]
+        assert by_name(task)["app"]["lastStatus"] == "STOPPED"
+        # The task definition survived too.
+        assert restarted.ecs().describe_task_definition(taskDefinition="recover")
+    finally:
+        restarted.stop()
+
+
+def test_clean_shutdown_stops_running_tasks(fresh_server: Server, tmp_path: Path) -> None:
+    server = fresh_server.start()
+    ecs = server.ecs()
+    pidfile = tmp_path / "pid"
+    arn = run_task(ecs, taskdef("shutdown", container("app", f"echo $$ > {pidfile}; sleep 300")))
+    wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING" and pidfile.exists())
+    time.sleep(0.1)
+    pid = int(pidfile.read_text())
+    server.stop()
+    assert not _alive(pid)
+    restarted = Server(server.data_dir).start()
+    try:
+        task = restarted.ecs().describe_tasks(tasks=[arn])["tasks"][0]
+        assert task["lastStatus"] == "STOPPED"
+        assert "shutting down" in task["stoppedReason"]
+    finally:
+        restarted.stop()

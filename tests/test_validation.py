@@ -1,0 +1,134 @@
+"""Task definition validation: botocore's RegisterTaskDefinitionRequest shape plus ECS's rules.
+Invalid input gets an ECS-shaped error and writes nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+import pytest
+
+from tests.conftest import Server, container, taskdef
+
+
+def _code_and_message(ecs: Any, definition: dict[str, Any]) -> tuple[str, str]:
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        ecs.register_task_definition(**definition)
+    e = err.value.response["Error"]
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    return e["Code"], e["Message"]
+
+
+def _hc(**fields: Any) -> dict[str, Any]:
+    return {"command": ["CMD-SHELL", "true"], **fields}
+
+
+INVALID = {
+    "duplicate-names": (
+        taskdef("v", container("a", "true"), container("a", "true")),
+        "Duplicate container name",
+    ),
+    "no-essential": (
+        taskdef("v", container("a", "true", essential=False)),
+        "at least one essential container",
+    ),
+    "missing-image": (
+        taskdef("v", {"name": "a", "memory": 64}),
+        "Container.image should not be null or empty.",
+    ),
+    "depends-on-unknown": (
+        taskdef("v", container("a", "true", dependsOn=[{"containerName": "ghost",
+                                                         "condition": "START"}])),
+        "'ghost' does not exist",
+    ),
+    "depends-on-cycle": (
+        taskdef(
+            "v",
+            container("a", "true", dependsOn=[{"containerName": "b", "condition": "START"}]),
+            container("b", "true", dependsOn=[{"containerName": "a", "condition": "START"}]),
+        ),
+        "cycle",
+    ),
+    "success-on-essential": (
+        taskdef(
+            "v",
+            container("a", "true"),
+            container("b", "true", dependsOn=[{"containerName": "a", "condition": "SUCCESS"}]),
+        ),
+        "can't be set on an essential container",
+    ),
+    "interval-too-small": (taskdef("v", container("a", "true", healthCheck=_hc(interval=4))),
+                           "between 5 and 300"),
+    "timeout-too-big": (taskdef("v", container("a", "true", healthCheck=_hc(timeout=61))),
+                        "between 2 and 60"),
+    "retries-too-big": (taskdef("v", container("a", "true", healthCheck=_hc(retries=11))),
+                        "between 1 and 10"),
+    "start-period-too-big": (
+        taskdef("v", container("a", "true", healthCheck=_hc(startPeriod=301))),
+        "between 0 and 300",
+    ),
+    "stop-timeout-too-big": (taskdef("v", container("a", "true", stopTimeout=121)),
+                             "between 0 and 120"),
+    "bad-family": (taskdef("bad family!", container("a", "true")), "Family contains invalid"),
+    "wrong-type": (taskdef("v", container("a", "true", memory="lots")), "Invalid type"),
+    "fargate-bad-size": (
+        taskdef("v", container("a", "true"), requiresCompatibilities=["FARGATE"],
+                networkMode="awsvpc", cpu="256", memory="4096"),
+        "No Fargate configuration exists",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INVALID))
+def test_invalid_task_definition_is_refused(fresh_server: Server, case: str) -> None:
+    server = fresh_server.start()
+    ecs = server.ecs(client_validation=False)  # the daemon must catch it, not botocore
+    definition, fragment = INVALID[case]
+    code, message = _code_and_message(ecs, definition)
+    assert code in ("ClientException", "InvalidParameterException")
+    assert fragment in message
+    assert ecs.list_task_definitions()["taskDefinitionArns"] == []
+
+
+def test_defaults_filled_in_like_describe_task_definition(ecs: Any) -> None:
+    td = ecs.register_task_definition(
+        **taskdef("v-defaults", container("a", "true", healthCheck=_hc()))
+    )["taskDefinition"]
+    c = td["containerDefinitions"][0]
+    assert c["essential"] is True
+    assert c["healthCheck"] == {"command": ["CMD-SHELL", "true"], "interval": 30, "timeout": 5,
+                                "retries": 3}
+    assert td["status"] == "ACTIVE" and td["revision"] >= 1
+    again = ecs.describe_task_definition(taskDefinition="v-defaults")["taskDefinition"]
+    assert again["taskDefinitionArn"] == td["taskDefinitionArn"]
+
+
+def test_describe_output_is_accepted_as_input(ecs: Any, server: Server, tmp_path: Path) -> None:
+    ecs.register_task_definition(**taskdef("v-roundtrip", container("a", "echo roundtrip")))
+    described = ecs.describe_task_definition(taskDefinition="v-roundtrip", include=["TAGS"])
+    path = tmp_path / "described.json"
+    path.write_text(json.dumps(described, default=str))
+    result = server.cli("run", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "roundtrip" in result.stdout
+
+
+def test_cli_refuses_invalid_file_and_writes_nothing(fresh_server: Server, tmp_path: Path) -> None:
+    server = fresh_server.start()
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(taskdef("v-cli", container("a", "true", essential=False))))
+    result = server.cli("run", str(path))
+    assert result.returncode != 0
+    assert "ClientException" in result.stderr
+    assert "essential" in result.stderr
+    assert server.ecs().list_task_definitions()["taskDefinitionArns"] == []
+
+
+def test_cli_refuses_unknown_fields_like_the_aws_cli(server: Server, tmp_path: Path) -> None:
+    path = tmp_path / "typo.json"
+    path.write_text(json.dumps(taskdef("v-typo", container("a", "true", healtCheck={}))))
+    result = server.cli("run", str(path))
+    assert result.returncode == 252
+    assert 'Unknown parameter in containerDefinitions[0]: "healtCheck"' in result.stderr
