@@ -17,10 +17,13 @@ READY = re.compile(r"ready on (http://127\.0\.0\.1:(\d+))")
 
 
 class BenchServer:
+    def __init__(self, *extra: str) -> None:
+        self.extra = extra
+
     def __enter__(self) -> BenchServer:
         self.tmp = tempfile.TemporaryDirectory()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ecslocal", "serve", "--port", "0"],
+            [sys.executable, "-m", "ecslocal", "serve", "--port", "0", *self.extra],
             env={**os.environ, "ECSLOCAL_DATA_DIR": self.tmp.name},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -21,8 +21,10 @@ from _server import BenchServer, percentile  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=100)
+    parser.add_argument("--memory-enforcement", default="auto",
+                        choices=["auto", "cgroup", "rss", "off"])
     args = parser.parse_args()
-    with BenchServer() as server:
+    with BenchServer("--memory-enforcement", args.memory_enforcement) as server:
         ecs = server.ecs()
         ecs.register_task_definition(family="bench-sleep", containerDefinitions=[
             {"name": "sleep", "image": "busybox", "command": ["sleep", "600"], "memory": 32,

@@ -1,4 +1,4 @@
-"""After kill -9 of the daemon: its containers die with it, and a restart marks its tasks STOPPED."""
+"""After kill -9 of the daemon its containers die with it; a restart marks its tasks STOPPED."""
 
 from __future__ import annotations
 

@@ -30,8 +30,12 @@ class Config:
     data_dir: Path = field(default_factory=default_data_dir)
     host: str = DEFAULT_HOST
     port: int = field(default_factory=default_port)
-    account_id: str = field(default_factory=lambda: os.environ.get("ECSLOCAL_ACCOUNT_ID", DEFAULT_ACCOUNT))
-    region: str = field(default_factory=lambda: os.environ.get("ECSLOCAL_REGION", DEFAULT_REGION))
+    account_id: str = field(
+        default_factory=lambda: os.environ.get("ECSLOCAL_ACCOUNT_ID", DEFAULT_ACCOUNT)
+    )
+    region: str = field(
+        default_factory=lambda: os.environ.get("ECSLOCAL_REGION", DEFAULT_REGION)
+    )
     #: "auto" (cgroup where the machine allows it, else the RSS watchdog), "cgroup", "rss" or "off".
     memory_enforcement: str = field(
         default_factory=lambda: os.environ.get("ECSLOCAL_MEMORY_ENFORCEMENT", "auto")

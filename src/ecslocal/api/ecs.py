@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from ecslocal.api.protocol import Handler, JsonService
+from ecslocal.clock import Clock
 from ecslocal.config import Config
 from ecslocal.errors import AwsError, client_exception, cluster_not_found, invalid_parameter
 from ecslocal.model.shapes import service_model
@@ -13,8 +15,6 @@ from ecslocal.model.taskdef import (
     request_from_document,
     validate_register_request,
 )
-from ecslocal.api.protocol import Handler, JsonService
-from ecslocal.clock import Clock
 from ecslocal.runtime import reasons
 from ecslocal.runtime.agent import Agent
 from ecslocal.store import Store

@@ -14,7 +14,9 @@ from aiohttp import web
 from ecslocal.api.protocol import JsonService
 
 
-def build_app(json_services: list[JsonService], extra_routes: list[web.RouteDef]) -> web.Application:
+def build_app(
+    json_services: list[JsonService], extra_routes: list[web.RouteDef]
+) -> web.Application:
     by_prefix = {s.target_prefix: s for s in json_services}
 
     async def root(request: web.Request) -> web.Response:

@@ -325,7 +325,8 @@ class ProcessBackend:
         except OSError as exc:
             if group is not None:
                 group.remove()
-            raise CannotStartContainer(cannot_start_reason(exc, argv[0], spec.working_dir)) from None
+            reason = cannot_start_reason(exc, argv[0], spec.working_dir)
+            raise CannotStartContainer(reason) from None
         if self.reaper is not None:
             self.reaper.watch(
                 spec.runtime_id, proc.pid, str(group.path) if group else None
