@@ -169,3 +169,16 @@ def task_logs(server: Server, task_arn: str) -> list[dict[str, Any]]:
     task_id = task_arn.rsplit("/", 1)[-1]
     with urllib.request.urlopen(f"{server.url}/_ecslocal/v1/tasks/{task_id}/logs") as r:
         return [json.loads(line) for line in r if line.strip()]
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
-from tests.conftest import Server, by_name, container, run_task, taskdef, wait_for
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+from tests.conftest import Server, by_name, container, process_alive, run_task, taskdef, wait_for
 
 
 def test_kill_9_then_restart(fresh_server: Server, tmp_path: Path) -> None:
@@ -33,13 +23,13 @@ def test_kill_9_then_restart(fresh_server: Server, tmp_path: Path) -> None:
     while time.monotonic() < deadline and len(pids.read_text().split()) < 2:
         time.sleep(0.05)
     procs = [int(p) for p in pids.read_text().split()]
-    assert all(_alive(p) for p in procs)
+    assert all(process_alive(p) for p in procs)
 
     server.kill9()
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(p) for p in procs):
+    while time.monotonic() < deadline and any(process_alive(p) for p in procs):
         time.sleep(0.05)
-    assert not any(_alive(p) for p in procs), "container processes outlived the daemon"
+    assert not any(process_alive(p) for p in procs), "container processes outlived the daemon"
 
     restarted = Server(server.data_dir).start()
     try:
@@ -63,7 +53,7 @@ def test_clean_shutdown_stops_running_tasks(fresh_server: Server, tmp_path: Path
     time.sleep(0.1)
     pid = int(pidfile.read_text())
     server.stop()
-    assert not _alive(pid)
+    assert not process_alive(pid)
     restarted = Server(server.data_dir).start()
     try:
         task = restarted.ecs().describe_tasks(tasks=[arn])["tasks"][0]

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import by_name, container, run_task, taskdef, wait_for, wait_stopped
+from tests.conftest import (
+    by_name,
+    container,
+    process_alive,
+    run_task,
+    taskdef,
+    wait_for,
+    wait_stopped,
+)
 
 
 def test_container_that_traps_sigterm_exits_cleanly(ecs: Any, tmp_path: Path) -> None:
@@ -56,16 +63,9 @@ def test_sigterm_goes_to_main_process_only_and_sigkill_to_all(ecs: Any, tmp_path
     wait_stopped(ecs, arn)
     assert not child_saw.exists()  # SIGTERM went to the main process only
     time.sleep(0.2)
-    assert not _alive(pid)  # and the child went down with the container
+    assert not process_alive(pid)  # and the child went down with the container
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(")")[-1].split()[0] != "Z"
 
 
 def test_stop_unknown_task_is_an_error(ecs: Any) -> None:
