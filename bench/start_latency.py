@@ -31,6 +31,7 @@ def main() -> None:
              "stopTimeout": 2}])
         client_ms: list[float] = []
         server_ms: list[float] = []
+        started: list[str] = []  # stopped at the end, so no stop overlaps a measured start
         for _ in range(args.tasks):
             t0 = time.perf_counter()
             arn = ecs.run_task(taskDefinition="bench-sleep")["tasks"][0]["taskArn"]
@@ -41,6 +42,8 @@ def main() -> None:
                 time.sleep(0.001)
             client_ms.append((time.perf_counter() - t0) * 1000)
             server_ms.append((task["startedAt"] - task["createdAt"]).total_seconds() * 1000)
+            started.append(arn)
+        for arn in started:
             ecs.stop_task(task=arn)
         for name, values in (("client RunTask->RUNNING", client_ms),
                              ("server createdAt->startedAt", server_ms)):

@@ -378,9 +378,9 @@ def new_container_doc(
         "networkBindings": [],
         "networkInterfaces": [],
         "cpu": str(definition.get("cpu", 0)),
+        # DescribeTasks reports UNKNOWN for a container with no health check, too.
+        "healthStatus": UNKNOWN,
     }
-    if definition.get("healthCheck"):
-        doc["healthStatus"] = UNKNOWN
     if definition.get("memory") is not None:
         doc["memory"] = str(definition["memory"])
     if definition.get("memoryReservation") is not None:
