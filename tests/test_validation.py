@@ -32,7 +32,7 @@ INVALID = {
     ),
     "no-essential": (
         taskdef("v", container("a", "true", essential=False)),
-        "at least one essential container",
+        "Task definition doesn't have any essential container.",
     ),
     "missing-image": (
         taskdef("v", {"name": "a", "memory": 64}),
@@ -57,7 +57,8 @@ INVALID = {
             container("a", "true"),
             container("b", "true", dependsOn=[{"containerName": "a", "condition": "SUCCESS"}]),
         ),
-        "can't be set on an essential container",
+        "A dependency container with SUCCESS or COMPLETE condition cannot be an essential"
+        " container",
     ),
     "interval-too-small": (taskdef("v", container("a", "true", healthCheck=_hc(interval=4))),
                            "between 5 and 300"),
@@ -71,6 +72,11 @@ INVALID = {
     ),
     "stop-timeout-too-big": (taskdef("v", container("a", "true", stopTimeout=121)),
                              "between 0 and 120"),
+    "awslogs-without-group": (
+        taskdef("v", container("a", "true", logConfiguration={
+            "logDriver": "awslogs", "options": {"awslogs-region": "us-east-1"}})),
+        "Log driver awslogs requires options: awslogs-group",
+    ),
     "bad-family": (taskdef("bad family!", container("a", "true")), "Family contains invalid"),
     "wrong-type": (taskdef("v", container("a", "true", memory="lots")), "Invalid type"),
     "fargate-bad-size": (
@@ -122,7 +128,7 @@ def test_cli_refuses_invalid_file_and_writes_nothing(fresh_server: Server, tmp_p
     result = server.cli("run", str(path))
     assert result.returncode != 0
     assert "ClientException" in result.stderr
-    assert "essential" in result.stderr
+    assert "doesn't have any essential container" in result.stderr
     assert server.ecs().list_task_definitions()["taskDefinitionArns"] == []
 
 

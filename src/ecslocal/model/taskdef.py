@@ -122,7 +122,8 @@ def validate_register_request(request: dict[str, Any]) -> None:
         _validate_log_configuration(c, fargate)
 
     if not any(c.get("essential", True) for c in containers):
-        raise client_exception("A task definition must have at least one essential container.")
+        # Wording as ECS returns it (seen in eagletmt/hako#68).
+        raise client_exception("Task definition doesn't have any essential container.")
     _validate_depends_on(containers)
     if fargate:
         _validate_fargate(request)
@@ -174,11 +175,10 @@ def _validate_log_configuration(c: dict[str, Any], fargate: bool) -> None:
     if not log or log.get("logDriver") != "awslogs":
         return
     options = log.get("options") or {}
-    if not options.get("awslogs-group"):
-        raise client_exception(
-            f"Invalid 'logConfiguration' setting for container '{c['name']}'. The awslogs log"
-            " driver requires the 'awslogs-group' option."
-        )
+    missing = [o for o in ("awslogs-region", "awslogs-group") if not options.get(o)]
+    if missing:
+        # ECS's wording (klothoplatform/klotho#892): "Log driver awslogs requires options: ..."
+        raise client_exception(f"Log driver awslogs requires options: {', '.join(missing)}")
     if fargate and not options.get("awslogs-stream-prefix"):
         raise client_exception(
             f"Invalid 'logConfiguration' setting for container '{c['name']}'. The awslogs log"
@@ -210,9 +210,10 @@ def _validate_depends_on(containers: list[dict[str, Any]]) -> None:
                 )
             dependency = by_name[target]
             if condition in ("COMPLETE", "SUCCESS") and dependency.get("essential", True):
+                # ECS's wording (boto/boto3#2436).
                 raise client_exception(
-                    f"Invalid 'dependsOn' setting for container '{c['name']}'. The {condition}"
-                    f" condition can't be set on an essential container ('{target}')."
+                    "A dependency container with SUCCESS or COMPLETE condition cannot be an"
+                    " essential container"
                 )
             if condition == "HEALTHY" and not _has_health_check(dependency):
                 raise client_exception(
