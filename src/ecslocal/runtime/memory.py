@@ -38,6 +38,15 @@ class CgroupGroup:
     def procs_file(self) -> str:
         return str(self.path / "cgroup.procs")
 
+    def attach_tree(self, pid: int) -> None:
+        """Move ``pid`` and every descendant it has forked so far into this cgroup."""
+        procs = self.path / "cgroup.procs"
+        for p in [pid, *descendants(pid)]:
+            try:
+                procs.write_text(str(p))
+            except OSError:  # exited meanwhile
+                continue
+
     def pids(self) -> list[int]:
         try:
             return [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
@@ -153,6 +162,8 @@ def _set_limit(path: Path, mib: int, version: int) -> None:
             (path / "memory.swap.max").write_text("0")
         return
     (path / "memory.limit_in_bytes").write_text(limit)
+    with contextlib.suppress(OSError):  # pages used before the move are charged here too
+        (path / "memory.move_charge_at_immigrate").write_text("3")
     with contextlib.suppress(OSError):  # only where swap accounting is on
         (path / "memory.memsw.limit_in_bytes").write_text(limit)
 
@@ -191,6 +202,23 @@ def _try_mkdir(path: Path) -> bool:
         return True
     except OSError:
         return False
+
+
+def descendants(pid: int) -> list[int]:
+    """The children, grandchildren, ... of ``pid`` (via /proc/PID/task/TID/children)."""
+    found: list[int] = []
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/children", "rb") as f:
+                    kids = [int(c) for c in f.read().split()]
+                found.extend(kids)
+                stack.extend(kids)
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def tree_rss_bytes(pid: int) -> int:

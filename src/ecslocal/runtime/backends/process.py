@@ -153,6 +153,7 @@ class ProcessContainer:
         reaper: ReaperClient | None,
         clock: Clock,
         rss_limit_mib: int | None,
+        attached: asyncio.Future[None] | None = None,
     ) -> None:
         self.spec = spec
         self.proc = proc
@@ -161,6 +162,7 @@ class ProcessContainer:
         self.reaper = reaper
         self.clock = clock
         self._pid = proc.pid
+        self._attached = attached
         self._oom_at_start = group.oom_kills() if group else 0
         self._rss_oom = False
         self._exit = _exit_future(proc)
@@ -191,6 +193,8 @@ class ProcessContainer:
 
     async def _finish(self) -> ExitStatus:
         code = await self._exit
+        if self._attached is not None:
+            await self._attached
         if self._watchdog:
             self._watchdog.cancel()
         oom = self._rss_oom
@@ -303,13 +307,6 @@ class ProcessBackend:
                 " has neither entryPoint nor command"
             )
         group = self.memory.create(spec.task_id, spec.name, spec.memory_mib, spec.task_memory_mib)
-        procs_file = group.procs_file if group else None
-
-        def join_cgroup() -> None:  # runs in the child between fork and exec
-            if procs_file:
-                with open(procs_file, "w") as f:
-                    f.write(str(os.getpid()))
-
         try:
             proc = subprocess.Popen(
                 argv,
@@ -319,7 +316,6 @@ class ProcessBackend:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,
-                preexec_fn=join_cgroup if procs_file else None,
                 close_fds=True,
             )
         except OSError as exc:
@@ -331,6 +327,13 @@ class ProcessBackend:
             self.reaper.watch(
                 spec.runtime_id, proc.pid, str(group.path) if group else None
             )
+        attached = None
+        if group is not None:
+            # Joining a cgroup costs a kernel RCU grace period (see docs/runtime.md), so it
+            # happens off the start path; the sweep also moves anything forked meanwhile.
+            attached = asyncio.get_running_loop().run_in_executor(
+                None, group.attach_tree, proc.pid
+            )
         loop = asyncio.get_running_loop()
         readers = []
         for source, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
@@ -341,7 +344,9 @@ class ProcessBackend:
             readers.append(reader)
         limit = spec.memory_mib or spec.task_memory_mib
         rss_limit = limit if (group is None and self.memory.mode == "rss") else None
-        return ProcessContainer(spec, proc, group, readers, self.reaper, self.clock, rss_limit)
+        return ProcessContainer(
+            spec, proc, group, readers, self.reaper, self.clock, rss_limit, attached
+        )
 
     def reap(self, record: dict[str, Any]) -> bool:
         found = False
