@@ -320,11 +320,8 @@ class TaskRun:
     # -- stopping ---------------------------------------------------------------------------
     async def _stop_containers(self) -> None:
         self._set_task_status("STOPPING")
-        stops = {name: asyncio.ensure_future(self._stop_container(c))
-                 for name, c in self.containers.items()}
-        await asyncio.gather(*stops.values())
-        now = self.clock.time()
-        self.task["executionStoppedAt"] = now
+        await asyncio.gather(*(self._stop_container(c) for c in self.containers.values()))
+        self.task["executionStoppedAt"] = self.clock.time()
         self._set_task_status("DEPROVISIONING")
         self.logs.flush()
         self.task["stoppedAt"] = self.clock.time()

@@ -162,6 +162,7 @@ class ProcessContainer:
         self.reaper = reaper
         self.clock = clock
         self._pid = proc.pid
+        self._env = _docker_env(dict(spec.env))  # reused by every exec (health checks)
         self._attached = attached
         self._oom_at_start = group.oom_kills() if group else 0
         self._rss_oom = False
@@ -237,9 +238,7 @@ class ProcessContainer:
         }
 
     async def exec(self, argv: Sequence[str], timeout: float) -> ExecResult:
-        return await run_command(
-            argv, env=_docker_env(dict(self.spec.env)), cwd=self.spec.working_dir, timeout=timeout
-        )
+        return await run_command(argv, env=self._env, cwd=self.spec.working_dir, timeout=timeout)
 
     def recovery_record(self) -> dict[str, Any]:
         return {
