@@ -78,7 +78,6 @@ INVALID = {
         "Log driver awslogs requires options: awslogs-group",
     ),
     "bad-family": (taskdef("bad family!", container("a", "true")), "Family contains invalid"),
-    "wrong-type": (taskdef("v", container("a", "true", memory="lots")), "Invalid type"),
     "fargate-bad-size": (
         taskdef("v", container("a", "true"), requiresCompatibilities=["FARGATE"],
                 networkMode="awsvpc", cpu="256", memory="4096"),
@@ -95,6 +94,17 @@ def test_invalid_task_definition_is_refused(fresh_server: Server, case: str) -> 
     code, message = _code_and_message(ecs, definition)
     assert code in ("ClientException", "InvalidParameterException")
     assert fragment in message
+    assert ecs.list_task_definitions()["taskDefinitionArns"] == []
+
+
+def test_wrong_type_is_a_serialization_error(fresh_server: Server) -> None:
+    # AWS JSON services answer a value of the wrong type with SerializationException, before
+    # any constraint is looked at.
+    server = fresh_server.start()
+    ecs = server.ecs(client_validation=False)
+    code, message = _code_and_message(ecs, taskdef("v", container("a", "true", memory="lots")))
+    assert code == "SerializationException"
+    assert "containerDefinitions.1.member.memory" in message
     assert ecs.list_task_definitions()["taskDefinitionArns"] == []
 
 

@@ -25,6 +25,24 @@ def default_port() -> int:
     return int(os.environ.get("ECSLOCAL_PORT", DEFAULT_PORT))
 
 
+#: The key pair every local AWS emulator accepts out of the box (root of the account).
+DEFAULT_ACCESS_KEY = ("test", "test")
+
+
+def parse_access_keys(spec: str) -> list[tuple[str, str]]:
+    """``ID:SECRET[,ID:SECRET...]`` (ECSLOCAL_ACCESS_KEYS, ``serve --access-key``)."""
+    keys = []
+    for item in spec.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key_id, sep, secret = item.partition(":")
+        if not sep or not key_id or not secret:
+            raise ValueError(f"access key {item!r} is not ID:SECRET")
+        keys.append((key_id, secret))
+    return keys
+
+
 @dataclass
 class Config:
     data_dir: Path = field(default_factory=default_data_dir)
@@ -43,6 +61,10 @@ class Config:
     #: Seconds a container's main process has after its stop signal, when stopTimeout is unset
     #: (the ECS agent's ECS_CONTAINER_STOP_TIMEOUT default).
     default_stop_timeout: float = 30.0
+    #: Long-term keys (of the account's root) the API accepts besides test/test.
+    access_keys: list[tuple[str, str]] = field(
+        default_factory=lambda: parse_access_keys(os.environ.get("ECSLOCAL_ACCESS_KEYS", ""))
+    )
 
     @property
     def db_path(self) -> Path:

@@ -14,9 +14,11 @@ from aiohttp import web
 
 from ecslocal.api.ecs import EcsApi
 from ecslocal.api.local import LocalApi
-from ecslocal.api.server import build_app
+from ecslocal.api.server import AwsRouter, build_app
+from ecslocal.auth.authenticator import Authenticator
+from ecslocal.auth.keys import KeyStore
 from ecslocal.clock import Clock
-from ecslocal.config import Config
+from ecslocal.config import DEFAULT_ACCESS_KEY, Config
 from ecslocal.runtime.agent import Agent
 from ecslocal.runtime.backends.process import ProcessBackend
 from ecslocal.runtime.logs import LogRouter
@@ -36,6 +38,7 @@ class Daemon:
         self.runner: web.AppRunner | None = None
         self.address: tuple[str, int] | None = None
         self.recovered: list[str] = []
+        self.keys: KeyStore | None = None
 
     @property
     def url(self) -> str:
@@ -50,9 +53,15 @@ class Daemon:
         logs = LogRouter(self.store, self.clock)
         self.agent = Agent(config, self.store, self.backend, self.clock, logs)
         self.recovered = self.agent.recover()
+        self.keys = KeyStore(self.store.db)
+        now = self.clock.time()
+        for key_id, secret in [DEFAULT_ACCESS_KEY, *config.access_keys]:
+            self.keys.add_long_term(key_id, secret, config.account_id, now)
+        authenticator = Authenticator(self.keys, self.clock, config.region)
         ecs = EcsApi(config, self.store, self.agent, self.clock)
         local = LocalApi(self.store, self.agent, logs, self.backend.describe())
-        app = build_app([ecs.service()], local.routes())
+        router = AwsRouter([ecs.service()], authenticator)
+        app = build_app(router, local.routes())
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, config.host, config.port, reuse_address=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from ecslocal.api.protocol import Handler, JsonService
+from ecslocal.api.service import Handler, Service
+from ecslocal.auth.caller import Caller
 from ecslocal.clock import Clock
 from ecslocal.config import Config
 from ecslocal.errors import AwsError, client_exception, cluster_not_found, invalid_parameter
-from ecslocal.model.shapes import service_model
 from ecslocal.model.taskdef import (
     build_task_definition,
     request_from_document,
@@ -32,7 +32,7 @@ class EcsApi:
         if store.get_cluster(DEFAULT_CLUSTER) is None:
             store.put_cluster(DEFAULT_CLUSTER, self._new_cluster(DEFAULT_CLUSTER, []))
 
-    def service(self) -> JsonService:
+    def service(self) -> Service:
         handlers: dict[str, Handler] = {
             "CreateCluster": self.create_cluster,
             "DescribeClusters": self.describe_clusters,
@@ -47,7 +47,13 @@ class EcsApi:
             "DescribeTasks": self.describe_tasks,
             "ListTasks": self.list_tasks,
         }
-        return JsonService(service_model("ecs"), handlers)
+        return Service(
+            "ecs",
+            handlers,
+            signing_name="ecs",
+            target_prefix="AmazonEC2ContainerServiceV20141113",
+            validation_error=("InvalidParameterException", 400),
+        )
 
     # -- clusters ---------------------------------------------------------------------------
     def _new_cluster(self, name: str, tags: list[dict[str, str]]) -> dict[str, Any]:
@@ -82,7 +88,7 @@ class EcsApi:
                 pending += 1
         return {**cluster, "runningTasksCount": running, "pendingTasksCount": pending}
 
-    def create_cluster(self, p: dict[str, Any]) -> dict[str, Any]:
+    def create_cluster(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         name = p.get("clusterName") or DEFAULT_CLUSTER
         existing = self.store.get_cluster(name)
         if existing is not None and existing["status"] == "ACTIVE":
@@ -91,7 +97,7 @@ class EcsApi:
         self.store.put_cluster(name, cluster)
         return {"cluster": cluster}
 
-    def describe_clusters(self, p: dict[str, Any]) -> dict[str, Any]:
+    def describe_clusters(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         clusters, failures = [], []
         for ref in p.get("clusters") or [DEFAULT_CLUSTER]:
             name = ref.rsplit("/", 1)[-1]
@@ -102,11 +108,11 @@ class EcsApi:
                 clusters.append(self._with_counts(cluster))
         return {"clusters": clusters, "failures": failures}
 
-    def list_clusters(self, p: dict[str, Any]) -> dict[str, Any]:
+    def list_clusters(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         arns = [c["clusterArn"] for c in self.store.list_clusters() if c["status"] == "ACTIVE"]
         return _paginate(arns, p, "clusterArns")
 
-    def delete_cluster(self, p: dict[str, Any]) -> dict[str, Any]:
+    def delete_cluster(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         name = self._cluster_name(p["cluster"])
         if any(True for _ in self.store.list_tasks(cluster=name, not_stopped=True)):
             raise AwsError(
@@ -118,7 +124,7 @@ class EcsApi:
         return {"cluster": cluster}
 
     # -- task definitions -------------------------------------------------------------------
-    def register_task_definition(self, p: dict[str, Any]) -> dict[str, Any]:
+    def register_task_definition(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         request = request_from_document(p)
         validate_register_request(request)
         family = request["family"]
@@ -146,14 +152,14 @@ class EcsApi:
             raise client_exception("Unable to describe task definition.")
         return found
 
-    def describe_task_definition(self, p: dict[str, Any]) -> dict[str, Any]:
+    def describe_task_definition(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         body, tags = self._find_task_definition(p["taskDefinition"])
         out: dict[str, Any] = {"taskDefinition": body}
         if "TAGS" in (p.get("include") or []):
             out["tags"] = tags
         return out
 
-    def list_task_definitions(self, p: dict[str, Any]) -> dict[str, Any]:
+    def list_task_definitions(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         bodies = self.store.list_task_definitions(
             family=p.get("familyPrefix"), status=p.get("status", "ACTIVE")
         )
@@ -162,7 +168,7 @@ class EcsApi:
             arns.reverse()
         return _paginate(arns, p, "taskDefinitionArns")
 
-    def deregister_task_definition(self, p: dict[str, Any]) -> dict[str, Any]:
+    def deregister_task_definition(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         body, tags = self._find_task_definition(p["taskDefinition"])
         if ":" not in p["taskDefinition"].rsplit("/", 1)[-1]:
             raise client_exception("The specified task definition must include a revision.")
@@ -171,7 +177,7 @@ class EcsApi:
         return {"taskDefinition": body}
 
     # -- tasks ------------------------------------------------------------------------------
-    def run_task(self, p: dict[str, Any]) -> dict[str, Any]:
+    def run_task(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         cluster = self._cluster_name(p.get("cluster"))
         try:
             definition, _ = self._find_task_definition(p["taskDefinition"])
@@ -213,7 +219,7 @@ class EcsApi:
     def _task_id(self, ref: str) -> str:
         return ref.rsplit("/", 1)[-1]
 
-    def stop_task(self, p: dict[str, Any]) -> dict[str, Any]:
+    def stop_task(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         cluster = self._cluster_name(p.get("cluster"))
         task_id = self._task_id(p["task"])
         task = self.agent.get_task(task_id)
@@ -222,7 +228,7 @@ class EcsApi:
         task = self.agent.stop_task(task_id, p.get("reason"), reasons.USER_INITIATED_CODE)
         return {"task": task}
 
-    def describe_tasks(self, p: dict[str, Any]) -> dict[str, Any]:
+    def describe_tasks(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         cluster = self._cluster_name(p.get("cluster"))
         tasks, failures = [], []
         for ref in p["tasks"]:
@@ -234,7 +240,7 @@ class EcsApi:
                 tasks.append(task)
         return {"tasks": tasks, "failures": failures}
 
-    def list_tasks(self, p: dict[str, Any]) -> dict[str, Any]:
+    def list_tasks(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         cluster = self._cluster_name(p.get("cluster"))
         desired = p.get("desiredStatus", "RUNNING")
         family = p.get("family")

@@ -1,37 +1,139 @@
 """One HTTP endpoint for every AWS API ecslocal serves, routed as a regional endpoint would be.
 
-AWS JSON requests are ``POST /`` with ``X-Amz-Target: <targetPrefix>.<Operation>``; the prefix
-picks the service. (Query-protocol and REST services route by the SigV4 credential scope and by
-path; they plug in here.)
+- AWS JSON services (ECS, CloudWatch Logs): ``POST /`` with ``X-Amz-Target``; the prefix picks
+  the service.
+- Query services (STS, IAM): ``POST /`` (form body) or ``GET /?Action=…``; the service is the
+  one named in the SigV4 credential scope. Unsigned operations AWS allows
+  (``AssumeRoleWithWebIdentity``) are recognised by their Action.
+- Everything else is routed by path (``/_ecslocal/v1/...``; REST services plug in here).
+
+Every AWS request is SigV4-verified before its operation is looked at.
 """
 
 from __future__ import annotations
 
-import json
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
 
 from aiohttp import web
 
-from ecslocal.api.protocol import JsonService
+from ecslocal.api import json_protocol, query_protocol
+from ecslocal.api.service import Service
+from ecslocal.auth import sigv4
+from ecslocal.auth.authenticator import Authenticator
+from ecslocal.auth.caller import Caller
+from ecslocal.errors import AwsError
+
+log = logging.getLogger("ecslocal.api")
+
+_ANONYMOUS = Caller(access_key_id="", account_id="", arn="", user_id="", anonymous=True)
 
 
-def build_app(
-    json_services: list[JsonService], extra_routes: list[web.RouteDef]
-) -> web.Application:
-    by_prefix = {s.target_prefix: s for s in json_services}
+class AwsRouter:
+    def __init__(self, services: Sequence[Service], authenticator: Authenticator) -> None:
+        self.services = list(services)
+        self.by_target = {s.target_prefix: s for s in services if s.target_prefix}
+        self.by_scope = {s.signing_name: s for s in services}
+        self.authenticator = authenticator
 
-    async def root(request: web.Request) -> web.Response:
-        target = request.headers.get("X-Amz-Target", "")
+    async def handle(self, request: web.Request) -> web.Response:
+        request_id = str(uuid.uuid4())
+        body = await request.read()
+        target = request.headers.get("X-Amz-Target")
+        if target is not None:
+            return await self._json(request, body, target, request_id)
+        return await self._query(request, body, request_id)
+
+    # -- AWS JSON ---------------------------------------------------------------------------
+    async def _json(
+        self, request: web.Request, body: bytes, target: str, request_id: str
+    ) -> web.Response:
         prefix, _, operation = target.rpartition(".")
-        service = by_prefix.get(prefix)
+        service = self.by_target.get(prefix)
         if service is None:
-            body = {"__type": "UnknownOperationException", "message": f"Unknown target: {target!r}"}
-            return web.Response(
-                status=400,
-                body=json.dumps(body).encode(),
-                headers={"Content-Type": "application/x-amz-json-1.1"},
+            return json_protocol.error_response(
+                AwsError("UnknownOperationException", f"Unknown target: {target}"), request_id
             )
-        return await service.dispatch(operation, await request.read())
+        ctype = json_protocol.content_type(service)
+        try:
+            caller = self._authenticate(request, body, service)
+            op, params = json_protocol.parse_operation(service, operation, body)
+            result = await service.call(op, params, caller)
+            return json_protocol.result_response(service, op, result, request_id)
+        except AwsError as error:
+            return json_protocol.error_response(error, request_id, ctype)
+        except Exception:  # never a traceback on the wire: an AWS-shaped 500
+            log.exception("%s %s failed", service.name, operation)
+            error = AwsError("ServerException", "An internal error occurred.", status=500)
+            return json_protocol.error_response(error, request_id, ctype)
 
+    # -- query ------------------------------------------------------------------------------
+    async def _query(self, request: web.Request, body: bytes, request_id: str) -> web.Response:
+        form: dict[str, str] = dict(sigv4.parse_query_string(request.query_string))
+        ctype = request.headers.get("Content-Type", "")
+        if body and (not ctype or ctype.startswith("application/x-www-form-urlencoded")):
+            try:
+                form.update(sigv4.parse_query_string(body.decode()))
+            except UnicodeDecodeError:
+                pass
+        scope = sigv4.credential_scope_service(request.headers, form)
+        service = self.by_scope.get(scope) if scope else None
+        if service is None:
+            action = form.get("Action", "")
+            service = next(
+                (s for s in self.services if action in s.unsigned_operations and not s.target_prefix),
+                None,
+            )
+        if service is None:
+            error = (
+                AwsError("InvalidClientTokenId", f"Unknown service in credential scope: {scope}", 403)
+                if scope
+                else AwsError(
+                    "MissingAuthenticationToken", "Request is missing Authentication Token", 403
+                )
+            )
+            return query_protocol.error_response(error, request_id)
+        namespace = str(service.model.metadata.get("xmlNamespace", ""))
+        try:
+            if form.get("Action") in service.unsigned_operations and "Authorization" not in request.headers:
+                caller = _ANONYMOUS
+            else:
+                caller = self._authenticate(request, body, service)
+            op, params = query_protocol.parse_operation(service, form)
+            result = await service.call(op, params, caller)
+            return query_protocol.result_response(service, op, result, request_id)
+        except AwsError as error:
+            return query_protocol.error_response(error, request_id, namespace)
+        except Exception:
+            log.exception("%s %s failed", service.name, form.get("Action"))
+            error = AwsError("InternalFailure", "An internal error occurred.", status=500)
+            return query_protocol.error_response(error, request_id, namespace)
+
+    # -- auth -------------------------------------------------------------------------------
+    def _authenticate(self, request: web.Request, body: bytes, service: Service) -> Caller:
+        codes = service.auth_errors
+        try:
+            signed = sigv4.parse(
+                request.method, request.raw_path.split("?", 1)[0], request.query_string,
+                request.headers, body,
+            )
+            return self.authenticator.authenticate(signed, service.signing_name)
+        except sigv4.SigV4Error as failure:
+            code, status = getattr(codes, failure.kind)
+            message = failure.message
+            if failure.kind == "missing_token":
+                message = (
+                    "Request is missing Authentication Token"
+                    if not service.target_prefix
+                    else "Missing Authentication Token"
+                )
+            raise AwsError(code, message, status) from None
+
+
+def build_app(router: AwsRouter, extra_routes: list[web.RouteDef]) -> web.Application:
     app = web.Application(client_max_size=16 * 1024 * 1024)
-    app.add_routes([web.post("/", root), *extra_routes])
+    routes: list[Any] = [web.post("/", router.handle), web.get("/", router.handle)]
+    app.add_routes([*routes, *extra_routes])
     return app

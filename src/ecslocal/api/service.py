@@ -1,0 +1,112 @@
+"""One AWS service: its botocore model, its operation handlers and its error vocabulary.
+
+A :class:`Service` knows nothing about HTTP or wire formats. A protocol (AWS JSON, query)
+turns a request into ``(operation, params)``, and the service validates the params against the
+model and calls the handler with the authenticated :class:`Caller`. Models load on first use,
+so an idle daemon holds only the models of the services it has been asked about.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.model import OperationModel, ServiceModel
+
+from ecslocal.auth.caller import Caller
+from ecslocal.errors import AwsError
+from ecslocal.model.shapes import service_model
+from ecslocal.model.validate import validate
+
+
+Handler = Callable[[dict[str, Any], Caller], Awaitable[dict[str, Any]] | dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class AuthErrorCodes:
+    """How a protocol family names SigV4 failures (JSON services vs query services)."""
+
+    unrecognized_client: tuple[str, int]
+    bad_signature: tuple[str, int]
+    expired_token: tuple[str, int]
+    missing_token: tuple[str, int]
+    incomplete_signature: tuple[str, int]
+
+
+JSON_AUTH_ERRORS = AuthErrorCodes(
+    unrecognized_client=("UnrecognizedClientException", 400),
+    bad_signature=("InvalidSignatureException", 400),
+    expired_token=("ExpiredTokenException", 400),
+    missing_token=("MissingAuthenticationTokenException", 400),
+    incomplete_signature=("IncompleteSignatureException", 400),
+)
+
+QUERY_AUTH_ERRORS = AuthErrorCodes(
+    unrecognized_client=("InvalidClientTokenId", 403),
+    bad_signature=("SignatureDoesNotMatch", 403),
+    expired_token=("ExpiredToken", 403),
+    missing_token=("MissingAuthenticationToken", 403),
+    incomplete_signature=("IncompleteSignature", 400),
+)
+
+
+@dataclass
+class Service:
+    #: botocore's name for the service ("ecs", "logs", "sts", "iam").
+    name: str
+    handlers: dict[str, Handler]
+    #: SigV4 credential-scope name. Declared rather than read from the model so requests can
+    #: be routed before the model is loaded; tests check both against botocore.
+    signing_name: str
+    #: ``X-Amz-Target`` prefix of AWS JSON services (None for query services).
+    target_prefix: str | None = None
+    #: Error code (and status) for a failed model constraint (length, range, enum, required).
+    validation_error: tuple[str, int] = ("ValidationException", 400)
+    #: Error code for a value of the wrong type.
+    type_error: tuple[str, int] = ("SerializationException", 400)
+    #: Operations AWS serves without a signature (e.g. sts:AssumeRoleWithWebIdentity).
+    unsigned_operations: frozenset[str] = frozenset()
+    _model: ServiceModel | None = field(default=None, repr=False)
+    _async: dict[str, bool] = field(default_factory=dict, repr=False)
+
+    @property
+    def model(self) -> ServiceModel:
+        if self._model is None:
+            self._model = service_model(self.name)
+        return self._model
+
+    @property
+    def protocol(self) -> str:
+        return str(self.model.metadata["protocol"])
+
+    @property
+    def auth_errors(self) -> AuthErrorCodes:
+        return JSON_AUTH_ERRORS if self.target_prefix else QUERY_AUTH_ERRORS
+
+    def operation(self, name: str) -> OperationModel | None:
+        if name not in self.handlers or name not in self.model.operation_names:
+            return None
+        return self.model.operation_model(name)
+
+    def check_input(self, op: OperationModel, params: dict[str, Any]) -> None:
+        if op.input_shape is None:
+            return
+        report = validate(params, op.input_shape)
+        if report.type_errors:
+            code, status = self.type_error
+            raise AwsError(code, report.type_errors[0], status)
+        if report.constraint_errors:
+            code, status = self.validation_error
+            raise AwsError(code, report.message(), status)
+
+    async def call(self, op: OperationModel, params: dict[str, Any], caller: Caller) -> Any:
+        handler = self.handlers[op.name]
+        result = handler(params, caller)
+        is_async = self._async.get(op.name)
+        if is_async is None:
+            is_async = self._async[op.name] = inspect.isawaitable(result)
+        if is_async:
+            result = await result  # type: ignore[misc]
+        return result

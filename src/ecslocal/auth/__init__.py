@@ -1,0 +1,1 @@
+"""Credentials: access keys and sessions, SigV4 verification, IAM roles and trust."""

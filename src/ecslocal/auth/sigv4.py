@@ -1,0 +1,283 @@
+"""AWS Signature Version 4, verified on the server side.
+
+Both forms the SDKs send are accepted: the ``Authorization: AWS4-HMAC-SHA256 Credential=…,
+SignedHeaders=…, Signature=…`` header and the presigned query string (``X-Amz-Algorithm``,
+``X-Amz-Credential``, ``X-Amz-Date``, ``X-Amz-Expires``, ``X-Amz-SignedHeaders``,
+``X-Amz-Signature``). The canonical request is rebuilt exactly as the signing guide describes
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/create-signed-request.html) for every service
+but S3: the path is URI-encoded once more, query parameters are decoded, re-encoded and sorted,
+header values trimmed with runs of spaces folded.
+
+:func:`parse` reads what the request claims (key id, scope, token); the caller looks the key up
+and :meth:`SignedRequest.verify` checks the signature with its secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import quote, unquote
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+#: How far the request's X-Amz-Date may be from the server's clock (AWS: 15 minutes).
+MAX_SKEW_SECONDS = 15 * 60
+
+_AUTH_PARAM = re.compile(r"(\w+)=([^,\s]*)")
+_SPACES = re.compile(r"\s+")
+
+
+class SigV4Error(Exception):
+    """A failed check; ``kind`` names the class of failure, each protocol names the code."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # missing_token | incomplete_signature | bad_signature
+        self.message = message
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    access_key_id: str
+    date: str  # YYYYMMDD of the scope
+    region: str
+    service: str
+    amz_date: str  # YYYYMMDDTHHMMSSZ
+    signed_headers: tuple[str, ...]
+    signature: str
+    session_token: str | None
+    presigned: bool
+    expires: int | None
+    # what the canonical request is built from
+    method: str
+    raw_path: str
+    query_pairs: tuple[tuple[str, str], ...]
+    headers: Mapping[str, str]
+    payload_hash: str
+
+    @property
+    def scope(self) -> str:
+        return f"{self.date}/{self.region}/{self.service}/aws4_request"
+
+    def canonical_request(self) -> str:
+        path = quote(self.raw_path or "/", safe="/~")
+        query = "&".join(
+            f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(self.query_pairs)
+        )
+        header_lines = "".join(
+            f"{name}:{_SPACES.sub(' ', self.headers.get(name, '').strip())}\n"
+            for name in self.signed_headers
+        )
+        return "\n".join(
+            (
+                self.method,
+                path,
+                query,
+                header_lines,
+                ";".join(self.signed_headers),
+                self.payload_hash,
+            )
+        )
+
+    def string_to_sign(self) -> str:
+        digest = hashlib.sha256(self.canonical_request().encode()).hexdigest()
+        return f"{ALGORITHM}\n{self.amz_date}\n{self.scope}\n{digest}"
+
+    def verify(self, secret: str) -> None:
+        """Raise :class:`SigV4Error` unless the signature is the one ``secret`` produces."""
+        key = signing_key(secret, self.date, self.region, self.service)
+        expected = hmac.new(key, self.string_to_sign().encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, self.signature):
+            raise SigV4Error(
+                "bad_signature",
+                "The request signature we calculated does not match the signature you"
+                " provided. Check your AWS Secret Access Key and signing method. Consult the"
+                " service documentation for details.",
+            )
+
+    def check_time(self, now: float | None = None) -> None:
+        """The request's date must be within 15 minutes of now (presigned: within Expires)."""
+        now = time.time() if now is None else now
+        try:
+            signed_at = (
+                datetime.strptime(self.amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+            )
+        except ValueError:
+            raise SigV4Error(
+                "incomplete_signature", f"Date must be in ISO-8601 'basic format'. Got '{self.amz_date}'."
+            ) from None
+        if self.presigned:
+            if now > signed_at + (self.expires or 0):
+                raise SigV4Error(
+                    "bad_signature",
+                    f"Signature expired: {self.amz_date} is now earlier than"
+                    f" {_fmt(now - (self.expires or 0))} ({_fmt(now)} - {self.expires} sec.)",
+                )
+            if signed_at > now + MAX_SKEW_SECONDS:
+                raise SigV4Error("bad_signature", _not_yet(self.amz_date, now))
+            return
+        if signed_at < now - MAX_SKEW_SECONDS:
+            raise SigV4Error(
+                "bad_signature",
+                f"Signature expired: {self.amz_date} is now earlier than"
+                f" {_fmt(now - MAX_SKEW_SECONDS)} ({_fmt(now)} - 15 min.)",
+            )
+        if signed_at > now + MAX_SKEW_SECONDS:
+            raise SigV4Error("bad_signature", _not_yet(self.amz_date, now))
+
+
+def _fmt(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _not_yet(amz_date: str, now: float) -> str:
+    return (
+        f"Signature not yet current: {amz_date} is still later than"
+        f" {_fmt(now + MAX_SKEW_SECONDS)} ({_fmt(now)} + 15 min.)"
+    )
+
+
+_KEY_CACHE: dict[tuple[str, str, str, str], bytes] = {}
+
+
+def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    cache_key = (secret, date, region, service)
+    key = _KEY_CACHE.get(cache_key)
+    if key is None:
+        k = hmac.new(f"AWS4{secret}".encode(), date.encode(), hashlib.sha256).digest()
+        for part in (region, service, "aws4_request"):
+            k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+        if len(_KEY_CACHE) > 1024:
+            _KEY_CACHE.clear()
+        key = _KEY_CACHE[cache_key] = k
+    return key
+
+
+def parse_query_string(raw: str) -> list[tuple[str, str]]:
+    pairs = []
+    for part in raw.split("&"):
+        if not part:
+            continue
+        k, _, v = part.partition("=")
+        pairs.append((unquote(k.replace("+", "%20")), unquote(v.replace("+", "%20"))))
+    return pairs
+
+
+def credential_scope_service(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    """The service name in the request's credential scope, if the request is signed."""
+    auth = headers.get("authorization", "")
+    credential = ""
+    if auth.startswith(ALGORITHM):
+        m = re.search(r"Credential=([^,\s]+)", auth)
+        credential = m.group(1) if m else ""
+    elif "X-Amz-Credential" in query:
+        credential = query["X-Amz-Credential"]
+    parts = credential.split("/")
+    return parts[3] if len(parts) == 5 else None
+
+
+def parse(
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> SignedRequest:
+    """What a request claims about its signature; raises :class:`SigV4Error` if malformed.
+
+    ``headers`` must look names up case-insensitively (aiohttp's ``CIMultiDictProxy``)."""
+    pairs = parse_query_string(raw_query)
+    query = dict(pairs)
+    auth = headers.get("authorization")
+    if auth is not None:
+        if not auth.startswith(ALGORITHM + " "):
+            raise SigV4Error(
+                "incomplete_signature",
+                f"Authorization header requires existence of either a 'X-Amz-Date' or a 'Date'"
+                f" header. Authorization={auth.split(' ', 1)[0]}"
+                if not auth
+                else f"Unsupported authorization type: {auth.split(' ', 1)[0]}",
+            )
+        fields = dict(_AUTH_PARAM.findall(auth[len(ALGORITHM) + 1 :]))
+        missing = [f for f in ("Credential", "SignedHeaders", "Signature") if f not in fields]
+        if missing:
+            raise SigV4Error(
+                "incomplete_signature",
+                f"Authorization header requires '{missing[0]}' parameter. Authorization header"
+                f" requires 'Signature' parameter. Authorization header requires existence of"
+                f" either a 'X-Amz-Date' or a 'Date' header. Authorization={auth}",
+            )
+        credential = fields["Credential"]
+        signed_headers = tuple(fields["SignedHeaders"].split(";"))
+        signature = fields["Signature"]
+        amz_date = headers.get("x-amz-date") or ""
+        token = headers.get("x-amz-security-token")
+        presigned = False
+        expires = None
+        if not amz_date:
+            raise SigV4Error(
+                "incomplete_signature",
+                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date'"
+                " header.",
+            )
+    elif query.get("X-Amz-Algorithm") == ALGORITHM:
+        needed = ("X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders", "X-Amz-Signature")
+        missing = [f for f in needed if f not in query]
+        if missing:
+            raise SigV4Error(
+                "incomplete_signature",
+                f"AWS query-string parameters must include '{missing[0]}'. Re-examine the"
+                " query-string parameters.",
+            )
+        credential = query["X-Amz-Credential"]
+        signed_headers = tuple(query["X-Amz-SignedHeaders"].split(";"))
+        signature = query["X-Amz-Signature"]
+        amz_date = query["X-Amz-Date"]
+        token = query.get("X-Amz-Security-Token")
+        presigned = True
+        try:
+            expires = int(query.get("X-Amz-Expires", "900"))
+        except ValueError:
+            raise SigV4Error("incomplete_signature", "X-Amz-Expires must be a number.") from None
+        pairs = [(k, v) for k, v in pairs if k != "X-Amz-Signature"]
+    else:
+        raise SigV4Error("missing_token", "")
+    parts = credential.split("/")
+    if len(parts) != 5 or parts[4] != "aws4_request":
+        raise SigV4Error(
+            "incomplete_signature",
+            f"Credential should be scoped with a valid terminator: 'aws4_request', not"
+            f" '{parts[-1]}'."
+            if len(parts) == 5
+            else f"Authorization header requires 'Credential' parameter. Credential={credential}",
+        )
+    payload = hashlib.sha256(body).hexdigest()
+    claimed = headers.get("x-amz-content-sha256")
+    if claimed is not None and claimed != "UNSIGNED-PAYLOAD":
+        if claimed != payload:
+            raise SigV4Error(
+                "bad_signature",
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            )
+    payload = claimed or payload
+    return SignedRequest(
+        access_key_id=parts[0],
+        date=parts[1],
+        region=parts[2],
+        service=parts[3],
+        amz_date=amz_date,
+        signed_headers=signed_headers,
+        signature=signature,
+        session_token=token,
+        presigned=presigned,
+        expires=expires,
+        method=method,
+        raw_path=raw_path,
+        query_pairs=tuple(pairs),
+        headers=headers,
+        payload_hash=payload,
+    )
