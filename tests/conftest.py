@@ -81,14 +81,25 @@ class Server:
         self.proc.wait()
 
     def ecs(self, client_validation: bool = True) -> Any:
+        return self.client("ecs", client_validation)
+
+    def client(
+        self,
+        service: str,
+        client_validation: bool = True,
+        key: tuple[str, str] = ("test", "test"),
+        token: str | None = None,
+    ) -> Any:
+        """A boto3 client for ``service`` against this server (signed with ``key``)."""
         from botocore.config import Config
 
         return boto3.client(
-            "ecs",
+            service,
+            aws_session_token=token,
             endpoint_url=self.url,
             region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
+            aws_access_key_id=key[0],
+            aws_secret_access_key=key[1],
             config=Config(parameter_validation=client_validation),
         )
 

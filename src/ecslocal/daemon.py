@@ -14,6 +14,7 @@ from aiohttp import web
 
 from ecslocal.api.ecs import EcsApi
 from ecslocal.api.local import LocalApi
+from ecslocal.api.logs import LogsApi
 from ecslocal.api.server import AwsRouter, build_app
 from ecslocal.auth.authenticator import Authenticator
 from ecslocal.auth.keys import KeyStore
@@ -60,7 +61,8 @@ class Daemon:
         authenticator = Authenticator(self.keys, self.clock, config.region)
         ecs = EcsApi(config, self.store, self.agent, self.clock)
         local = LocalApi(self.store, self.agent, logs, self.backend.describe())
-        router = AwsRouter([ecs.service()], authenticator)
+        logs_api = LogsApi(config, self.store, self.clock)
+        router = AwsRouter([ecs.service(), logs_api.service()], authenticator)
         app = build_app(router, local.routes())
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
