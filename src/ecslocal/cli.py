@@ -26,7 +26,13 @@ from rich.table import Table
 
 from ecslocal import __version__
 from ecslocal.client import Client, TaskNotFound, daemon_url, is_up
-from ecslocal.config import DEFAULT_HOST, Config, default_data_dir, default_port
+from ecslocal.config import (
+    DEFAULT_HOST,
+    Config,
+    default_data_dir,
+    default_port,
+    parse_access_keys,
+)
 from ecslocal.model.shapes import service_model, validation_errors
 from ecslocal.model.taskdef import request_from_document
 
@@ -79,9 +85,12 @@ def cli(ctx: click.Context, port: int) -> None:
               help="Where state lives (default: $ECSLOCAL_DATA_DIR or the user data dir).")
 @click.option("--memory-enforcement", type=click.Choice(["auto", "cgroup", "rss", "off"]),
               default=None, help="How memory limits are enforced (default auto).")
+@click.option("--access-key", "access_keys", multiple=True, metavar="ID:SECRET",
+              help="Another access key the API accepts (besides test/test; repeatable;"
+                   " also $ECSLOCAL_ACCESS_KEYS=ID:SECRET,...).")
 @click.pass_context
 def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path | None,
-          memory_enforcement: str | None) -> None:
+          memory_enforcement: str | None, access_keys: tuple[str, ...]) -> None:
     """Run the daemon in the foreground."""
     from ecslocal.daemon import Daemon
 
@@ -91,6 +100,10 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
         config.data_dir = data_dir
     if memory_enforcement is not None:
         config.memory_enforcement = memory_enforcement
+    try:
+        config.access_keys += parse_access_keys(",".join(access_keys))
+    except ValueError as exc:
+        fail(str(exc))
 
     async def main() -> None:
         daemon = Daemon(config)

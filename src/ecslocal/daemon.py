@@ -14,10 +14,15 @@ from aiohttp import web
 
 from ecslocal.api.ecs import EcsApi
 from ecslocal.api.local import LocalApi
+from ecslocal.api import auth_routes
+from ecslocal.api.iam import IamApi
 from ecslocal.api.logs import LogsApi
+from ecslocal.api.sts import StsApi
 from ecslocal.api.server import AwsRouter, build_app
 from ecslocal.auth.authenticator import Authenticator
 from ecslocal.auth.keys import KeyStore
+from ecslocal.auth.oidc import OidcIssuer
+from ecslocal.auth.roles import RoleStore
 from ecslocal.clock import Clock
 from ecslocal.config import DEFAULT_ACCESS_KEY, Config
 from ecslocal.runtime.agent import Agent
@@ -40,6 +45,7 @@ class Daemon:
         self.address: tuple[str, int] | None = None
         self.recovered: list[str] = []
         self.keys: KeyStore | None = None
+        self.roles: RoleStore | None = None
 
     @property
     def url(self) -> str:
@@ -62,8 +68,14 @@ class Daemon:
         ecs = EcsApi(config, self.store, self.agent, self.clock)
         local = LocalApi(self.store, self.agent, logs, self.backend.describe())
         logs_api = LogsApi(config, self.store, self.clock)
-        router = AwsRouter([ecs.service(), logs_api.service()], authenticator)
-        app = build_app(router, local.routes())
+        self.roles = RoleStore(self.store.db, self.keys, config.account_id)
+        oidc = OidcIssuer(config.data_dir / "oidc-signing-key.pem")
+        sts = StsApi(config, self.roles, oidc, self.clock)
+        iam = IamApi(self.roles, self.clock)
+        services = [ecs.service(), logs_api.service(), sts.service(), iam.service()]
+        router = AwsRouter(services, authenticator)
+        extra = [*local.routes(), *auth_routes.routes(oidc, self.keys, config.account_id, self.clock)]
+        app = build_app(router, extra)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, config.host, config.port, reuse_address=True)
