@@ -56,6 +56,22 @@ CREATE TABLE IF NOT EXISTS log_events (
 );
 CREATE INDEX IF NOT EXISTS log_events_by_task ON log_events (task_id, seq);
 CREATE INDEX IF NOT EXISTS log_events_by_stream ON log_events (log_group, log_stream, seq);
+CREATE INDEX IF NOT EXISTS log_events_by_group_time ON log_events (log_group, timestamp, seq);
+CREATE INDEX IF NOT EXISTS log_events_by_stream_time
+    ON log_events (log_group, log_stream, timestamp, seq);
+CREATE TABLE IF NOT EXISTS log_streams (
+    log_group TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (log_group, name)
+);
+-- CloudWatch Logs settings of a group; its events are those with seq > min_seq (a deleted and
+-- re-created group starts empty while the task's captured lines stay for `ecslocal logs`).
+CREATE TABLE IF NOT EXISTS log_group_meta (
+    name TEXT PRIMARY KEY,
+    min_seq INTEGER NOT NULL DEFAULT 0,
+    body TEXT NOT NULL DEFAULT '{}'
+);
 """
 
 
@@ -161,6 +177,17 @@ class Store:
         sql += " ORDER BY family, revision"
         return [json.loads(r[0]) for r in self.db.execute(sql, args).fetchall()]
 
+    def task_definition_families(self, prefix: str = "") -> list[tuple[str, bool]]:
+        """(family, has an ACTIVE revision) of the families starting with ``prefix`` that have
+        an ACTIVE or INACTIVE revision, by name (deleted revisions keep only their number)."""
+        rows = self.db.execute(
+            "SELECT family, MAX(status = 'ACTIVE') FROM task_definitions"
+            " WHERE status IN ('ACTIVE', 'INACTIVE') AND substr(family, 1, ?) = ?"
+            " GROUP BY family ORDER BY family",
+            (len(prefix), prefix),
+        ).fetchall()
+        return [(family, bool(active)) for family, active in rows]
+
     # -- tasks ------------------------------------------------------------------------------
     def put_task(self, task_id: str, body: dict[str, Any], runtime: dict[str, Any]) -> None:
         self.db.execute(
@@ -235,5 +262,141 @@ class Store:
             sql += " AND container = ?"
             args.append(container)
         sql += " ORDER BY seq LIMIT ?"
+        args.append(limit)
+        return [LogEvent(*row) for row in self.db.execute(sql, args).fetchall()]
+
+    # CloudWatch Logs API: groups, their settings and streams; events by (timestamp, seq).
+    _GROUP_SQL = (
+        "SELECT g.name, g.created_at, COALESCE(m.min_seq, 0), COALESCE(m.body, '{}')"
+        " FROM log_groups g LEFT JOIN log_group_meta m ON m.name = g.name"
+    )
+
+    @staticmethod
+    def _log_group_row(row: tuple[Any, ...]) -> dict[str, Any]:
+        return {"name": row[0], "created_at": row[1], "min_seq": row[2], "meta": json.loads(row[3])}
+
+    def create_log_group(self, name: str, created_at: float, meta: dict[str, Any]) -> bool:
+        """Create an empty group; False if it exists already."""
+        with self.db:
+            self.db.execute("BEGIN")
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO log_groups (name, created_at) VALUES (?, ?)",
+                (name, created_at),
+            )
+            if cursor.rowcount == 0:
+                return False
+            self.db.execute(
+                "INSERT OR REPLACE INTO log_group_meta (name, min_seq, body)"
+                " VALUES (?, (SELECT COALESCE(MAX(seq), 0) FROM log_events), ?)",
+                (name, json.dumps(meta)),
+            )
+        return True
+
+    def get_log_group(self, name: str) -> dict[str, Any] | None:
+        row = self.db.execute(self._GROUP_SQL + " WHERE g.name = ?", (name,)).fetchone()
+        return self._log_group_row(row) if row else None
+
+    def list_log_groups(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(self._GROUP_SQL + " ORDER BY g.name").fetchall()
+        return [self._log_group_row(r) for r in rows]
+
+    def set_log_group_meta(self, name: str, meta: dict[str, Any]) -> None:
+        self.db.execute(
+            "INSERT INTO log_group_meta (name, body) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET body = excluded.body",
+            (name, json.dumps(meta)),
+        )
+
+    def delete_log_group(self, name: str) -> None:
+        """Forget the group, its streams and PutLogEvents' events; hide the tasks' lines."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM log_groups WHERE name = ?", (name,))
+            self.db.execute("DELETE FROM log_streams WHERE log_group = ?", (name,))
+            self.db.execute(
+                "DELETE FROM log_events WHERE log_group = ? AND task_id = ''", (name,)
+            )
+            self.db.execute(
+                "INSERT OR REPLACE INTO log_group_meta (name, min_seq, body)"
+                " VALUES (?, (SELECT COALESCE(MAX(seq), 0) FROM log_events), '{}')",
+                (name,),
+            )
+
+    def log_group_stored_bytes(self, name: str, min_seq: int, since_ms: int) -> int:
+        row = self.db.execute(
+            "SELECT COALESCE(SUM(LENGTH(CAST(message AS BLOB))), 0) FROM log_events"
+            " WHERE log_group = ? AND seq > ? AND timestamp >= ?",
+            (name, min_seq, since_ms),
+        ).fetchone()
+        return int(row[0])
+
+    def create_log_stream(self, group: str, name: str, created_at_ms: int) -> None:
+        self.db.execute(
+            "INSERT OR IGNORE INTO log_streams (log_group, name, created_at) VALUES (?, ?, ?)",
+            (group, name, created_at_ms),
+        )
+
+    def log_stream_exists(self, group: str, name: str, min_seq: int) -> bool:
+        row = self.db.execute(
+            "SELECT EXISTS (SELECT 1 FROM log_streams WHERE log_group = ? AND name = ?)"
+            " OR EXISTS (SELECT 1 FROM log_events WHERE log_group = ? AND log_stream = ?"
+            " AND seq > ?)",
+            (group, name, group, name, min_seq),
+        ).fetchone()
+        return bool(row[0])
+
+    def log_streams(
+        self, group: str, min_seq: int, since_ms: int
+    ) -> list[tuple[str, int, int | None, int | None, int | None]]:
+        """(name, created ms, first event ms, last event ms, last ingestion ms) by name:
+        CreateLogStream's streams and the streams that only exist through their events."""
+        return self.db.execute(
+            "SELECT name, MIN(created), MIN(first), MAX(last), MAX(ingested) FROM ("
+            " SELECT log_stream AS name, MIN(ingestion_time) AS created, MIN(timestamp) AS first,"
+            " MAX(timestamp) AS last, MAX(ingestion_time) AS ingested FROM log_events"
+            " WHERE log_group = ? AND log_stream IS NOT NULL AND seq > ? AND timestamp >= ?"
+            " AND message != '' GROUP BY log_stream"
+            " UNION ALL SELECT name, created_at, NULL, NULL, NULL FROM log_streams"
+            " WHERE log_group = ?) GROUP BY name ORDER BY name",
+            (group, min_seq, since_ms, group),
+        ).fetchall()
+
+    def query_log_events(
+        self,
+        group: str,
+        min_seq: int,
+        limit: int,
+        streams: list[str] | None = None,
+        prefix: str | None = None,
+        start: int | None = None,
+        end: int | None = None,
+        after: tuple[int, int] | None = None,
+        before: tuple[int, int] | None = None,
+        descending: bool = False,
+    ) -> list[LogEvent]:
+        """A group's non-empty events in (timestamp, seq) order; ``start``/``end`` inclusive,
+        ``after``/``before`` exclusive (timestamp, seq) positions."""
+        sql = "SELECT * FROM log_events WHERE log_group = ? AND seq > ? AND message != ''"
+        args: list[Any] = [group, min_seq]
+        if streams is not None:
+            sql += f" AND log_stream IN ({', '.join('?' * len(streams))})"
+            args += streams
+        if prefix:
+            sql += " AND substr(log_stream, 1, ?) = ?"
+            args += [len(prefix), prefix]
+        if start is not None:
+            sql += " AND timestamp >= ?"
+            args.append(start)
+        if end is not None:
+            sql += " AND timestamp <= ?"
+            args.append(end)
+        if after is not None:
+            sql += " AND (timestamp, seq) > (?, ?)"
+            args += after
+        if before is not None:
+            sql += " AND (timestamp, seq) < (?, ?)"
+            args += before
+        order = " DESC" if descending else ""
+        sql += f" ORDER BY timestamp{order}, seq{order} LIMIT ?"
         args.append(limit)
         return [LogEvent(*row) for row in self.db.execute(sql, args).fetchall()]
