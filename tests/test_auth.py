@@ -30,14 +30,34 @@ TRUST_ACCOUNT = json.dumps(
 
 # (service, call, code when the key is unknown, bad signature, expired token, HTTP status)
 CALLS = {
-    "ecs": (lambda c: c.list_clusters(), "UnrecognizedClientException",
-            "InvalidSignatureException", "ExpiredTokenException", 400),
-    "logs": (lambda c: c.describe_log_groups(), "UnrecognizedClientException",
-             "InvalidSignatureException", "ExpiredTokenException", 400),
-    "sts": (lambda c: c.get_caller_identity(), "InvalidClientTokenId",
-            "SignatureDoesNotMatch", "ExpiredToken", 403),
-    "iam": (lambda c: c.list_roles(), "InvalidClientTokenId",
-            "SignatureDoesNotMatch", "ExpiredToken", 403),
+    "ecs": (
+        lambda c: c.list_clusters(),
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "ExpiredTokenException",
+        400,
+    ),
+    "logs": (
+        lambda c: c.describe_log_groups(),
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "ExpiredTokenException",
+        400,
+    ),
+    "sts": (
+        lambda c: c.get_caller_identity(),
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        403,
+    ),
+    "iam": (
+        lambda c: c.list_roles(),
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        403,
+    ),
 }
 
 
@@ -100,9 +120,9 @@ def test_request_time_10_min_off_is_still_accepted(server: Server) -> None:
 def _session(server: Server, role_name: str) -> dict[str, Any]:
     iam = server.client("iam")
     try:
-        arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=TRUST_ACCOUNT)[
-            "Role"
-        ]["Arn"]
+        arn = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=TRUST_ACCOUNT)["Role"][
+            "Arn"
+        ]
     except ClientError:
         arn = iam.get_role(RoleName=role_name)["Role"]["Arn"]
     creds = server.client("sts").assume_role(RoleArn=arn, RoleSessionName="auth-test")
@@ -188,8 +208,11 @@ def test_credential_scoped_to_another_region_is_refused(server: Server) -> None:
     import boto3
 
     client = boto3.client(
-        "ecs", endpoint_url=server.url, region_name="eu-west-1",
-        aws_access_key_id="test", aws_secret_access_key="test",
+        "ecs",
+        endpoint_url=server.url,
+        region_name="eu-west-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
     )
     code, message, _ = _error(lambda c: c.list_clusters(), client)
     assert code == "InvalidSignatureException"
@@ -198,8 +221,8 @@ def test_credential_scoped_to_another_region_is_refused(server: Server) -> None:
 
 def test_presigned_url_is_verified(server: Server) -> None:
     url = server.client("sts").generate_presigned_url(
-            "get_caller_identity", ExpiresIn=60, HttpMethod="GET"
-        )
+        "get_caller_identity", ExpiresIn=60, HttpMethod="GET"
+    )
     assert "X-Amz-Signature=" in url
     with urllib.request.urlopen(url) as response:
         body = response.read()

@@ -55,14 +55,16 @@ def test_register_run_wait_and_read_logs(server: Server, tmp_path: Path) -> None
     }
     definition = taskdef(
         "aws-cli-hello",
-        container("app", "echo hello from the cli; echo second line; exit 3",
-                  logConfiguration=log_config),
+        container(
+            "app", "echo hello from the cli; echo second line; exit 3", logConfiguration=log_config
+        ),
     )
     path = tmp_path / "taskdef.json"
     path.write_text(json.dumps(definition))
 
-    registered = aws_json(server, "ecs", "register-task-definition", "--cli-input-json",
-                          f"file://{path}")["taskDefinition"]
+    registered = aws_json(
+        server, "ecs", "register-task-definition", "--cli-input-json", f"file://{path}"
+    )["taskDefinition"]
     assert registered["family"] == "aws-cli-hello" and registered["status"] == "ACTIVE"
 
     run = aws_json(server, "ecs", "run-task", "--task-definition", registered["taskDefinitionArn"])
@@ -79,17 +81,28 @@ def test_register_run_wait_and_read_logs(server: Server, tmp_path: Path) -> None
     stream = f"cli/app/{task_id}"
     streams = aws_json(server, "logs", "describe-log-streams", "--log-group-name", group)
     assert [s["logStreamName"] for s in streams["logStreams"]] == [stream]
-    events = aws_json(server, "logs", "get-log-events", "--log-group-name", group,
-                      "--log-stream-name", stream, "--start-from-head")["events"]
+    events = aws_json(
+        server,
+        "logs",
+        "get-log-events",
+        "--log-group-name",
+        group,
+        "--log-stream-name",
+        stream,
+        "--start-from-head",
+    )["events"]
     assert [e["message"] for e in events] == ["hello from the cli", "second line"]
 
 
 def test_cli_errors_are_aws_errors(server: Server) -> None:
-    result = aws(server, "ecs", "describe-task-definition", "--task-definition", "nope:1",
-                 check=False)
+    result = aws(
+        server, "ecs", "describe-task-definition", "--task-definition", "nope:1", check=False
+    )
     assert result.returncode == 255  # awscli v1: 255 on a service error (v2: 254)
-    assert "An error occurred (ClientException) when calling the DescribeTaskDefinition" \
+    assert (
+        "An error occurred (ClientException) when calling the DescribeTaskDefinition"
         " operation: Unable to describe task definition." in result.stderr
+    )
 
 
 def test_query_and_json_services_from_the_cli(server: Server) -> None:
@@ -104,12 +117,26 @@ def test_query_and_json_services_from_the_cli(server: Server) -> None:
 def test_cli_with_a_wrong_secret_is_refused(server: Server) -> None:
     env_override = {"AWS_SECRET_ACCESS_KEY": "wrong"}
     result = subprocess.run(
-        [sys.executable, "-m", "awscli", "--endpoint-url", server.url, "sts",
-         "get-caller-identity"],
-        capture_output=True, text=True, timeout=60,
-        env={**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_DEFAULT_REGION": "us-east-1",
-             "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-             **env_override},
+        [
+            sys.executable,
+            "-m",
+            "awscli",
+            "--endpoint-url",
+            server.url,
+            "sts",
+            "get-caller-identity",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            **env_override,
+        },
     )
     assert result.returncode == 255  # awscli v1: 255 on a service error (v2: 254)
     assert "(SignatureDoesNotMatch)" in result.stderr

@@ -30,9 +30,9 @@ def trust(principal: dict[str, Any], action: str = "sts:AssumeRole", **extra: An
 
 def make_role(server: Server, document: str, **kw: Any) -> dict[str, Any]:
     name = f"role-{uuid.uuid4().hex[:10]}"
-    return server.client("iam").create_role(
-        RoleName=name, AssumeRolePolicyDocument=document, **kw
-    )["Role"]
+    return server.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument=document, **kw)[
+        "Role"
+    ]
 
 
 def code_of(call: Any) -> tuple[str, str, int]:
@@ -58,11 +58,15 @@ def test_role_lifecycle(server: Server) -> None:
     listed = [r["RoleName"] for r in iam.list_roles(PathPrefix="/app/")["Roles"]]
     assert name in listed
     assert code_of(lambda: iam.create_role(RoleName=name, AssumeRolePolicyDocument=document)) == (
-        "EntityAlreadyExists", f"Role with name {name} already exists.", 409
+        "EntityAlreadyExists",
+        f"Role with name {name} already exists.",
+        409,
     )
     iam.delete_role(RoleName=name)
     assert code_of(lambda: iam.get_role(RoleName=name)) == (
-        "NoSuchEntity", f"The role with name {name} cannot be found.", 404
+        "NoSuchEntity",
+        f"The role with name {name} cannot be found.",
+        404,
     )
     assert code_of(lambda: iam.delete_role(RoleName=name))[0] == "NoSuchEntity"
 
@@ -86,7 +90,11 @@ def test_malformed_trust_policy_is_refused(server: Server) -> None:
     code, message, status = code_of(
         lambda: iam.create_role(RoleName="bad-policy", AssumeRolePolicyDocument="{not json")
     )
-    assert (code, message, status) == ("MalformedPolicyDocument", "This policy contains invalid Json", 400)
+    assert (code, message, status) == (
+        "MalformedPolicyDocument",
+        "This policy contains invalid Json",
+        400,
+    )
 
 
 def test_query_validation_error_in_aws_words(server: Server) -> None:
@@ -111,7 +119,11 @@ def test_unknown_action_is_invalid_action(server: Server) -> None:
 # -- STS ------------------------------------------------------------------------------------
 def test_get_caller_identity_of_the_default_key(server: Server) -> None:
     ident = server.client("sts").get_caller_identity()
-    assert (ident["UserId"], ident["Account"], ident["Arn"]) == ("000000000000", "000000000000", ROOT)
+    assert (ident["UserId"], ident["Account"], ident["Arn"]) == (
+        "000000000000",
+        "000000000000",
+        ROOT,
+    )
 
 
 @pytest.mark.parametrize("duration", [None, 900, 43200])
@@ -165,7 +177,9 @@ def test_role_chaining_is_limited_to_one_hour(server: Server) -> None:
     )
     second = make_role(server, trust({"AWS": first["Arn"]}), MaxSessionDuration=43200)
     code, message, _ = code_of(
-        lambda: chained.assume_role(RoleArn=second["Arn"], RoleSessionName="b1", DurationSeconds=7200)
+        lambda: chained.assume_role(
+            RoleArn=second["Arn"], RoleSessionName="b1", DurationSeconds=7200
+        )
     )
     assert code == "ValidationError" and "role chaining" in message
     ok = chained.assume_role(RoleArn=second["Arn"], RoleSessionName="b1")
@@ -200,9 +214,12 @@ def test_explicit_deny_wins(server: Server) -> None:
         }
     )
     role = make_role(server, document)
-    assert code_of(
-        lambda: server.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="s1")
-    )[0] == "AccessDenied"
+    assert (
+        code_of(
+            lambda: server.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="s1")
+        )[0]
+        == "AccessDenied"
+    )
 
 
 def test_assume_missing_role_is_access_denied(server: Server) -> None:
@@ -227,7 +244,9 @@ def mint(server: Server, sub: str, aud: str = "sts.amazonaws.com", ttl: int = 60
 
 def unsigned_sts(server: Server) -> Any:
     return boto3.client(
-        "sts", endpoint_url=server.url, region_name="us-east-1",
+        "sts",
+        endpoint_url=server.url,
+        region_name="us-east-1",
         config=Config(signature_version=UNSIGNED),
     )
 
@@ -281,11 +300,14 @@ def test_web_identity_token_tampered_or_expired(server: Server) -> None:
     head, body, sig = token.split(".")
     forged = f"{head}.{body}.{sig[:-4]}AAAA"
     sts = unsigned_sts(server)
-    assert code_of(
-        lambda: sts.assume_role_with_web_identity(
-            RoleArn=role["Arn"], RoleSessionName="wi", WebIdentityToken=forged
-        )
-    )[0] == "InvalidIdentityToken"
+    assert (
+        code_of(
+            lambda: sts.assume_role_with_web_identity(
+                RoleArn=role["Arn"], RoleSessionName="wi", WebIdentityToken=forged
+            )
+        )[0]
+        == "InvalidIdentityToken"
+    )
     short = mint(server, "someone", ttl=1)
     time.sleep(1.5)
     code, message, _ = code_of(

@@ -21,9 +21,7 @@ from ecslocal.clock import Clock
 PREFIX = "/_ecslocal/v1/oidc"
 
 
-def routes(
-    issuer: OidcIssuer, keys: KeyStore, account_id: str, clock: Clock
-) -> list[web.RouteDef]:
+def routes(issuer: OidcIssuer, keys: KeyStore, account_id: str, clock: Clock) -> list[web.RouteDef]:
     async def expire_key(request: web.Request) -> web.Response:
         key_id = request.match_info["key_id"]
         key = keys.get(key_id)

@@ -11,8 +11,8 @@ from typing import Any
 from urllib.parse import quote
 
 from ecslocal.api.service import Handler, Service
-from ecslocal.auth.caller import Caller
 from ecslocal.auth import policy
+from ecslocal.auth.caller import Caller
 from ecslocal.auth.policy import MalformedPolicy
 from ecslocal.auth.roles import RoleStore
 from ecslocal.clock import Clock

@@ -34,9 +34,7 @@ def parse_operation(
     op = service.operation(action)
     if op is None:
         version = form.get("Version", service.model.api_version)
-        raise AwsError(
-            "InvalidAction", f"Could not find operation {action} for version {version}"
-        )
+        raise AwsError("InvalidAction", f"Could not find operation {action} for version {version}")
     params: dict[str, Any] = {}
     if op.input_shape is not None:
         params = _parse_structure(form, op.input_shape, "")

@@ -8,18 +8,25 @@ so an idle daemon holds only the models of the services it has been asked about.
 
 from __future__ import annotations
 
+import gc
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.model import OperationModel, ServiceModel
+from botocore.model import (
+    ListShape,
+    MapShape,
+    OperationModel,
+    ServiceModel,
+    Shape,
+    StructureShape,
+)
 
 from ecslocal.auth.caller import Caller
 from ecslocal.errors import AwsError
-from ecslocal.model.shapes import service_model
+from ecslocal.model.shapes import service_model, to_wire
 from ecslocal.model.validate import validate
-
 
 Handler = Callable[[dict[str, Any], Caller], Awaitable[dict[str, Any]] | dict[str, Any]]
 
@@ -52,6 +59,21 @@ QUERY_AUTH_ERRORS = AuthErrorCodes(
 )
 
 
+def _resolve(shape: Shape, seen: set[str]) -> None:
+    """Walk ``shape`` so botocore resolves (and caches) every member shape."""
+    if shape.name in seen:
+        return
+    seen.add(shape.name)
+    if isinstance(shape, StructureShape):
+        for member in shape.members.values():
+            _resolve(member, seen)
+    elif isinstance(shape, ListShape):
+        _resolve(shape.member, seen)
+    elif isinstance(shape, MapShape):
+        _resolve(shape.key, seen)
+        _resolve(shape.value, seen)
+
+
 @dataclass
 class Service:
     #: botocore's name for the service ("ecs", "logs", "sts", "iam").
@@ -75,6 +97,18 @@ class Service:
     def model(self) -> ServiceModel:
         if self._model is None:
             self._model = service_model(self.name)
+            # A model is a large, permanent object graph that botocore builds lazily. Build
+            # the parts the handlers use now, then move it all out of the garbage collector's
+            # reach: collections stay short, and they show in the API's tail latency.
+            for name in self.handlers:
+                if name in self._model.operation_names:
+                    op = self._model.operation_model(name)
+                    for shape in (op.input_shape, op.output_shape):
+                        if shape is not None:
+                            to_wire({}, shape)
+                            _resolve(shape, set())
+            gc.collect()
+            gc.freeze()
         return self._model
 
     @property

@@ -111,7 +111,9 @@ class StsApi:
         audience = claims.get("aud")
         audience = audience[0] if isinstance(audience, list) and audience else audience
         role = self.roles.by_arn(p["RoleArn"])
-        denied = AwsError("AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity", 403)
+        denied = AwsError(
+            "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity", 403
+        )
         if role is None:
             raise denied
         principal = policy.Principal(

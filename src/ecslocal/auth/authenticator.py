@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ecslocal.auth.caller import Caller
 from ecslocal.auth.keys import KeyStore
-from ecslocal.auth.sigv4 import SigV4Error, SignedRequest
+from ecslocal.auth.sigv4 import SignedRequest, SigV4Error
 from ecslocal.clock import Clock
 
 INVALID_TOKEN = "The security token included in the request is invalid."
@@ -29,7 +29,8 @@ class Authenticator:
             raise SigV4Error("expired_token", EXPIRED_TOKEN)
         if signed.service != signing_name:
             raise SigV4Error(
-                "bad_signature", f"Credential should be scoped to correct service: '{signing_name}'. "
+                "bad_signature",
+                f"Credential should be scoped to correct service: '{signing_name}'. ",
             )
         if signed.region not in (self.region, GLOBAL_SERVICES.get(signing_name)):
             raise SigV4Error(

@@ -80,8 +80,14 @@ class KeyStore:
     def add_long_term(self, key_id: str, secret: str, account_id: str, now: float) -> AccessKey:
         """A key of the account's root user (what ``test``/``test`` is)."""
         key = AccessKey(
-            key_id, secret, None, account_id, f"arn:aws:iam::{account_id}:root", account_id,
-            None, now,
+            key_id,
+            secret,
+            None,
+            account_id,
+            f"arn:aws:iam::{account_id}:root",
+            account_id,
+            None,
+            now,
         )
         self._put(key)
         return key
@@ -90,8 +96,14 @@ class KeyStore:
         self, account_id: str, arn: str, user_id: str, now: float, expiration: float
     ) -> AccessKey:
         key = AccessKey(
-            new_key_id("ASIA"), new_secret(), new_session_token(), account_id, arn, user_id,
-            expiration, now,
+            new_key_id("ASIA"),
+            new_secret(),
+            new_session_token(),
+            account_id,
+            arn,
+            user_id,
+            expiration,
+            now,
         )
         self._put(key)
         return key
@@ -100,8 +112,14 @@ class KeyStore:
         self.db.execute(
             "INSERT OR REPLACE INTO access_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                key.access_key_id, key.secret_access_key, key.session_token, key.account_id,
-                key.arn, key.user_id, key.expiration, key.issued_at,
+                key.access_key_id,
+                key.secret_access_key,
+                key.session_token,
+                key.account_id,
+                key.arn,
+                key.user_id,
+                key.expiration,
+                key.issued_at,
             ),
         )
         self._cache[key.access_key_id] = key
@@ -132,5 +150,7 @@ class KeyStore:
         cur = self.db.execute(
             "DELETE FROM access_keys WHERE expiration IS NOT NULL AND expiration < ?", (before,)
         )
-        self._cache = {k: v for k, v in self._cache.items() if not v.expiration or v.expiration >= before}
+        self._cache = {
+            k: v for k, v in self._cache.items() if not v.expiration or v.expiration >= before
+        }
         return cur.rowcount

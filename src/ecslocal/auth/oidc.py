@@ -97,8 +97,14 @@ class OidcIssuer:
             "claims_supported": ["sub", "aud", "exp", "iat", "iss"],
         }
 
-    def mint(self, subject: str, audience: str, now: float, ttl: int = 3600,
-             claims: dict[str, Any] | None = None) -> str:
+    def mint(
+        self,
+        subject: str,
+        audience: str,
+        now: float,
+        ttl: int = 3600,
+        claims: dict[str, Any] | None = None,
+    ) -> str:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import padding
 
@@ -133,14 +139,15 @@ class OidcIssuer:
             claims = json.loads(_unb64(body_b64))
             signature = _unb64(sig_b64)
         except ValueError:
-            raise InvalidToken("InvalidIdentityToken", "Couldn't parse the web identity token.") from None
+            raise InvalidToken(
+                "InvalidIdentityToken", "Couldn't parse the web identity token."
+            ) from None
         if not isinstance(header, dict) or not isinstance(claims, dict):
             raise InvalidToken("InvalidIdentityToken", "Couldn't parse the web identity token.")
         if claims.get("iss") != ISSUER:
             raise InvalidToken(
                 "InvalidIdentityToken",
-                "No OpenIDConnect provider found in your account for"
-                f" {claims.get('iss')}",
+                f"No OpenIDConnect provider found in your account for {claims.get('iss')}",
             )
         if header.get("alg") != "RS256":
             raise InvalidToken("InvalidIdentityToken", "Unsupported signing algorithm.")

@@ -114,7 +114,10 @@ class RoleStore:
         return [r for r in roles if r["Path"].startswith(path_prefix)]
 
     def trusts(
-        self, role: dict[str, Any], action: str, principal: policy.Principal,
+        self,
+        role: dict[str, Any],
+        action: str,
+        principal: policy.Principal,
         context: dict[str, str] | None = None,
     ) -> bool:
         request = policy.Request(action, principal, context or {})

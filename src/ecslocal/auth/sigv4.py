@@ -88,27 +88,49 @@ class SignedRequest:
         return f"{ALGORITHM}\n{self.amz_date}\n{self.scope}\n{digest}"
 
     def verify(self, secret: str) -> None:
-        """Raise :class:`SigV4Error` unless the signature is the one ``secret`` produces."""
+        """Raise :class:`SigV4Error` unless the signature is the one ``secret`` produces.
+
+        A signature already verified for exactly the same signed inputs is not recomputed
+        (the result is a pure function of them; SigV4 allows replays within the time window,
+        which :meth:`check_time` still enforces on every request)."""
+        memo = (
+            secret,
+            self.signature,
+            self.amz_date,
+            self.access_key_id,
+            self.scope,
+            self.method,
+            self.raw_path,
+            self.query_pairs,
+            self.payload_hash,
+            self.signed_headers,
+            tuple(self.headers.get(name, "") for name in self.signed_headers),
+        )
+        if memo in _VERIFIED:
+            return
         key = signing_key(secret, self.date, self.region, self.service)
         expected = hmac.new(key, self.string_to_sign().encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, self.signature):
-            raise SigV4Error(
-                "bad_signature",
-                "The request signature we calculated does not match the signature you"
-                " provided. Check your AWS Secret Access Key and signing method. Consult the"
-                " service documentation for details.",
-            )
+        if hmac.compare_digest(expected, self.signature):
+            if len(_VERIFIED) > 4096:
+                _VERIFIED.clear()
+            _VERIFIED.add(memo)
+            return
+        raise SigV4Error(
+            "bad_signature",
+            "The request signature we calculated does not match the signature you"
+            " provided. Check your AWS Secret Access Key and signing method. Consult the"
+            " service documentation for details.",
+        )
 
     def check_time(self, now: float | None = None) -> None:
         """The request's date must be within 15 minutes of now (presigned: within Expires)."""
         now = time.time() if now is None else now
         try:
-            signed_at = (
-                datetime.strptime(self.amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
-            )
+            signed_at = _parse_amz_date(self.amz_date)
         except ValueError:
             raise SigV4Error(
-                "incomplete_signature", f"Date must be in ISO-8601 'basic format'. Got '{self.amz_date}'."
+                "incomplete_signature",
+                f"Date must be in ISO-8601 'basic format'. Got '{self.amz_date}'.",
             ) from None
         if self.presigned:
             if now > signed_at + (self.expires or 0):
@@ -130,6 +152,21 @@ class SignedRequest:
             raise SigV4Error("bad_signature", _not_yet(self.amz_date, now))
 
 
+_DATES: dict[str, float] = {}
+
+
+def _parse_amz_date(amz_date: str) -> float:
+    """Seconds since the epoch of ``YYYYMMDDTHHMMSSZ`` (memoised: clients sign many requests
+    within the same second)."""
+    ts = _DATES.get(amz_date)
+    if ts is None:
+        ts = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC).timestamp()
+        if len(_DATES) > 4096:
+            _DATES.clear()
+        _DATES[amz_date] = ts
+    return ts
+
+
 def _fmt(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y%m%dT%H%M%SZ")
 
@@ -142,6 +179,7 @@ def _not_yet(amz_date: str, now: float) -> str:
 
 
 _KEY_CACHE: dict[tuple[str, str, str, str], bytes] = {}
+_VERIFIED: set[tuple[object, ...]] = set()
 
 
 def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
@@ -257,12 +295,11 @@ def parse(
         )
     payload = hashlib.sha256(body).hexdigest()
     claimed = headers.get("x-amz-content-sha256")
-    if claimed is not None and claimed != "UNSIGNED-PAYLOAD":
-        if claimed != payload:
-            raise SigV4Error(
-                "bad_signature",
-                "The provided 'x-amz-content-sha256' header does not match what was computed.",
-            )
+    if claimed is not None and claimed != "UNSIGNED-PAYLOAD" and claimed != payload:
+        raise SigV4Error(
+            "bad_signature",
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        )
     payload = claimed or payload
     return SignedRequest(
         access_key_id=parts[0],

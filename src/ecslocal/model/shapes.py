@@ -7,6 +7,7 @@ leaves ecslocal is one the AWS model defines.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -45,23 +46,56 @@ def strip_unknown(value: Any, model_shape: Shape) -> Any:
     return value
 
 
+Serializer = Callable[[Any], Any]
+
+#: Compiled serializers by shape identity (botocore caches shape objects per model, and the
+#: shape is kept alongside so its id is never reused). ``None`` means "pass through".
+_SERIALIZERS: dict[int, tuple[Shape, Serializer | None]] = {}
+
+
+def _timestamp(value: Any) -> float:
+    return value.timestamp() if isinstance(value, datetime) else float(value)
+
+
+def _compile(model_shape: Shape) -> Serializer | None:
+    cached = _SERIALIZERS.get(id(model_shape))
+    if cached is not None:
+        return cached[1]
+    if isinstance(model_shape, StructureShape):
+        members: dict[str, Serializer | None] = {}
+
+        def structure(value: Any) -> Any:
+            out: dict[str, Any] = {}
+            for key, v in value.items():
+                if v is None or key not in members:
+                    continue
+                member = members[key]
+                out[key] = v if member is None else member(v)
+            return out
+
+        # registered before the members compile, so recursive shapes terminate
+        _SERIALIZERS[id(model_shape)] = (model_shape, structure)
+        members.update((k, _compile(m)) for k, m in model_shape.members.items())
+        return structure
+    serializer: Serializer | None = None
+    if isinstance(model_shape, ListShape):
+        item = _compile(model_shape.member)
+        if item is not None:
+            serializer = lambda value: [item(v) for v in value]  # noqa: E731
+    elif isinstance(model_shape, MapShape):
+        inner = _compile(model_shape.value)
+        if inner is not None:
+            serializer = lambda value: {k: inner(v) for k, v in value.items()}  # noqa: E731
+    elif model_shape.type_name == "timestamp":
+        serializer = _timestamp
+    _SERIALIZERS[id(model_shape)] = (model_shape, serializer)
+    return serializer
+
+
 def to_wire(value: Any, model_shape: Shape) -> Any:
     """Serialize ``value`` as AWS JSON for ``model_shape``: known members only, no nulls,
-    timestamps as epoch seconds."""
+    timestamps as epoch seconds. The walk over the shape is compiled once per shape."""
     if value is None:
         return None
-    if isinstance(model_shape, StructureShape):
-        out: dict[str, Any] = {}
-        for key, member in model_shape.members.items():
-            if key in value and value[key] is not None:
-                out[key] = to_wire(value[key], member)
-        return out
-    if isinstance(model_shape, ListShape):
-        return [to_wire(v, model_shape.member) for v in value]
-    if isinstance(model_shape, MapShape):
-        return {k: to_wire(v, model_shape.value) for k, v in value.items()}
-    if model_shape.type_name == "timestamp":
-        if isinstance(value, datetime):
-            return value.timestamp()
-        return float(value)
-    return value
+    serializer = _compile(model_shape)
+    return value if serializer is None else serializer(value)

@@ -70,7 +70,9 @@ def _fail(report: ValidationReport, value: Any, path: str, constraint: str) -> N
     )
 
 
-def _check(value: Any, shape: Shape, path: str, report: ValidationReport, top: bool = False) -> None:
+def _check(
+    value: Any, shape: Shape, path: str, report: ValidationReport, top: bool = False
+) -> None:
     kind = shape.type_name
     meta = shape.metadata
     where = path or "input"
@@ -121,7 +123,9 @@ def _check(value: Any, shape: Shape, path: str, report: ValidationReport, top: b
         if regex:
             compiled = _pattern(regex)
             if compiled is not None and compiled.fullmatch(value) is None:
-                _fail(report, value, path, f"Member must satisfy regular expression pattern: {regex}")
+                _fail(
+                    report, value, path, f"Member must satisfy regular expression pattern: {regex}"
+                )
         return
     if kind in _NUMBER_TYPES:
         integral = kind in ("integer", "long")
@@ -132,9 +136,16 @@ def _check(value: Any, shape: Shape, path: str, report: ValidationReport, top: b
             )
             return
         if "min" in meta and value < meta["min"]:
-            _fail(report, value, path, f"Member must have value greater than or equal to {meta['min']}")
+            _fail(
+                report,
+                value,
+                path,
+                f"Member must have value greater than or equal to {meta['min']}",
+            )
         if "max" in meta and value > meta["max"]:
-            _fail(report, value, path, f"Member must have value less than or equal to {meta['max']}")
+            _fail(
+                report, value, path, f"Member must have value less than or equal to {meta['max']}"
+            )
         return
     if kind == "boolean":
         if not isinstance(value, bool):
@@ -144,14 +155,15 @@ def _check(value: Any, shape: Shape, path: str, report: ValidationReport, top: b
         if isinstance(value, bool) or not isinstance(value, (int, float, str, datetime)):
             report.type_errors.append(f"Expected a timestamp at '{where}'")
         return
-    if kind == "blob":
-        if not isinstance(value, (str, bytes)):
-            report.type_errors.append(f"Expected base64 data at '{where}'")
+    if kind == "blob" and not isinstance(value, (str, bytes)):
+        report.type_errors.append(f"Expected base64 data at '{where}'")
 
 
 def _length(value: Any, meta: dict[str, Any], path: str, report: ValidationReport) -> None:
     n = len(value)
     if "min" in meta and n < meta["min"]:
-        _fail(report, value, path, f"Member must have length greater than or equal to {meta['min']}")
+        _fail(
+            report, value, path, f"Member must have length greater than or equal to {meta['min']}"
+        )
     if "max" in meta and n > meta["max"]:
         _fail(report, value, path, f"Member must have length less than or equal to {meta['max']}")
