@@ -17,7 +17,7 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from botocore.exceptions import ClientError
@@ -25,7 +25,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ecslocal import __version__
-from ecslocal.client import Client, TaskNotFound, daemon_url, is_up
+from ecslocal.errors import TaskNotFound
+
+if TYPE_CHECKING:
+    from ecslocal.client import Client
 from ecslocal.config import (
     DEFAULT_HOST,
     Config,
@@ -61,6 +64,8 @@ def region() -> str:
 
 
 def connect(port: int) -> Client:
+    from ecslocal.client import Client, daemon_url, is_up  # botocore: not on `serve`'s path
+
     url = daemon_url(port)
     if not is_up(url):
         fail(f"no ecslocal daemon is listening on {url} (start one with `ecslocal serve`)")
@@ -197,6 +202,8 @@ def run(ctx: click.Context, taskdef: Path, cluster: str, env: tuple[str, ...],
             pairs.append({"name": key, "value": value})
         names = [c.get("name") for c in request.get("containerDefinitions") or []]
         overrides["containerOverrides"] = [{"name": n, "environment": pairs} for n in names]
+
+    from ecslocal.client import Client, daemon_url, is_up
 
     url = daemon_url(ctx.obj["port"])
     local = None

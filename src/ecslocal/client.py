@@ -14,6 +14,7 @@ import botocore.session
 from botocore.config import Config as BotoConfig
 
 from ecslocal.config import DEFAULT_HOST
+from ecslocal.errors import TaskNotFound
 
 
 def daemon_url(port: int, host: str = DEFAULT_HOST) -> str:
@@ -28,8 +29,6 @@ def is_up(url: str, timeout: float = 0.5) -> bool:
         return False
 
 
-class TaskNotFound(Exception):
-    pass
 
 
 class Client:

@@ -30,3 +30,7 @@ def cluster_not_found(message: str = "Cluster not found.") -> AwsError:
 
 def server_exception(message: str) -> AwsError:
     return AwsError("ServerException", message, status=500)
+
+
+class TaskNotFound(Exception):
+    pass

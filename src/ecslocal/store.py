@@ -108,19 +108,27 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
+        self._clusters: dict[str, str] = {}
 
     def close(self) -> None:
         self.db.close()
 
     # -- clusters ---------------------------------------------------------------------------
     def put_cluster(self, name: str, body: dict[str, Any]) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO clusters (name, body) VALUES (?, ?)", (name, json.dumps(body))
-        )
+        text = json.dumps(body)
+        self.db.execute("INSERT OR REPLACE INTO clusters (name, body) VALUES (?, ?)", (name, text))
+        self._clusters[name] = text
 
     def get_cluster(self, name: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT body FROM clusters WHERE name = ?", (name,)).fetchone()
-        return json.loads(row[0]) if row else None
+        # Every ECS call resolves its cluster: the row's JSON is kept in memory after the
+        # first read (each caller still gets its own parsed copy).
+        text = self._clusters.get(name)
+        if text is None:
+            row = self.db.execute("SELECT body FROM clusters WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                return None
+            text = self._clusters[name] = row[0]
+        return json.loads(text)  # type: ignore[no-any-return]
 
     def list_clusters(self) -> list[dict[str, Any]]:
         rows = self.db.execute("SELECT body FROM clusters ORDER BY name").fetchall()
@@ -128,6 +136,7 @@ class Store:
 
     def delete_cluster(self, name: str) -> None:
         self.db.execute("DELETE FROM clusters WHERE name = ?", (name,))
+        self._clusters.pop(name, None)
 
     # -- task definitions -------------------------------------------------------------------
     def next_revision(self, family: str) -> int:

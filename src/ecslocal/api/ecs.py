@@ -1,17 +1,27 @@
-"""Amazon ECS control plane (AWS JSON 1.1, target prefix AmazonEC2ContainerServiceV20141113)."""
+"""Amazon ECS control plane (AWS JSON 1.1, target prefix AmazonEC2ContainerServiceV20141113).
+
+Error codes and messages are ECS's own wherever a real one could be found; the source is noted
+next to each. Where none could be found, the message says plainly what is wrong.
+"""
 
 from __future__ import annotations
 
-import base64
+import json
 from typing import Any
 
+from ecslocal.api.ecs_refs import CLUSTER_PATTERN, CLUSTER_RE, Refs, paginate
+from ecslocal.api.ecs_tags import TaggingMixin, Tags, check_tags, merge_tags
 from ecslocal.api.service import Handler, Service
 from ecslocal.auth.caller import Caller
 from ecslocal.clock import Clock
 from ecslocal.config import Config
 from ecslocal.errors import AwsError, client_exception, cluster_not_found, invalid_parameter
 from ecslocal.model.taskdef import (
+    FARGATE_SIZES,
+    MIN_CONTAINER_MEMORY_MIB,
     build_task_definition,
+    parse_cpu,
+    parse_memory,
     request_from_document,
     validate_register_request,
 )
@@ -20,15 +30,27 @@ from ecslocal.runtime.agent import Agent
 from ecslocal.store import Store
 
 DEFAULT_CLUSTER = "default"
+MAX_RUN_COUNT = 10  # RunTask: "You can specify up to 10 tasks for each call."
+MAX_DESCRIBE_TASKS = 100  # DescribeTasks: "A list of up to 100 task IDs or full ARN entries."
+MAX_DELETE_TASK_DEFINITIONS = 10  # DeleteTaskDefinitions: "up to 10 task definitions"
+MAX_STARTED_BY = 128  # RunTask.startedBy: "Up to 128 letters ..."
+MAX_STOP_REASON = 255  # StopTask.reason: "Up to 255 characters are allowed in this message."
+MAX_OVERRIDES_CHARS = 8192  # RunTask.overrides: "A total of 8192 characters are allowed"
+#: The stored status of a deleted revision. DeleteTaskDefinitions reports DELETE_IN_PROGRESS;
+#: ecslocal has nothing to wait for, so the revision is gone at once. The row stays so that
+#: its number is never reused ("the revision is incremented the next time you create a task
+#: definition with that name" - DeleteTaskDefinitions API reference).
+DELETED = "DELETED"
 
 
-class EcsApi:
+class EcsApi(TaggingMixin):
     def __init__(self, config: Config, store: Store, agent: Agent, clock: Clock) -> None:
         self.config = config
         self.store = store
         self.agent = agent
         self.clock = clock
-        self.arn_prefix = f"arn:aws:ecs:{config.region}:{config.account_id}"
+        self.refs = Refs(config.region, config.account_id)
+        self.arn_prefix = self.refs.prefix
         if store.get_cluster(DEFAULT_CLUSTER) is None:
             store.put_cluster(DEFAULT_CLUSTER, self._new_cluster(DEFAULT_CLUSTER, []))
 
@@ -41,11 +63,16 @@ class EcsApi:
             "RegisterTaskDefinition": self.register_task_definition,
             "DescribeTaskDefinition": self.describe_task_definition,
             "ListTaskDefinitions": self.list_task_definitions,
+            "ListTaskDefinitionFamilies": self.list_task_definition_families,
             "DeregisterTaskDefinition": self.deregister_task_definition,
+            "DeleteTaskDefinitions": self.delete_task_definitions,
             "RunTask": self.run_task,
             "StopTask": self.stop_task,
             "DescribeTasks": self.describe_tasks,
             "ListTasks": self.list_tasks,
+            "TagResource": self.tag_resource,
+            "UntagResource": self.untag_resource,
+            "ListTagsForResource": self.list_tags_for_resource,
         }
         return Service(
             "ecs",
@@ -56,7 +83,7 @@ class EcsApi:
         )
 
     # -- clusters ---------------------------------------------------------------------------
-    def _new_cluster(self, name: str, tags: list[dict[str, str]]) -> dict[str, Any]:
+    def _new_cluster(self, name: str, tags: Tags) -> dict[str, Any]:
         return {
             "clusterArn": f"{self.arn_prefix}:cluster/{name}",
             "clusterName": name,
@@ -73,44 +100,55 @@ class EcsApi:
         }
 
     def _cluster_name(self, ref: str | None) -> str:
-        name = (ref or DEFAULT_CLUSTER).rsplit("/", 1)[-1]
-        cluster = self.store.get_cluster(name)
-        if cluster is None or cluster["status"] != "ACTIVE":
+        """The name of the ACTIVE cluster ``ref`` (name or ARN; the default one if omitted)."""
+        name = self.refs.cluster(ref or DEFAULT_CLUSTER)
+        cluster = self.store.get_cluster(name) if name else None
+        if name is None or cluster is None or cluster["status"] != "ACTIVE":
             raise cluster_not_found()
         return name
 
-    def _with_counts(self, cluster: dict[str, Any]) -> dict[str, Any]:
+    def _cluster_view(self, cluster: dict[str, Any], include: list[str]) -> dict[str, Any]:
         running = pending = 0
         for task, _ in self.store.list_tasks(cluster=cluster["clusterName"], not_stopped=True):
             if task["lastStatus"] == "RUNNING":
                 running += 1
             else:
                 pending += 1
-        return {**cluster, "runningTasksCount": running, "pendingTasksCount": pending}
+        view = {**cluster, "runningTasksCount": running, "pendingTasksCount": pending}
+        if "TAGS" not in include:  # "If TAGS is specified, the ... tags ... are included."
+            view.pop("tags", None)
+        return view
 
     def create_cluster(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         name = p.get("clusterName") or DEFAULT_CLUSTER
+        if not CLUSTER_RE.fullmatch(name):
+            raise invalid_parameter(f"Cluster must match {CLUSTER_PATTERN}, but was {name}")
+        tags = check_tags(p.get("tags") or [])
         existing = self.store.get_cluster(name)
         if existing is not None and existing["status"] == "ACTIVE":
-            return {"cluster": self._with_counts(existing)}
-        cluster = self._new_cluster(name, p.get("tags") or [])
+            return {"cluster": self._cluster_view(existing, ["TAGS"])}
+        cluster = self._new_cluster(name, tags)
         self.store.put_cluster(name, cluster)
         return {"cluster": cluster}
 
     def describe_clusters(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        include = p.get("include") or []
         clusters, failures = [], []
         for ref in p.get("clusters") or [DEFAULT_CLUSTER]:
-            name = ref.rsplit("/", 1)[-1]
-            cluster = self.store.get_cluster(name)
+            try:
+                name = self.refs.cluster(ref)
+            except AwsError:
+                name = None
+            cluster = self.store.get_cluster(name) if name else None
             if cluster is None:
-                failures.append({"arn": f"{self.arn_prefix}:cluster/{name}", "reason": "MISSING"})
+                failures.append({"arn": self.refs.cluster_arn(ref), "reason": "MISSING"})
             else:
-                clusters.append(self._with_counts(cluster))
+                clusters.append(self._cluster_view(cluster, include))
         return {"clusters": clusters, "failures": failures}
 
     def list_clusters(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         arns = [c["clusterArn"] for c in self.store.list_clusters() if c["status"] == "ACTIVE"]
-        return _paginate(arns, p, "clusterArns")
+        return paginate(arns, p, "clusterArns")
 
     def delete_cluster(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         name = self._cluster_name(p["cluster"])
@@ -127,6 +165,10 @@ class EcsApi:
     def register_task_definition(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         request = request_from_document(p)
         validate_register_request(request)
+        if request.get("tags") == []:
+            # ECS refuses an empty tag list here (fabfuel/ecs-deploy#146).
+            raise client_exception("Tags can not be empty.")
+        tags = check_tags(request.get("tags") or [])
         family = request["family"]
         revision = self.store.next_revision(family)
         body = build_task_definition(
@@ -136,18 +178,21 @@ class EcsApi:
             registered_at=self.clock.time(),
             registered_by=f"arn:aws:iam::{self.config.account_id}:root",
         )
-        tags = request.get("tags") or []
         self.store.put_task_definition(body, tags)
         return {"taskDefinition": body, "tags": tags}
 
-    def _find_task_definition(self, ref: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
-        name = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
-        family, _, rev = name.partition(":")
-        found = None
-        if rev.isdigit():
-            found = self.store.get_task_definition(family, int(rev))
-        elif not rev:
-            found = self.store.get_task_definition(family)
+    def _lookup_task_definition(self, ref: str) -> tuple[dict[str, Any], Tags] | None:
+        """The revision ``ref`` names (a family alone: its latest ACTIVE revision)."""
+        parsed = self.refs.task_definition(ref)
+        if parsed is None or not parsed.own:
+            return None
+        found = self.store.get_task_definition(parsed.family, parsed.revision)
+        if found is None or found[0]["status"] == DELETED:
+            return None
+        return found
+
+    def _find_task_definition(self, ref: str) -> tuple[dict[str, Any], Tags]:
+        found = self._lookup_task_definition(ref)
         if found is None:
             raise client_exception("Unable to describe task definition.")
         return found
@@ -161,114 +206,251 @@ class EcsApi:
 
     def list_task_definitions(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         bodies = self.store.list_task_definitions(
-            family=p.get("familyPrefix"), status=p.get("status", "ACTIVE")
+            family=p.get("familyPrefix"), status=p.get("status") or "ACTIVE"
         )
         arns = [b["taskDefinitionArn"] for b in bodies]
         if p.get("sort") == "DESC":
             arns.reverse()
-        return _paginate(arns, p, "taskDefinitionArns")
+        return paginate(arns, p, "taskDefinitionArns")
+
+    def list_task_definition_families(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        # "By default, both ACTIVE and INACTIVE task definition families are listed. If this
+        # parameter is set to ACTIVE, only task definition families that have an ACTIVE task
+        # definition revision are returned. If this parameter is set to INACTIVE, only task
+        # definition families that do not have any ACTIVE task definition revisions are
+        # returned." (ListTaskDefinitionFamilies API reference)
+        status = p.get("status") or "ALL"
+        families = [
+            family
+            for family, active in self.store.task_definition_families(p.get("familyPrefix") or "")
+            if status == "ALL" or active == (status == "ACTIVE")
+        ]
+        return paginate(families, p, "families")
 
     def deregister_task_definition(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         body, tags = self._find_task_definition(p["taskDefinition"])
-        if ":" not in p["taskDefinition"].rsplit("/", 1)[-1]:
+        parsed = self.refs.task_definition(p["taskDefinition"])
+        if parsed is None or parsed.revision is None:
             raise client_exception("The specified task definition must include a revision.")
-        body = {**body, "status": "INACTIVE", "deregisteredAt": self.clock.time()}
-        self.store.put_task_definition(body, tags)
+        if body["status"] == "ACTIVE":
+            body = {**body, "status": "INACTIVE", "deregisteredAt": self.clock.time()}
+            self.store.put_task_definition(body, tags)
         return {"taskDefinition": body}
 
+    def delete_task_definitions(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        refs = p["taskDefinitions"]
+        # Messages and failure reasons as moto reproduces ECS's (moto/ecs/models.py).
+        if not refs:
+            raise invalid_parameter("size of TaskDefinition references list must be greater than 0")
+        if len(refs) > MAX_DELETE_TASK_DEFINITIONS:
+            raise invalid_parameter("Size of TaskDefinition references list cannot exceed 10")
+        deleted, failures = [], []
+        for ref in refs:
+            parsed = self.refs.task_definition(ref)
+            if parsed is None or parsed.revision is None:
+                failures.append({
+                    "arn": ref,
+                    "reason": "The specified task definition identifier is invalid. Specify a"
+                    " valid name or ARN and try again.",
+                })
+                continue
+            arn = parsed.arn(self.arn_prefix) if parsed.own else ref
+            found = self._lookup_task_definition(ref)
+            if found is None:
+                failures.append({
+                    "arn": arn,
+                    "reason": "The specified task definition does not exist. Specify a valid"
+                    " account, family, revision and try again.",
+                })
+            elif found[0]["status"] == "ACTIVE":
+                failures.append({
+                    "arn": arn,
+                    "reason": "The specified task definition is still in ACTIVE status. Please"
+                    " deregister the target and try again.",
+                })
+            else:
+                body = {
+                    **found[0],
+                    "status": "DELETE_IN_PROGRESS",
+                    "deleteRequestedAt": self.clock.time(),
+                }
+                self.store.put_task_definition({**body, "status": DELETED}, [])
+                deleted.append(body)
+        return {"taskDefinitions": deleted, "failures": failures}
+
     # -- tasks ------------------------------------------------------------------------------
+    def _runnable_definition(self, ref: str) -> tuple[dict[str, Any], Tags]:
+        found = self._lookup_task_definition(ref)
+        if found is None:
+            raise invalid_parameter("TaskDefinition not found.")
+        if found[0]["status"] != "ACTIVE":
+            # "You can't use an INACTIVE task definition to run new tasks" (Deregister docs).
+            raise invalid_parameter("TaskDefinition is inactive")
+        return found
+
+    def _launch_type(self, p: dict[str, Any], definition: dict[str, Any]) -> str:
+        launch_type = p.get("launchType")
+        strategy = p.get("capacityProviderStrategy") or []
+        if launch_type and strategy:
+            raise invalid_parameter(
+                "Specifying both a launch type and capacity provider strategy is not supported."
+            )
+        if not launch_type:
+            fargate = any(s["capacityProvider"].startswith("FARGATE") for s in strategy)
+            required = definition.get("requiresCompatibilities") or []
+            launch_type = "FARGATE" if fargate or "FARGATE" in required else "EC2"
+        if launch_type not in definition.get("compatibilities", []):
+            raise client_exception(f"Task definition does not support launch_type {launch_type}.")
+        return str(launch_type)
+
     def run_task(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         cluster = self._cluster_name(p.get("cluster"))
-        try:
-            definition, _ = self._find_task_definition(p["taskDefinition"])
-        except AwsError:
-            raise invalid_parameter("TaskDefinition not found.") from None
-        if definition["status"] != "ACTIVE" and ":" not in p["taskDefinition"]:
-            raise invalid_parameter("TaskDefinition is inactive")
-        count = p.get("count", 1)
-        if not 1 <= count <= 10:
-            raise invalid_parameter("count must be between 1 and 10.")
-        launch_type = p.get("launchType") or (
-            "FARGATE" if "FARGATE" in (definition.get("requiresCompatibilities") or []) else "EC2"
-        )
-        if launch_type == "FARGATE" and "FARGATE" not in definition.get("compatibilities", []):
-            raise client_exception(
-                "Task definition does not support launch_type FARGATE."
-            )
-        names = {c["name"] for c in definition["containerDefinitions"]}
-        for o in (p.get("overrides") or {}).get("containerOverrides") or []:
-            if o.get("name") not in names:
-                raise invalid_parameter(
-                    f"Override for container named {o.get('name')} is not a container in the"
-                    " TaskDefinition."
-                )
+        definition, definition_tags = self._runnable_definition(p["taskDefinition"])
+        count = p.get("count")
+        count = 1 if count is None else count
+        if not 1 <= count <= MAX_RUN_COUNT:
+            raise invalid_parameter(f"count must be between 1 and {MAX_RUN_COUNT}.")
+        started_by = p.get("startedBy")
+        if started_by is not None and len(started_by) > MAX_STARTED_BY:
+            # The form of ECS's message for its former limit: "startedBy longer than 36."
+            # (convox/rack#1727).
+            raise invalid_parameter(f"startedBy longer than {MAX_STARTED_BY}.")
+        launch_type = self._launch_type(p, definition)
+        overrides = check_overrides(p.get("overrides") or {}, definition, launch_type)
+        tags = check_tags(p.get("tags") or [])
+        if p.get("propagateTags") == "SERVICE":
+            # "An error will be received if you specify the SERVICE option when running a task."
+            raise invalid_parameter("propagateTags SERVICE is only valid for a service's tasks.")
+        if p.get("propagateTags") == "TASK_DEFINITION":
+            tags = merge_tags(definition_tags, tags)
         tasks = []
         for _ in range(count):
             run = self.agent.start_task(
                 definition,
                 f"{self.arn_prefix}:cluster/{cluster}",
                 launch_type=launch_type,
-                overrides=p.get("overrides"),
-                started_by=p.get("startedBy"),
+                overrides=overrides,
+                started_by=started_by,
                 group=p.get("group"),
-                tags=p.get("tags") or [],
+                tags=tags,
             )
-            tasks.append(run.task)
+            run.task["enableExecuteCommand"] = bool(p.get("enableExecuteCommand"))
+            tasks.append(dict(run.task))
         return {"tasks": tasks, "failures": []}
 
-    def _task_id(self, ref: str) -> str:
-        return ref.rsplit("/", 1)[-1]
+    def _find_task(self, ref: str, cluster: str) -> dict[str, Any] | None:
+        task_id = self.refs.task_id(ref, cluster)
+        task = self.agent.get_task(task_id) if task_id else None
+        if task is None or task["clusterArn"] != f"{self.arn_prefix}:cluster/{cluster}":
+            return None
+        return task
 
     def stop_task(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         cluster = self._cluster_name(p.get("cluster"))
-        task_id = self._task_id(p["task"])
-        task = self.agent.get_task(task_id)
-        if task is None or not task["clusterArn"].endswith(f"/{cluster}"):
+        task = self._find_task(p["task"], cluster)
+        if task is None:
             raise invalid_parameter("The referenced task was not found.")
-        task = self.agent.stop_task(task_id, p.get("reason"), reasons.USER_INITIATED_CODE)
-        return {"task": task}
+        # A task that is stopping or stopped keeps its first stop code and reason.
+        reason = (p.get("reason") or "")[:MAX_STOP_REASON] or None
+        task_id = task["taskArn"].rsplit("/", 1)[-1]
+        stopped = self.agent.stop_task(task_id, reason, reasons.USER_INITIATED_CODE) or task
+        return {"task": _task_view(stopped, include_tags=False)}
 
     def describe_tasks(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
+        refs = p["tasks"]
+        # ECS's messages: "Tasks cannot be empty." (aws/copilot-cli#3551) and "taskIds can have
+        # at most 100 items." (gchq/sleeper#555).
+        if not refs:
+            raise invalid_parameter("Tasks cannot be empty.")
+        if len(refs) > MAX_DESCRIBE_TASKS:
+            raise invalid_parameter(f"taskIds can have at most {MAX_DESCRIBE_TASKS} items.")
         cluster = self._cluster_name(p.get("cluster"))
-        tasks, failures = [], []
-        for ref in p["tasks"]:
-            task = self.agent.get_task(self._task_id(ref))
-            if task is None or not task["clusterArn"].endswith(f"/{cluster}"):
-                arn = ref if ref.startswith("arn:") else f"{self.arn_prefix}:task/{cluster}/{ref}"
-                failures.append({"arn": arn, "reason": "MISSING"})
-            else:
-                tasks.append(task)
+        include_tags = "TAGS" in (p.get("include") or [])
+        tasks, failures, seen = [], [], set()
+        for ref in refs:
+            task = self._find_task(ref, cluster)
+            if task is None:
+                failures.append({"arn": self.refs.task_arn(ref, cluster), "reason": "MISSING"})
+            elif task["taskArn"] not in seen:
+                seen.add(task["taskArn"])
+                tasks.append(_task_view(task, include_tags))
         return {"tasks": tasks, "failures": failures}
 
     def list_tasks(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         cluster = self._cluster_name(p.get("cluster"))
-        desired = p.get("desiredStatus", "RUNNING")
-        family = p.get("family")
+        if p.get("serviceName") is not None:
+            # ecslocal runs no services (ECS's answer: turbot/steampipe-plugin-aws#1415).
+            raise AwsError("ServiceNotFoundException", "Service not found.")
+        desired = p.get("desiredStatus") or "RUNNING"
+        # "Although you can filter results based on a desired status of PENDING, this doesn't
+        # return any results." No task here runs on a container instance or for a daemon.
+        if desired == "PENDING" or p.get("containerInstance") or p.get("daemonName"):
+            return paginate([], p, "taskArns")
+        launch_type = p.get("launchType")
         arns = [
             task["taskArn"]
             for task, _ in self.store.list_tasks(
                 cluster=cluster,
                 desired_status=desired,
-                family=family,
+                family=p.get("family"),
                 started_by=p.get("startedBy"),
             )
+            if launch_type is None or task.get("launchType") == launch_type
         ]
-        return _paginate(arns, p, "taskArns")
+        return paginate(arns, p, "taskArns")
 
 
-def _paginate(items: list[str], p: dict[str, Any], key: str) -> dict[str, Any]:
-    start = 0
-    token = p.get("nextToken")
-    if token:
+def _task_view(task: dict[str, Any], include_tags: bool) -> dict[str, Any]:
+    """A task as DescribeTasks shows it: tags only when asked for (``include: ["TAGS"]``)."""
+    view = dict(task)
+    if not include_tags:
+        view.pop("tags", None)
+    return view
+
+
+def check_overrides(
+    overrides: dict[str, Any], definition: dict[str, Any], launch_type: str
+) -> dict[str, Any]:
+    """RunTask's ``overrides``, checked against the task definition; task-level cpu and memory
+    normalized to CPU units and MiB (as the task's ``cpu``/``memory`` are)."""
+    container_overrides = overrides.get("containerOverrides") or []
+    size = len(json.dumps(container_overrides, separators=(",", ":"), ensure_ascii=False))
+    if size > MAX_OVERRIDES_CHARS:
+        # ECS's message (convox/rack#1906, artilleryio/artillery#2584).
+        raise invalid_parameter(f"Container Overrides length must be at most {MAX_OVERRIDES_CHARS}")
+    names = {c["name"] for c in definition["containerDefinitions"]}
+    for o in container_overrides:
+        name = o.get("name")
+        if name not in names:
+            raise invalid_parameter(
+                f"Override for container named {'null' if name is None else name} is not a"
+                " container in the TaskDefinition."
+            )
+        for field in ("memory", "memoryReservation"):
+            value = o.get(field)
+            if value is not None and value < MIN_CONTAINER_MEMORY_MIB:
+                raise invalid_parameter(
+                    f"Invalid '{field}' setting for container '{name}'. At least"
+                    f" {MIN_CONTAINER_MEMORY_MIB} MiB of memory is required for the container."
+                )
+    out = dict(overrides)
+    for field, parse in (("cpu", parse_cpu), ("memory", parse_memory)):
+        value = overrides.get(field)
+        if value is None:
+            continue
         try:
-            start = int(base64.urlsafe_b64decode(token.encode()).decode())
+            amount = parse(value)
         except ValueError:
-            raise invalid_parameter("Invalid nextToken.") from None
-    limit = p.get("maxResults") or 100
-    if not 1 <= limit <= 100:
-        raise invalid_parameter("maxResults must be between 1 and 100.")
-    page = items[start : start + limit]
-    out: dict[str, Any] = {key: page}
-    if start + limit < len(items):
-        out["nextToken"] = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
+            amount = 0
+        if amount <= 0:
+            raise invalid_parameter(f"Invalid '{field}' setting for task: '{value}'.")
+        out[field] = str(amount)
+    if launch_type == "FARGATE" and ("cpu" in out or "memory" in out):
+        cpu = int(out.get("cpu") or definition.get("cpu") or 0)
+        memory = int(out.get("memory") or definition.get("memory") or 0)
+        if memory not in FARGATE_SIZES.get(cpu, []):
+            raise client_exception(
+                f"No Fargate configuration exists for given values: {cpu} CPU, {memory} memory."
+                " See the Amazon ECS documentation for the valid combinations."
+            )
     return out

@@ -26,7 +26,11 @@ def parse_operation(service: Service, operation: str, body: bytes) -> tuple[Any,
         raise AwsError("UnknownOperationException", f"Operation {operation} is not supported.")
     try:
         params = json.loads(body or b"{}")
-    except ValueError:
+        # A "\ud800" escape decodes to a lone surrogate: not text, and nothing downstream
+        # (SQLite, the OS) can encode it.
+        if b"\\u" in body:
+            json.dumps(params, ensure_ascii=False).encode()
+    except (ValueError, RecursionError):  # RecursionError: nesting too deep to decode
         raise AwsError("SerializationException", _NOT_A_STRUCTURE) from None
     if not isinstance(params, dict):
         raise AwsError("SerializationException", _NOT_A_STRUCTURE)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -22,7 +23,7 @@ READ_ONLY_FIELDS = (
     "deleteRequestedAt",
 )
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,255}\Z")  # \Z: "$" would allow a final "\n"
 CONDITIONS = ("START", "COMPLETE", "SUCCESS", "HEALTHY")
 
 # HealthCheck ranges and defaults, as the ECS API reference (HealthCheck) states them.
@@ -97,6 +98,12 @@ def validate_register_request(request: dict[str, Any]) -> None:
     if not containers:
         raise client_exception("Container list cannot be empty.")
 
+    for field, parse in (("cpu", parse_cpu), ("memory", parse_memory)):
+        if request.get(field) is not None:
+            try:
+                parse(request[field])
+            except ValueError as exc:
+                raise client_exception(str(exc)) from None
     fargate = "FARGATE" in (request.get("requiresCompatibilities") or [])
     names: set[str] = set()
     for c in containers:
@@ -289,22 +296,31 @@ def _validate_fargate(request: dict[str, Any]) -> None:
 
 def parse_cpu(value: str) -> int:
     """Task-level cpu: "256" CPU units or "0.25 vCPU"."""
-    text = value.strip().lower()
-    if text.endswith("vcpu"):
-        return int(float(text[:-4].strip()) * 1024)
-    if text.isdigit():
-        return int(text)
-    raise ValueError(f"Invalid 'cpu' setting for task: '{value}'.")
+    return _parse_amount(value, "vcpu", "cpu")
 
 
 def parse_memory(value: str) -> int:
     """Task-level memory: "512" MiB or "1 GB"."""
+    return _parse_amount(value, "gb", "memory")
+
+
+_UNITS = re.compile(r"[0-9]{1,9}")
+
+
+def _parse_amount(value: str, suffix: str, field: str) -> int:
+    """``value`` in units (digits) or in ``suffix`` units of 1024; ValueError if it is neither
+    (or is negative, NaN, infinite)."""
     text = value.strip().lower()
-    if text.endswith("gb"):
-        return int(float(text[:-2].strip()) * 1024)
-    if text.isdigit():
-        return int(text)
-    raise ValueError(f"Invalid 'memory' setting for task: '{value}'.")
+    try:
+        if text.endswith(suffix):
+            amount = float(text[: -len(suffix)].strip()) * 1024
+            if math.isfinite(amount) and amount >= 0:
+                return int(amount)
+        elif _UNITS.fullmatch(text):
+            return int(text)
+    except ValueError:
+        pass
+    raise ValueError(f"Invalid '{field}' setting for task: '{value}'.")
 
 
 def build_task_definition(

@@ -64,8 +64,9 @@ def container_env(
                 f" {exc.strerror}."
             ) from None
     # `environment` takes precedence over environment files (ECS developer guide).
-    env.update({e["name"]: e["value"] for e in definition.get("environment") or []})
-    env.update({e["name"]: e["value"] for e in override.get("environment") or []})
+    # KeyValuePair's members are optional in the model: a nameless entry sets nothing.
+    for entries in (definition.get("environment"), override.get("environment")):
+        env.update({e["name"]: e.get("value") or "" for e in entries or [] if e.get("name")})
     env["AWS_EXECUTION_ENV"] = "AWS_ECS_FARGATE" if launch_type == "FARGATE" else "AWS_ECS_EC2"
     if "AWS_REGION" not in env and "AWS_DEFAULT_REGION" not in env:
         env["AWS_REGION"] = region

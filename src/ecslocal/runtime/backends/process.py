@@ -322,6 +322,10 @@ class ProcessBackend:
                 group.remove()
             reason = cannot_start_reason(exc, argv[0], spec.working_dir)
             raise CannotStartContainer(reason) from None
+        except ValueError as exc:  # a NUL byte in argv or the environment
+            if group is not None:
+                group.remove()
+            raise CannotStartContainer(_CANNOT_START.format(detail=str(exc))) from None
         if self.reaper is not None:
             self.reaper.watch(
                 spec.runtime_id, proc.pid, str(group.path) if group else None
