@@ -12,7 +12,7 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from tests.conftest import Server, by_name, container, task_logs, taskdef
+from tests.conftest import Server, by_name, container, ecs_task_role, task_logs, taskdef
 
 ACCOUNT_PREFIX = "arn:aws:ecs:us-east-1:000000000000"
 
@@ -412,8 +412,8 @@ def test_run_task_overrides(ecs: Any, server: Server, cluster: str) -> None:
         ],
         "cpu": "0.5 vCPU",
         "memory": "1 GB",
-        "taskRoleArn": "arn:aws:iam::000000000000:role/task",
-        "executionRoleArn": "arn:aws:iam::000000000000:role/exec",
+        "taskRoleArn": ecs_task_role(server, "ecs-api-task"),
+        "executionRoleArn": ecs_task_role(server, "ecs-api-exec"),
     }
     task = ecs.run_task(cluster=cluster, taskDefinition=td, overrides=overrides)["tasks"][0]
     assert task["cpu"] == "512" and task["memory"] == "1024"
@@ -421,8 +421,8 @@ def test_run_task_overrides(ecs: Any, server: Server, cluster: str) -> None:
     assert app["memory"] == "128" and app["cpu"] == "64"
     done = stopped(ecs, cluster, task["taskArn"])
     o = done["overrides"]
-    assert o["taskRoleArn"] == "arn:aws:iam::000000000000:role/task"
-    assert o["executionRoleArn"] == "arn:aws:iam::000000000000:role/exec"
+    assert o["taskRoleArn"] == "arn:aws:iam::000000000000:role/ecs-api-task"
+    assert o["executionRoleArn"] == "arn:aws:iam::000000000000:role/ecs-api-exec"
     assert o["containerOverrides"][0]["command"] == ["sh", "-c", "echo app=$GREETING extra=$EXTRA"]
     assert o["containerOverrides"][0]["name"] == "app"
     assert by_name(done)["app"]["exitCode"] == 0

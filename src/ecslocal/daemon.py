@@ -12,13 +12,13 @@ import threading
 
 from aiohttp import web
 
-from ecslocal.api.ecs import EcsApi
-from ecslocal.api.local import LocalApi
 from ecslocal.api import auth_routes
+from ecslocal.api.ecs import EcsApi
 from ecslocal.api.iam import IamApi
+from ecslocal.api.local import LocalApi
 from ecslocal.api.logs import LogsApi
-from ecslocal.api.sts import StsApi
 from ecslocal.api.server import AwsRouter, build_app
+from ecslocal.api.sts import StsApi
 from ecslocal.auth.authenticator import Authenticator
 from ecslocal.auth.keys import KeyStore
 from ecslocal.auth.oidc import OidcIssuer
@@ -65,10 +65,10 @@ class Daemon:
         for key_id, secret in [DEFAULT_ACCESS_KEY, *config.access_keys]:
             self.keys.add_long_term(key_id, secret, config.account_id, now)
         authenticator = Authenticator(self.keys, self.clock, config.region)
-        ecs = EcsApi(config, self.store, self.agent, self.clock)
+        self.roles = RoleStore(self.store.db, self.keys, config.account_id)
+        ecs = EcsApi(config, self.store, self.agent, self.clock, self.roles)
         local = LocalApi(self.store, self.agent, logs, self.backend.describe())
         logs_api = LogsApi(config, self.store, self.clock)
-        self.roles = RoleStore(self.store.db, self.keys, config.account_id)
         oidc = OidcIssuer(config.data_dir / "oidc-signing-key.pem")
         sts = StsApi(config, self.roles, oidc, self.clock)
         iam = IamApi(self.roles, self.clock)

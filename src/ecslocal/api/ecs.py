@@ -13,6 +13,8 @@ from ecslocal.api.ecs_refs import CLUSTER_PATTERN, CLUSTER_RE, Refs, paginate
 from ecslocal.api.ecs_tags import TaggingMixin, Tags, check_tags, merge_tags
 from ecslocal.api.service import Handler, Service
 from ecslocal.auth.caller import Caller
+from ecslocal.auth.policy import Principal
+from ecslocal.auth.roles import ECS_TASKS_PRINCIPAL, RoleStore
 from ecslocal.clock import Clock
 from ecslocal.config import Config
 from ecslocal.errors import AwsError, client_exception, cluster_not_found, invalid_parameter
@@ -44,8 +46,16 @@ DELETED = "DELETED"
 
 
 class EcsApi(TaggingMixin):
-    def __init__(self, config: Config, store: Store, agent: Agent, clock: Clock) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        agent: Agent,
+        clock: Clock,
+        roles: RoleStore | None = None,
+    ) -> None:
         self.config = config
+        self.roles = roles
         self.store = store
         self.agent = agent
         self.clock = clock
@@ -317,6 +327,11 @@ class EcsApi(TaggingMixin):
             raise invalid_parameter(f"startedBy longer than {MAX_STARTED_BY}.")
         launch_type = self._launch_type(p, definition)
         overrides = check_overrides(p.get("overrides") or {}, definition, launch_type)
+        cluster_arn = f"{self.arn_prefix}:cluster/{cluster}"
+        for key in ("taskRoleArn", "executionRoleArn"):
+            role_arn = overrides.get(key) or definition.get(key)
+            if role_arn:
+                self._check_role(role_arn, cluster_arn)
         tags = check_tags(p.get("tags") or [])
         if p.get("propagateTags") == "SERVICE":
             # "An error will be received if you specify the SERVICE option when running a task."
@@ -337,6 +352,25 @@ class EcsApi(TaggingMixin):
             run.task["enableExecuteCommand"] = bool(p.get("enableExecuteCommand"))
             tasks.append(dict(run.task))
         return {"tasks": tasks, "failures": []}
+
+    def _check_role(self, role_arn: str, cluster_arn: str) -> None:
+        """ECS assumes the task (and execution) role as ``ecs-tasks.amazonaws.com``: the role
+        must exist and its trust policy must admit that service principal. The request context
+        carries aws:SourceAccount and aws:SourceArn (the cluster), for the confused-deputy
+        conditions AWS recommends in task-role trust policies."""
+        if self.roles is None:
+            return
+        role = self.roles.by_arn(role_arn)
+        service = Principal("Service", ECS_TASKS_PRINCIPAL)
+        context = {"aws:SourceAccount": self.config.account_id, "aws:SourceArn": cluster_arn}
+        if role is None or not self.roles.trusts(role, "sts:AssumeRole", service, context):
+            # ECS's wording (seen in service events and RunTask errors alike).
+            raise invalid_parameter(
+                f"ECS was unable to assume the role '{role_arn}' that was provided for this"
+                " task. Please verify that the role being passed has the proper trust"
+                " relationship and permissions and that your IAM user has permissions to pass"
+                " this role."
+            )
 
     def _find_task(self, ref: str, cluster: str) -> dict[str, Any] | None:
         task_id = self.refs.task_id(ref, cluster)
