@@ -74,7 +74,10 @@ class Daemon:
         iam = IamApi(self.roles, self.clock)
         services = [ecs.service(), logs_api.service(), sts.service(), iam.service()]
         router = AwsRouter(services, authenticator)
-        extra = [*local.routes(), *auth_routes.routes(oidc, self.keys, config.account_id, self.clock)]
+        extra = [
+            *local.routes(),
+            *auth_routes.routes(oidc, self.keys, config.account_id, self.clock),
+        ]
         app = build_app(router, extra)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()

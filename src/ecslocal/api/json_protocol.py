@@ -38,7 +38,9 @@ def parse_operation(service: Service, operation: str, body: bytes) -> tuple[Any,
     return op, params
 
 
-def result_response(service: Service, op: Any, result: dict[str, Any], request_id: str) -> web.Response:
+def result_response(
+    service: Service, op: Any, result: dict[str, Any], request_id: str
+) -> web.Response:
     out = to_wire(result, op.output_shape) if op.output_shape is not None else {}
     return web.Response(
         body=json.dumps(out).encode(),
