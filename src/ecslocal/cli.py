@@ -20,9 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from botocore.exceptions import ClientError
-from rich.console import Console
-from rich.table import Table
 
 from ecslocal import __version__
 from ecslocal.errors import TaskNotFound
@@ -39,8 +36,33 @@ from ecslocal.config import (
 from ecslocal.model.shapes import service_model, validation_errors
 from ecslocal.model.taskdef import request_from_document
 
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _LazyConsole:
+    """A rich Console made on first use (importing rich costs `ecslocal serve` start-up time
+    it never needs)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+console = _LazyConsole(highlight=False, soft_wrap=True)
+err_console = _LazyConsole(stderr=True, highlight=False, soft_wrap=True)
+
+
+def ClientError() -> type[Exception]:  # noqa: N802 - used as `except ClientError():`
+    """botocore's ClientError, imported when an except clause is evaluated (only then, so the
+    `serve` path never imports botocore's HTTP stack)."""
+    from botocore.exceptions import ClientError as BotoClientError
+
+    return BotoClientError
 COLORS = ["cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan"]
 
 #: `ecslocal run`'s exit code when the task failed to start (docker run's 125).
@@ -53,7 +75,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
-def aws_error(exc: ClientError) -> NoReturn:
+def aws_error(exc: Any) -> NoReturn:
     e = exc.response.get("Error", {})
     op = exc.operation_name
     fail(f"An error occurred ({e.get('Code')}) when calling the {op} operation: {e.get('Message')}")
@@ -235,7 +257,7 @@ def _run(client: Client, request: dict[str, Any], cluster: str, overrides: dict[
         if launch_type:
             params["launchType"] = launch_type
         response = client.ecs.run_task(**params)
-    except ClientError as exc:
+    except ClientError() as exc:
         aws_error(exc)
     if response.get("failures"):
         fail(f"RunTask failed: {response['failures']}")
@@ -261,7 +283,7 @@ def _run(client: Client, request: dict[str, Any], cluster: str, overrides: dict[
                 err_console.print("[yellow]not waiting for the task to stop[/yellow]")
                 return EXIT_INTERRUPTED
             err_console.print("[yellow]stopping task (Ctrl-C again to stop waiting)[/yellow]")
-            with contextlib.suppress(ClientError):
+            with contextlib.suppress(ClientError()):
                 client.ecs.stop_task(cluster=cluster, task=task_arn)
     final = client.describe(task_arn, cluster)
     essential = {c["name"] for c in td["containerDefinitions"] if c.get("essential", True)}
@@ -316,9 +338,11 @@ def ps(ctx: click.Context, show_all: bool, cluster: str) -> None:
         tasks = []
         for i in range(0, len(arns), 100):
             tasks += client.ecs.describe_tasks(cluster=cluster, tasks=arns[i : i + 100])["tasks"]
-    except ClientError as exc:
+    except ClientError() as exc:
         aws_error(exc)
     tasks.sort(key=lambda t: t["createdAt"])
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold")
     table.add_column("TASK", no_wrap=True, min_width=32)
     for column in ("DEFINITION", "STATUS", "HEALTH", "CREATED"):
@@ -363,7 +387,7 @@ def _resolve(client: Client, task: str, cluster: str) -> str:
         return client.resolve_task(task, cluster)
     except TaskNotFound as exc:
         fail(str(exc))
-    except ClientError as exc:
+    except ClientError() as exc:
         aws_error(exc)
 
 
@@ -387,7 +411,7 @@ def stop(ctx: click.Context, task: str, reason: str | None, cluster: str, wait: 
             client.ecs.get_waiter("tasks_stopped").wait(
                 cluster=cluster, tasks=[arn], WaiterConfig={"Delay": 1, "MaxAttempts": 600}
             )
-    except ClientError as exc:
+    except ClientError() as exc:
         aws_error(exc)
     print(arn)
 

@@ -13,16 +13,19 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from aiohttp import web
-from botocore.model import ListShape, MapShape, OperationModel, Shape, StructureShape
 
 from ecslocal.api.service import Service
 from ecslocal.errors import AwsError
 
 _CONTENT_TYPE = "text/xml"
+
+if TYPE_CHECKING:
+    from botocore.model import OperationModel, Shape, StructureShape
+
 
 
 def parse_operation(
@@ -58,9 +61,9 @@ def _parse_structure(form: Mapping[str, str], shape: StructureShape, prefix: str
 
 
 def _parse(form: Mapping[str, str], shape: Shape, key: str) -> Any:
-    if isinstance(shape, StructureShape):
+    if shape.type_name == "structure":
         return _parse_structure(form, shape, key + ".") if _has_prefix(form, key) else None
-    if isinstance(shape, ListShape):
+    if shape.type_name == "list":
         if form.get(key) == "":  # botocore sends "Key=" for an empty list
             return []
         if shape.serialization.get("flattened"):
@@ -73,7 +76,7 @@ def _parse(form: Mapping[str, str], shape: Shape, key: str) -> Any:
             items.append(_parse(form, shape.member, f"{item_prefix}{i}"))
             i += 1
         return items if items else None
-    if isinstance(shape, MapShape):
+    if shape.type_name == "map":
         entry = key + "." if shape.serialization.get("flattened") else key + ".entry."
         key_name = shape.key.serialization.get("name", "key")
         value_name = shape.value.serialization.get("name", "value")
@@ -127,13 +130,13 @@ def _timestamp(value: Any) -> str:
 def _xml(value: Any, shape: Shape, tag: str, parts: list[str]) -> None:
     if value is None:
         return
-    if isinstance(shape, StructureShape):
+    if shape.type_name == "structure":
         parts.append(f"<{tag}>")
         for name, member in shape.members.items():
             if name in value:
                 _xml(value[name], member, member.serialization.get("name", name), parts)
         parts.append(f"</{tag}>")
-    elif isinstance(shape, ListShape):
+    elif shape.type_name == "list":
         item = shape.member.serialization.get("name", "member")
         if shape.serialization.get("flattened"):
             for v in value:
@@ -143,7 +146,7 @@ def _xml(value: Any, shape: Shape, tag: str, parts: list[str]) -> None:
         for v in value:
             _xml(v, shape.member, item, parts)
         parts.append(f"</{tag}>")
-    elif isinstance(shape, MapShape):
+    elif shape.type_name == "map":
         parts.append(f"<{tag}>")
         for k, v in value.items():
             parts.append("<entry>")

@@ -9,19 +9,9 @@ so an idle daemon holds only the models of the services it has been asked about.
 from __future__ import annotations
 
 import gc
-import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from botocore.model import (
-    ListShape,
-    MapShape,
-    OperationModel,
-    ServiceModel,
-    Shape,
-    StructureShape,
-)
+from typing import TYPE_CHECKING, Any
 
 from ecslocal.auth.caller import Caller
 from ecslocal.errors import AwsError
@@ -29,6 +19,10 @@ from ecslocal.model.shapes import service_model, to_wire
 from ecslocal.model.validate import validate
 
 Handler = Callable[[dict[str, Any], Caller], Awaitable[dict[str, Any]] | dict[str, Any]]
+
+if TYPE_CHECKING:
+    from botocore.model import OperationModel, ServiceModel, Shape
+
 
 
 @dataclass(frozen=True)
@@ -64,12 +58,12 @@ def _resolve(shape: Shape, seen: set[str]) -> None:
     if shape.name in seen:
         return
     seen.add(shape.name)
-    if isinstance(shape, StructureShape):
+    if shape.type_name == "structure":
         for member in shape.members.values():
             _resolve(member, seen)
-    elif isinstance(shape, ListShape):
+    elif shape.type_name == "list":
         _resolve(shape.member, seen)
-    elif isinstance(shape, MapShape):
+    elif shape.type_name == "map":
         _resolve(shape.key, seen)
         _resolve(shape.value, seen)
 
@@ -140,7 +134,7 @@ class Service:
         result = handler(params, caller)
         is_async = self._async.get(op.name)
         if is_async is None:
-            is_async = self._async[op.name] = inspect.isawaitable(result)
+            is_async = self._async[op.name] = hasattr(result, "__await__")
         if is_async:
             result = await result  # type: ignore[misc]
         return result

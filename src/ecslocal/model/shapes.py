@@ -10,16 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import botocore.session
-from botocore.model import ListShape, MapShape, ServiceModel, Shape, StructureShape
-from botocore.validate import ParamValidator
+if TYPE_CHECKING:  # botocore is imported when a model is first needed, not at start-up
+    from botocore.model import ServiceModel, Shape
 
 
 @cache
 def service_model(name: str) -> ServiceModel:
-    return botocore.session.get_session().get_service_model(name)
+    """botocore's model of ``name`` ("ecs", "logs", ...), as botocore's session loads it."""
+    from botocore.loaders import create_loader
+    from botocore.model import ServiceModel
+
+    return ServiceModel(create_loader().load_service_model(name, "service-2"), service_name=name)
 
 
 def shape(service: str, name: str) -> Shape:
@@ -28,6 +31,8 @@ def shape(service: str, name: str) -> Shape:
 
 def validation_errors(value: dict[str, Any], model_shape: Shape) -> list[str]:
     """botocore's validation messages for ``value`` against ``model_shape`` (empty if valid)."""
+    from botocore.validate import ParamValidator
+
     report = ParamValidator().validate(value, model_shape)
     if not report.has_errors():
         return []
@@ -36,12 +41,12 @@ def validation_errors(value: dict[str, Any], model_shape: Shape) -> list[str]:
 
 def strip_unknown(value: Any, model_shape: Shape) -> Any:
     """Drop members the shape does not define (as AWS servers ignore unknown JSON members)."""
-    if isinstance(model_shape, StructureShape) and isinstance(value, dict):
+    if model_shape.type_name == "structure" and isinstance(value, dict):
         members = model_shape.members
         return {k: strip_unknown(v, members[k]) for k, v in value.items() if k in members}
-    if isinstance(model_shape, ListShape) and isinstance(value, list):
+    if model_shape.type_name == "list" and isinstance(value, list):
         return [strip_unknown(v, model_shape.member) for v in value]
-    if isinstance(model_shape, MapShape) and isinstance(value, dict):
+    if model_shape.type_name == "map" and isinstance(value, dict):
         return {k: strip_unknown(v, model_shape.value) for k, v in value.items()}
     return value
 
@@ -61,7 +66,7 @@ def _compile(model_shape: Shape) -> Serializer | None:
     cached = _SERIALIZERS.get(id(model_shape))
     if cached is not None:
         return cached[1]
-    if isinstance(model_shape, StructureShape):
+    if model_shape.type_name == "structure":
         members: dict[str, Serializer | None] = {}
 
         def structure(value: Any) -> Any:
@@ -78,11 +83,11 @@ def _compile(model_shape: Shape) -> Serializer | None:
         members.update((k, _compile(m)) for k, m in model_shape.members.items())
         return structure
     serializer: Serializer | None = None
-    if isinstance(model_shape, ListShape):
+    if model_shape.type_name == "list":
         item = _compile(model_shape.member)
         if item is not None:
             serializer = lambda value: [item(v) for v in value]  # noqa: E731
-    elif isinstance(model_shape, MapShape):
+    elif model_shape.type_name == "map":
         inner = _compile(model_shape.value)
         if inner is not None:
             serializer = lambda value: {k: inner(v) for k, v in value.items()}  # noqa: E731

@@ -15,9 +15,12 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botocore.model import ListShape, MapShape, Shape, StructureShape
+if TYPE_CHECKING:
+    from botocore.model import Shape
+
+
 
 _NUMBER_TYPES = ("integer", "long", "float", "double")
 
@@ -77,7 +80,6 @@ def _check(
     meta = shape.metadata
     where = path or "input"
     if kind == "structure":
-        assert isinstance(shape, StructureShape)
         if not isinstance(value, dict):
             report.type_errors.append(f"Expected an object at '{where}'")
             return
@@ -89,7 +91,6 @@ def _check(
                 _check(value[name], member, _member_path(path, name), report)
         return
     if kind == "list":
-        assert isinstance(shape, ListShape)
         if not isinstance(value, list):
             report.type_errors.append(f"Expected a list at '{where}'")
             return
@@ -101,7 +102,6 @@ def _check(
                 _check(item, shape.member, f"{path}.{i}.member", report)
         return
     if kind == "map":
-        assert isinstance(shape, MapShape)
         if not isinstance(value, dict):
             report.type_errors.append(f"Expected an object at '{where}'")
             return

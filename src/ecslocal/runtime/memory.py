@@ -39,13 +39,22 @@ class CgroupGroup:
         return str(self.path / "cgroup.procs")
 
     def attach_tree(self, pid: int) -> None:
-        """Move ``pid`` and every descendant it has forked so far into this cgroup."""
+        """Move ``pid`` and every descendant it has forked so far into this cgroup.
+
+        ``pid`` moves first, so whatever it forks afterwards is born inside; then its
+        descendants are swept until a pass finds none left outside (a child forked while the
+        sweep ran is caught by the next pass)."""
         procs = self.path / "cgroup.procs"
-        for p in [pid, *descendants(pid)]:
-            try:
-                procs.write_text(str(p))
-            except OSError:  # exited meanwhile
-                continue
+        moved: set[int] = set()
+        pending = [pid]
+        while pending:
+            for p in pending:
+                moved.add(p)
+                try:
+                    procs.write_text(str(p))
+                except OSError:  # exited meanwhile
+                    continue
+            pending = [p for p in descendants(pid) if p not in moved]
 
     def pids(self) -> list[int]:
         try:

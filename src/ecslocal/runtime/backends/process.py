@@ -333,7 +333,9 @@ class ProcessBackend:
         attached = None
         if group is not None:
             # Joining a cgroup costs a kernel RCU grace period (see docs/runtime.md), so it
-            # happens off the start path; the sweep also moves anything forked meanwhile.
+            # runs in a worker thread while the pipes are set up; the sweep also moves anything
+            # forked meanwhile. start() returns (the container is RUNNING) only once it is in,
+            # so nothing the container forks can escape its memory limit or the reaper's kill.
             attached = asyncio.get_running_loop().run_in_executor(
                 None, group.attach_tree, proc.pid
             )
@@ -347,6 +349,8 @@ class ProcessBackend:
             readers.append(reader)
         limit = spec.memory_mib or spec.task_memory_mib
         rss_limit = limit if (group is None and self.memory.mode == "rss") else None
+        if attached is not None:
+            await attached
         return ProcessContainer(
             spec, proc, group, readers, self.reaper, self.clock, rss_limit, attached
         )
