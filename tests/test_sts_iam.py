@@ -336,3 +336,14 @@ def test_expiration_is_a_real_timestamp(server: Server) -> None:
     ]
     assert creds["Expiration"].tzinfo is not None
     assert creds["Expiration"] > datetime.now(UTC)
+
+
+def test_oidc_token_command_mints_a_token_sts_accepts(server: Server) -> None:
+    out = server.cli("oidc-token", "--sub", "ci:job-7", "--ttl", "600")
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip()
+    role = web_identity_role(server, "ci:*")
+    assumed = unsigned_sts(server).assume_role_with_web_identity(
+        RoleArn=role["Arn"], RoleSessionName="cli", WebIdentityToken=token
+    )
+    assert assumed["SubjectFromWebIdentityToken"] == "ci:job-7"

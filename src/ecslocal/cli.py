@@ -437,6 +437,21 @@ def describe(ctx: click.Context, task: str, cluster: str) -> None:
     print(json.dumps(found, indent=2, default=_json_default))
 
 
+@cli.command("oidc-token")
+@click.option("--sub", "subject", required=True, help="The token's subject (sub claim).")
+@click.option("--aud", "audience", default="sts.amazonaws.com", show_default=True)
+@click.option("--ttl", type=click.IntRange(1, 7 * 86400), default=3600, show_default=True,
+              help="Lifetime in seconds.")
+@click.pass_context
+def oidc_token(ctx: click.Context, subject: str, audience: str, ttl: int) -> None:
+    """Print a JWT from the local OIDC issuer, for sts:AssumeRoleWithWebIdentity.
+
+    Roles trust it with "Principal": {"Federated":
+    "arn:aws:iam::000000000000:oidc-provider/oidc.ecslocal.localhost"}."""
+    client = connect(ctx.obj["port"])
+    print(client.oidc_token(subject, audience, ttl)["token"])
+
+
 def main() -> None:
     # Ctrl-C in `run` must reach our handler even while blocked reading the log stream.
     if threading.current_thread() is threading.main_thread():

@@ -86,3 +86,12 @@ class Client:
             for line in response:
                 if line.strip():
                     yield json.loads(line)
+
+    def oidc_token(self, subject: str, audience: str, ttl: int) -> dict[str, Any]:
+        """A JWT from the daemon's local OIDC issuer (for AssumeRoleWithWebIdentity)."""
+        body = json.dumps({"sub": subject, "aud": audience, "ttl": ttl}).encode()
+        request = urllib.request.Request(
+            f"{self.url}/_ecslocal/v1/oidc/token", data=body, method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())  # type: ignore[no-any-return]

@@ -5,7 +5,7 @@ request signed with it gets ExpiredToken) — for tests of credential expiry.
 
 ``GET /_ecslocal/v1/oidc/.well-known/openid-configuration``, ``GET /_ecslocal/v1/oidc/jwks``,
 ``POST /_ecslocal/v1/oidc/token`` with ``{"sub", "aud", "ttl"?, "claims"?}`` →
-``{"token": "<JWT>", "issuer", "providerArn"}`` (what ``ecslocal oidc-token`` prints).
+``{"token": "<JWT>", "issuer", "providerArn"}`` (``ecslocal oidc-token`` prints the token).
 """
 
 from __future__ import annotations
