@@ -143,14 +143,3 @@ class KeyStore:
                 "UPDATE access_keys SET expiration = ? WHERE access_key_id = ?", (now, key_id)
             )
             self._cache.pop(key_id, None)
-
-    def purge_expired(self, before: float) -> int:
-        """Forget session keys that expired before ``before`` (AWS answers ExpiredToken for a
-        while, then InvalidClientTokenId; ecslocal keeps them a day)."""
-        cur = self.db.execute(
-            "DELETE FROM access_keys WHERE expiration IS NOT NULL AND expiration < ?", (before,)
-        )
-        self._cache = {
-            k: v for k, v in self._cache.items() if not v.expiration or v.expiration >= before
-        }
-        return cur.rowcount
