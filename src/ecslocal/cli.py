@@ -115,9 +115,13 @@ def cli(ctx: click.Context, port: int) -> None:
 @click.option("--access-key", "access_keys", multiple=True, metavar="ID:SECRET",
               help="Another access key the API accepts (besides test/test; repeatable;"
                    " also $ECSLOCAL_ACCESS_KEYS=ID:SECRET,...).")
+@click.option("--credential-ttl", type=click.FloatRange(min=2), default=None, metavar="SECONDS",
+              help="Lifetime of task-role credentials (default 21600 = 6 h, as ECS;"
+                   " $ECSLOCAL_CREDENTIAL_TTL).")
 @click.pass_context
 def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path | None,
-          memory_enforcement: str | None, access_keys: tuple[str, ...]) -> None:
+          memory_enforcement: str | None, access_keys: tuple[str, ...],
+          credential_ttl: float | None) -> None:
     """Run the daemon in the foreground."""
     from ecslocal.daemon import Daemon
 
@@ -127,6 +131,8 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
         config.data_dir = data_dir
     if memory_enforcement is not None:
         config.memory_enforcement = memory_enforcement
+    if credential_ttl is not None:
+        config.credential_ttl = credential_ttl
     try:
         config.access_keys += parse_access_keys(",".join(access_keys))
     except ValueError as exc:

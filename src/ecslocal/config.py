@@ -61,6 +61,11 @@ class Config:
     #: Seconds a container's main process has after its stop signal, when stopTimeout is unset
     #: (the ECS agent's ECS_CONTAINER_STOP_TIMEOUT default).
     default_stop_timeout: float = 30.0
+    #: Lifetime of a task's role credentials (ECS: 6 hours); fresh ones are vended from 30 min
+    #: (at most half the lifetime) before expiry.
+    credential_ttl: float = field(
+        default_factory=lambda: float(os.environ.get("ECSLOCAL_CREDENTIAL_TTL", 6 * 3600))
+    )
     #: Long-term keys (of the account's root) the API accepts besides test/test.
     access_keys: list[tuple[str, str]] = field(
         default_factory=lambda: parse_access_keys(os.environ.get("ECSLOCAL_ACCESS_KEYS", ""))

@@ -25,6 +25,7 @@ from ecslocal.auth.oidc import OidcIssuer
 from ecslocal.auth.roles import RoleStore
 from ecslocal.clock import Clock
 from ecslocal.config import DEFAULT_ACCESS_KEY, Config
+from ecslocal.endpoints.credentials import CredentialsManager
 from ecslocal.runtime.agent import Agent
 from ecslocal.runtime.backends.process import ProcessBackend
 from ecslocal.runtime.logs import LogRouter
@@ -66,6 +67,10 @@ class Daemon:
             self.keys.add_long_term(key_id, secret, config.account_id, now)
         authenticator = Authenticator(self.keys, self.clock, config.region)
         self.roles = RoleStore(self.store.db, self.keys, config.account_id)
+        self.credentials = CredentialsManager(
+            self.store.db, self.roles, self.clock, default_ttl=config.credential_ttl
+        )
+        self.agent.credentials = self.credentials
         ecs = EcsApi(config, self.store, self.agent, self.clock, self.roles)
         local = LocalApi(self.store, self.agent, logs, self.backend.describe())
         logs_api = LogsApi(config, self.store, self.clock)
@@ -75,6 +80,7 @@ class Daemon:
         services = [ecs.service(), logs_api.service(), sts.service(), iam.service()]
         router = AwsRouter(services, authenticator)
         extra = [
+            *self.credentials.routes(),
             *local.routes(),
             *auth_routes.routes(oidc, self.keys, config.account_id, self.clock),
         ]
@@ -87,6 +93,7 @@ class Daemon:
         assert server is not None and server.sockets  # type: ignore[attr-defined]
         sock = server.sockets[0].getsockname()  # type: ignore[attr-defined]
         self.address = (sock[0], sock[1])
+        self.agent.endpoint_url = self.url
         return self.address
 
     async def stop(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ecslocal.clock import Clock
 from ecslocal.config import Config
+from ecslocal.endpoints.credentials import CredentialsManager
 from ecslocal.errors import invalid_parameter
 from ecslocal.runtime import reasons
 from ecslocal.runtime.backends.base import Backend
@@ -84,6 +85,11 @@ class Agent:
         self.clock = clock
         self.logs = logs
         self.tasks: dict[str, TaskRun] = {}
+        #: Set by the daemon once it listens: the task-role credentials manager and the URL
+        #: containers reach ecslocal at (its AWS API and the endpoints they are given).
+        self.credentials: CredentialsManager | None = None
+        self.endpoint_url: str | None = None
+        self._credentials_ids: dict[str, str] = {}
 
     # -- start ------------------------------------------------------------------------------
     def start_task(
@@ -104,6 +110,7 @@ class Agent:
         task_arn = f"arn:aws:ecs:{region}:{account}:task/{cluster_name}/{task_id}"
         by_name = {o["name"]: o for o in overrides.get("containerOverrides") or [] if "name" in o}
         now = self.clock.time()
+        injected = self._injected_env(task_arn, task_id, overrides, definition)
         containers: list[ContainerRun] = []
         for cdef in definition["containerDefinitions"]:
             override = by_name.get(cdef["name"], {})
@@ -115,6 +122,9 @@ class Agent:
             c = ContainerRun(cdef, doc)
             c.runtime_id = f"{task_id}-{secrets.randbelow(10**10):010d}"
             c.env = container_env(cdef, override, launch_type, region)
+            for key, value in injected.items():
+                # What the task's own definition sets wins (an explicit AWS_ENDPOINT_URL, say).
+                c.env.setdefault(key, value)
             c.argv = container_argv(cdef, override)
             containers.append(c)
         task: dict[str, Any] = {
@@ -172,6 +182,29 @@ class Agent:
         run.job = asyncio.get_running_loop().create_task(self._run(run))
         return run
 
+    def _injected_env(
+        self,
+        task_arn: str,
+        task_id: str,
+        overrides: dict[str, Any],
+        definition: dict[str, Any],
+    ) -> dict[str, str]:
+        """Variables every container of the task gets: where the AWS APIs are (ecslocal) and,
+        with a task role, its credentials endpoint (FULL_URI + per-task token)."""
+        env: dict[str, str] = {}
+        if self.endpoint_url is None:
+            return env
+        env["AWS_ENDPOINT_URL"] = self.endpoint_url
+        role_arn = overrides.get("taskRoleArn") or definition.get("taskRoleArn")
+        if role_arn and self.credentials is not None:
+            entry = self.credentials.register(task_arn, role_arn)
+            self._credentials_ids[task_id] = entry.credentials_id
+            env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = (
+                f"{self.endpoint_url}/v2/credentials/{entry.credentials_id}"
+            )
+            env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = entry.auth_token
+        return env
+
     async def _run(self, run: TaskRun) -> None:
         try:
             await run.run()
@@ -187,6 +220,9 @@ class Agent:
             run.save()
         finally:
             self.tasks.pop(run.task_id, None)
+            credentials_id = self._credentials_ids.pop(run.task_id, None)
+            if credentials_id and self.credentials is not None:
+                self.credentials.forget(credentials_id)
 
     def _save(self, run: TaskRun) -> None:
         self.store.put_task(run.task_id, run.task, run.recovery_records())

@@ -1,0 +1,192 @@
+"""Task-role credentials as a task's containers see them: the ECS agent's
+``GET /v2/credentials/{id}`` endpoint, with rotation like Fargate's.
+
+Each task with a ``taskRoleArn`` gets a credentials id (in the URI its containers are given) and
+an authorization token. The credentials served are real session credentials issued by the STS
+layer (:meth:`RoleStore.assume`, session name = the task id, as ECS names task-role sessions),
+so every ecslocal API accepts them until their ``Expiration`` and refuses them after it.
+
+Rotation: a credential lifetime per task (default 6 h); from ``lead`` seconds before expiry
+(default 30 min, never more than half the lifetime) a request gets fresh credentials — a new key
+id and token — while the old ones stay valid until their own ``Expiration``.
+
+Response and errors follow the agent (``ecs-agent/tmds/handlers/v1/credentials_handler.go``):
+``{RoleArn, AccessKeyId, SecretAccessKey, Token, Expiration}`` with ``Expiration`` as
+``YYYY-MM-DDTHH:MM:SSZ`` (the JS SDK rejects ``+00:00``); errors ``{"code", "message"}`` —
+400 ``NoIdInRequest``, 400 ``InvalidIdInRequest``, 503 ``CredentialsUninitialized``, and 429 over
+40 requests/s steady, 60 burst, per task.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import sqlite3
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from ecslocal.auth.keys import AccessKey
+from ecslocal.auth.roles import RoleStore
+from ecslocal.clock import Clock
+
+DEFAULT_TTL = 6 * 3600.0
+DEFAULT_LEAD = 30 * 60.0
+RATE_STEADY = 40.0
+RATE_BURST = 60.0
+PREFIX = "CredentialsV2Request: "
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS task_credentials (
+    credentials_id TEXT PRIMARY KEY,
+    task_arn TEXT NOT NULL,
+    role_arn TEXT NOT NULL,
+    auth_token TEXT NOT NULL,
+    ttl REAL NOT NULL,
+    access_key_id TEXT
+);
+"""
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class TokenBucket:
+    """The agent's tollbooth limiter: ``rate`` tokens/s refill, at most ``burst`` stored."""
+
+    rate: float
+    burst: float
+    tokens: float = field(default=-1.0)
+    updated: float = 0.0
+
+    def take(self, now: float) -> bool:
+        if self.tokens < 0:
+            self.tokens, self.updated = self.burst, now
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+@dataclass
+class TaskCredentials:
+    credentials_id: str
+    task_arn: str
+    role_arn: str
+    auth_token: str
+    ttl: float
+    current: AccessKey | None = None
+    bucket: TokenBucket = field(default_factory=lambda: TokenBucket(RATE_STEADY, RATE_BURST))
+
+    @property
+    def lead(self) -> float:
+        return min(DEFAULT_LEAD, self.ttl / 2)
+
+
+class CredentialsManager:
+    """Issues, rotates and serves task-role credentials (the agent's credentials manager)."""
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        roles: RoleStore,
+        clock: Clock,
+        default_ttl: float = DEFAULT_TTL,
+        rate_limit: bool = True,
+    ) -> None:
+        self.db = db
+        self.roles = roles
+        self.clock = clock
+        self.default_ttl = default_ttl
+        self.rate_limit = rate_limit
+        db.executescript(SCHEMA)
+        self._by_id: dict[str, TaskCredentials] = {}
+
+    # -- tasks ------------------------------------------------------------------------------
+    def register(self, task_arn: str, role_arn: str, ttl: float | None = None) -> TaskCredentials:
+        """A credentials id and token for a task that is starting; its first credentials are
+        issued now, so a container never meets ``CredentialsUninitialized``."""
+        entry = TaskCredentials(
+            credentials_id=str(uuid.uuid4()),
+            task_arn=task_arn,
+            role_arn=role_arn,
+            auth_token=secrets.token_urlsafe(32),
+            ttl=ttl or self.default_ttl,
+        )
+        self._by_id[entry.credentials_id] = entry
+        self.db.execute(
+            "INSERT INTO task_credentials VALUES (?, ?, ?, ?, ?, NULL)",
+            (entry.credentials_id, task_arn, role_arn, entry.auth_token, entry.ttl),
+        )
+        self.credentials(entry)
+        return entry
+
+    def forget(self, credentials_id: str) -> None:
+        """The task stopped: its endpoint answers InvalidIdInRequest from now on (issued keys
+        keep their own expiry)."""
+        self._by_id.pop(credentials_id, None)
+        self.db.execute("DELETE FROM task_credentials WHERE credentials_id = ?", (credentials_id,))
+
+    def credentials(self, entry: TaskCredentials) -> AccessKey:
+        """The task's current credentials, rotated once inside the lead time before expiry."""
+        now = self.clock.time()
+        key = entry.current
+        if key is None or key.expiration is None or now >= key.expiration - entry.lead:
+            role = self.roles.by_arn(entry.role_arn)
+            if role is None:
+                raise LookupError(entry.role_arn)
+            session_name = entry.task_arn.rsplit("/", 1)[-1]
+            key = self.roles.assume(role, session_name, now, entry.ttl).key
+            entry.current = key
+            self.db.execute(
+                "UPDATE task_credentials SET access_key_id = ? WHERE credentials_id = ?",
+                (key.access_key_id, entry.credentials_id),
+            )
+        return key
+
+    # -- HTTP -------------------------------------------------------------------------------
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/v2/credentials/{credentials_id:.*}", self.handle)]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        credentials_id = request.match_info["credentials_id"]
+        if not credentials_id:
+            return _error(400, "NoIdInRequest", "No Credential ID in the request")
+        entry = self._by_id.get(credentials_id)
+        if entry is None:
+            return _error(400, "InvalidIdInRequest", "Credentials not found")
+        if self.rate_limit and not entry.bucket.take(self.clock.monotonic()):
+            return _error(429, "TooManyRequests", "Rate exceeded")
+        # FULL_URI mode: the per-task token must come along; another task's token never fits.
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), entry.auth_token.encode()):
+            return _error(
+                401,
+                "AccessDenied",
+                "Authorization header missing or not this task's AWS_CONTAINER_AUTHORIZATION_TOKEN",
+            )
+        try:
+            key = self.credentials(entry)
+        except LookupError:
+            return _error(503, "CredentialsUninitialized", "Credentials uninitialized for ID")
+        body: dict[str, Any] = {
+            "RoleArn": entry.role_arn,
+            "AccessKeyId": key.access_key_id,
+            "SecretAccessKey": key.secret_access_key,
+            "Token": key.session_token,
+            "Expiration": rfc3339(key.expiration or 0),
+        }
+        return web.Response(body=json.dumps(body).encode(), content_type="application/json")
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    body = json.dumps({"code": code, "message": PREFIX + message}).encode()
+    return web.Response(status=status, body=body, content_type="application/json")

@@ -1,0 +1,171 @@
+"""Task-role credentials as containers meet them: AWS_CONTAINER_CREDENTIALS_FULL_URI plus a
+per-task AWS_CONTAINER_AUTHORIZATION_TOKEN, real session credentials that rotate like Fargate's,
+and the agent's error responses."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import (
+    Server,
+    container,
+    ecs_task_role,
+    run_task,
+    task_logs,
+    taskdef,
+    wait_for,
+    wait_stopped,
+)
+
+RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+
+# boto3's default credential chain, nothing else: no keys in the environment, no files.
+SDK_SCRIPT = """
+import boto3
+sts = boto3.client("sts")
+print("arn=" + sts.get_caller_identity()["Arn"], flush=True)
+ecs = boto3.client("ecs")
+print("clusters=" + str(len(ecs.list_clusters()["clusterArns"])), flush=True)
+"""
+
+PRINT_ENDPOINT = (
+    "echo uri=$AWS_CONTAINER_CREDENTIALS_FULL_URI; echo token=$AWS_CONTAINER_AUTHORIZATION_TOKEN;"
+    " sleep 60"
+)
+
+
+def fetch(uri: str, token: str | None) -> tuple[int, dict[str, Any]]:
+    headers = {"Authorization": token} if token is not None else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(uri, headers=headers)) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def endpoint_of(server: Server, task_arn: str) -> tuple[str, str]:
+    """The credentials URI and token the task's container printed."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        lines = [e["message"] for e in task_logs(server, task_arn)]
+        found = dict(line.split("=", 1) for line in lines if "=" in line)
+        if "uri" in found and "token" in found:
+            return found["uri"], found["token"]
+        time.sleep(0.05)
+    raise AssertionError("the container did not print its credentials endpoint")
+
+
+def test_boto3_default_chain_in_a_container_gets_the_task_role(server: Server) -> None:
+    ecs = server.ecs()
+    role = ecs_task_role(server, "creds-sdk")
+    definition = taskdef(
+        "creds-sdk",
+        {"name": "app", "image": "python", "memory": 256,
+         "command": [sys.executable, "-c", SDK_SCRIPT]},
+        taskRoleArn=role,
+    )
+    arn = run_task(ecs, definition)
+    task = wait_stopped(ecs, arn, timeout=60)
+    lines = [e["message"] for e in task_logs(server, arn)]
+    task_id = arn.rsplit("/", 1)[-1]
+    assert f"arn=arn:aws:sts::000000000000:assumed-role/creds-sdk/{task_id}" in lines, lines
+    assert any(line.startswith("clusters=") for line in lines), lines
+    assert task["containers"][0]["exitCode"] == 0
+
+
+def test_endpoint_contract_and_errors(server: Server) -> None:
+    ecs = server.ecs()
+    role = ecs_task_role(server, "creds-contract")
+    first = run_task(ecs, taskdef("creds-a", container("app", PRINT_ENDPOINT), taskRoleArn=role))
+    second = run_task(ecs, taskdef("creds-b", container("app", PRINT_ENDPOINT), taskRoleArn=role))
+    try:
+        uri, token = endpoint_of(server, first)
+        other_uri, other_token = endpoint_of(server, second)
+        assert uri.startswith(f"{server.url}/v2/credentials/") and uri != other_uri
+        assert token != other_token
+
+        status, body = fetch(uri, token)
+        assert status == 200
+        assert list(body) == ["RoleArn", "AccessKeyId", "SecretAccessKey", "Token", "Expiration"]
+        assert body["RoleArn"] == role
+        assert body["AccessKeyId"].startswith("ASIA")
+        assert RFC3339_Z.match(body["Expiration"]), body["Expiration"]
+
+        # one task can never read another's credentials
+        assert fetch(uri, other_token)[0] == 401
+        assert fetch(uri, None)[0] == 401
+        assert fetch(f"{server.url}/v2/credentials/", token) == (
+            400,
+            {"code": "NoIdInRequest",
+             "message": "CredentialsV2Request: No Credential ID in the request"},
+        )
+        assert fetch(f"{server.url}/v2/credentials/not-an-id", token) == (
+            400,
+            {"code": "InvalidIdInRequest", "message": "CredentialsV2Request: Credentials not found"},
+        )
+    finally:
+        for arn in (first, second):
+            ecs.stop_task(task=arn)
+    for arn in (first, second):
+        wait_stopped(ecs, arn)
+    # a stopped task's credentials id is gone
+    assert fetch(uri, token)[1]["code"] == "InvalidIdInRequest"
+
+
+def test_rate_limit_like_the_agent(server: Server) -> None:
+    ecs = server.ecs()
+    role = ecs_task_role(server, "creds-rate")
+    arn = run_task(ecs, taskdef("creds-rate", container("app", PRINT_ENDPOINT), taskRoleArn=role))
+    try:
+        uri, token = endpoint_of(server, arn)
+        statuses = [fetch(uri, token)[0] for _ in range(90)]
+        assert statuses[:55].count(200) == 55  # the burst of 60 (a few may have refilled)
+        assert 429 in statuses
+    finally:
+        ecs.stop_task(task=arn)
+        wait_stopped(ecs, arn)
+
+
+def test_credentials_rotate_and_old_ones_expire_on_time(fresh_server: Server) -> None:
+    fresh_server.extra = ("--credential-ttl", "4")
+    server = fresh_server.start()
+    ecs = server.ecs()
+    role = ecs_task_role(server, "creds-rotate")
+    arn = run_task(ecs, taskdef("creds-rotate", container("app", PRINT_ENDPOINT), taskRoleArn=role))
+    uri, token = endpoint_of(server, arn)
+    _, first = fetch(uri, token)
+    issued = time.time()
+    # within the lifetime minus the lead time (half of 4 s), the same credentials are served
+    assert fetch(uri, token)[1]["AccessKeyId"] == first["AccessKeyId"]
+    time.sleep(max(0.0, issued + 2.3 - time.time()))
+    _, second = fetch(uri, token)
+    assert second["AccessKeyId"] != first["AccessKeyId"]
+    assert second["Token"] != first["Token"]
+
+    def caller(creds: dict[str, Any]) -> Any:
+        return server.client(
+            "sts", key=(creds["AccessKeyId"], creds["SecretAccessKey"]), token=creds["Token"]
+        )
+
+    # the old credentials still work until their own Expiration ...
+    if time.time() < issued + 3.5:
+        assert caller(first).get_caller_identity()["Arn"].endswith(arn.rsplit("/", 1)[-1])
+    time.sleep(max(0.0, issued + 4.5 - time.time()))
+    # ... and are refused after it, while the new ones work
+    with pytest.raises(ClientError) as info:
+        caller(first).get_caller_identity()
+    assert info.value.response["Error"]["Code"] == "ExpiredToken"
+    assert caller(second).get_caller_identity()["Arn"].startswith(
+        "arn:aws:sts::000000000000:assumed-role/creds-rotate/"
+    )
+    ecs.stop_task(task=arn)
+    wait_for(ecs, arn, lambda t: t["lastStatus"] == "STOPPED")
