@@ -69,8 +69,12 @@ def test_boto3_default_chain_in_a_container_gets_the_task_role(server: Server) -
     role = ecs_task_role(server, "creds-sdk")
     definition = taskdef(
         "creds-sdk",
-        {"name": "app", "image": "python", "memory": 256,
-         "command": [sys.executable, "-c", SDK_SCRIPT]},
+        {
+            "name": "app",
+            "image": "python",
+            "memory": 256,
+            "command": [sys.executable, "-c", SDK_SCRIPT],
+        },
         taskRoleArn=role,
     )
     arn = run_task(ecs, definition)
@@ -105,12 +109,17 @@ def test_endpoint_contract_and_errors(server: Server) -> None:
         assert fetch(uri, None)[0] == 401
         assert fetch(f"{server.url}/v2/credentials/", token) == (
             400,
-            {"code": "NoIdInRequest",
-             "message": "CredentialsV2Request: No Credential ID in the request"},
+            {
+                "code": "NoIdInRequest",
+                "message": "CredentialsV2Request: No Credential ID in the request",
+            },
         )
         assert fetch(f"{server.url}/v2/credentials/not-an-id", token) == (
             400,
-            {"code": "InvalidIdInRequest", "message": "CredentialsV2Request: Credentials not found"},
+            {
+                "code": "InvalidIdInRequest",
+                "message": "CredentialsV2Request: Credentials not found",
+            },
         )
     finally:
         for arn in (first, second):
@@ -164,8 +173,10 @@ def test_credentials_rotate_and_old_ones_expire_on_time(fresh_server: Server) ->
     with pytest.raises(ClientError) as info:
         caller(first).get_caller_identity()
     assert info.value.response["Error"]["Code"] == "ExpiredToken"
-    assert caller(second).get_caller_identity()["Arn"].startswith(
-        "arn:aws:sts::000000000000:assumed-role/creds-rotate/"
+    assert (
+        caller(second)
+        .get_caller_identity()["Arn"]
+        .startswith("arn:aws:sts::000000000000:assumed-role/creds-rotate/")
     )
     ecs.stop_task(task=arn)
     wait_for(ecs, arn, lambda t: t["lastStatus"] == "STOPPED")
