@@ -26,6 +26,7 @@ from ecslocal.auth.roles import RoleStore
 from ecslocal.clock import Clock
 from ecslocal.config import DEFAULT_ACCESS_KEY, Config
 from ecslocal.endpoints.credentials import CredentialsManager
+from ecslocal.endpoints.metadata import MetadataEndpoint
 from ecslocal.runtime.agent import Agent
 from ecslocal.runtime.backends.process import ProcessBackend
 from ecslocal.runtime.logs import LogRouter
@@ -81,6 +82,7 @@ class Daemon:
         router = AwsRouter(services, authenticator)
         extra = [
             *self.credentials.routes(),
+            *MetadataEndpoint(self.agent).routes(),
             *local.routes(),
             *auth_routes.routes(oidc, self.keys, config.account_id, self.clock),
         ]

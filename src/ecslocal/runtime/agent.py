@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import secrets
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,8 @@ class Agent:
         self.credentials: CredentialsManager | None = None
         self.endpoint_url: str | None = None
         self._credentials_ids: dict[str, str] = {}
+        #: Task metadata endpoint id -> (task id, container name).
+        self.metadata_ids: dict[str, tuple[str, str]] = {}
 
     # -- start ------------------------------------------------------------------------------
     def start_task(
@@ -125,6 +128,12 @@ class Agent:
             for key, value in injected.items():
                 # What the task's own definition sets wins (an explicit AWS_ENDPOINT_URL, say).
                 c.env.setdefault(key, value)
+            if self.endpoint_url is not None:
+                c.metadata_id = f"{uuid.uuid4()}"
+                self.metadata_ids[c.metadata_id] = (task_id, c.name)
+                c.env["ECS_CONTAINER_METADATA_URI_V4"] = f"{self.endpoint_url}/v4/{c.metadata_id}"
+                c.env["ECS_CONTAINER_METADATA_URI"] = f"{self.endpoint_url}/v3/{c.metadata_id}"
+                c.env["ECS_AGENT_URI"] = f"{self.endpoint_url}/api/{c.metadata_id}"
             c.argv = container_argv(cdef, override)
             containers.append(c)
         task: dict[str, Any] = {
@@ -220,6 +229,8 @@ class Agent:
             run.save()
         finally:
             self.tasks.pop(run.task_id, None)
+            for c in run.containers.values():
+                self.metadata_ids.pop(c.metadata_id, None)
             credentials_id = self._credentials_ids.pop(run.task_id, None)
             if credentials_id and self.credentials is not None:
                 self.credentials.forget(credentials_id)

@@ -55,6 +55,11 @@ class ContainerRun:
         self.health_job: asyncio.Task[None] | None = None
         self.env: dict[str, str] = {}
         self.argv: list[str] = []
+        #: Task metadata: this container's endpoint id, wall-clock start/finish, last stats.
+        self.metadata_id = ""
+        self.started_wall: float | None = None
+        self.finished_wall: float | None = None
+        self.last_stats: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
@@ -220,6 +225,7 @@ class TaskRun:
             return
         c.handle = handle
         c.started_at = self.clock.monotonic()
+        c.started_wall = self.clock.time()
         c.doc["runtimeId"] = handle.runtime_id
         c.doc["lastStatus"] = RUNNING
         health_check = c.definition.get("healthCheck")
@@ -236,6 +242,7 @@ class TaskRun:
             c.health_job.cancel()
         c.doc["lastStatus"] = STOPPED
         c.doc["exitCode"] = status.exit_code
+        c.finished_wall = self.clock.time()
         if status.oom_killed:
             c.doc["reason"] = reasons.OUT_OF_MEMORY
         if c.essential and not self._stop_requested.is_set():
