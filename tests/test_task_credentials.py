@@ -180,3 +180,83 @@ def test_credentials_rotate_and_old_ones_expire_on_time(fresh_server: Server) ->
     )
     ecs.stop_task(task=arn)
     wait_for(ecs, arn, lambda t: t["lastStatus"] == "STOPPED")
+
+
+STATIC_LOOP = """
+import time, boto3
+from botocore.exceptions import ClientError
+sts = boto3.client("sts")
+for _ in range(100):
+    try:
+        print("ok " + sts.get_caller_identity()["Arn"], flush=True)
+    except ClientError as e:
+        print("error " + e.response["Error"]["Code"], flush=True)
+        break
+    time.sleep(0.2)
+"""
+
+
+def test_static_keys_shadow_the_role_and_expire_the_classic_fargate_bug(
+    server: Server, tmp_path: Any
+) -> None:
+    trust = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "sts:AssumeRole",
+                    "Principal": {
+                        "Service": "ecs-tasks.amazonaws.com",
+                        "AWS": "arn:aws:iam::000000000000:root",
+                    },
+                }
+            ],
+        }
+    )
+    role = ecs_task_role(server, "creds-static", trust)
+    # The first credentials, handed to the container as plain environment variables.
+    session = server.client("sts").assume_role(RoleArn=role, RoleSessionName="baked-in")
+    creds = session["Credentials"]
+    env = [
+        {"name": "AWS_ACCESS_KEY_ID", "value": creds["AccessKeyId"]},
+        {"name": "AWS_SECRET_ACCESS_KEY", "value": creds["SecretAccessKey"]},
+        {"name": "AWS_SESSION_TOKEN", "value": creds["SessionToken"]},
+    ]
+    definition = taskdef(
+        "creds-static",
+        {
+            "name": "app",
+            "image": "python",
+            "memory": 256,
+            "environment": env,
+            "command": [sys.executable, "-c", STATIC_LOOP],
+        },
+        taskRoleArn=role,
+    )
+    path = tmp_path / "taskdef.json"
+    path.write_text(json.dumps(definition))
+    out = server.cli("run", str(path), "-d")
+    assert out.returncode == 0, out.stderr
+    arn = out.stdout.strip()
+    # said when the task starts
+    assert "warning: container 'app' has AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY," in out.stderr
+    assert "ExpiredToken" in out.stderr
+    ecs = server.ecs()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        lines = [e["message"] for e in task_logs(server, arn)]
+        if any(line.startswith("ok ") for line in lines):
+            break
+        time.sleep(0.1)
+    # the SDK used the baked-in session, not the task role
+    assert lines[0] == f"ok {session['AssumedRoleUser']['Arn']}", lines
+    # ... until that session expires: nothing refreshes environment credentials
+    request = urllib.request.Request(
+        f"{server.url}/_ecslocal/v1/access-keys/{creds['AccessKeyId']}/expire", method="POST"
+    )
+    urllib.request.urlopen(request).close()
+    task = wait_stopped(ecs, arn, timeout=30)
+    lines = [e["message"] for e in task_logs(server, arn)]
+    assert lines[-1] == "error ExpiredToken", lines
+    assert task["containers"][0]["exitCode"] == 0

@@ -270,6 +270,8 @@ def _run(client: Client, request: dict[str, Any], cluster: str, overrides: dict[
     task = response["tasks"][0]
     task_arn = task["taskArn"]
     task_id = task_arn.rsplit("/", 1)[-1]
+    for warning in client.task_extras(task_id).get("diagnostics") or []:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", markup=True)
     if detach:
         print(task_arn)
         return 0

@@ -1,7 +1,7 @@
 """ecslocal's own endpoints, under ``/_ecslocal/v1/``: what no AWS API offers.
 
 * ``GET /_ecslocal/v1/health`` - the daemon is up; which backend and memory enforcement.
-* ``GET /_ecslocal/v1/tasks/{task_id}`` - which container stopped the task.
+* ``GET /_ecslocal/v1/tasks/{task_id}`` - which container stopped the task; diagnostics.
 * ``GET /_ecslocal/v1/tasks/{task_id}/logs?after=SEQ&container=NAME&follow=1`` - a task's
   captured log lines as NDJSON, streamed while the task runs when ``follow`` is set (what
   ``ecslocal logs -f`` and ``ecslocal run`` read; tasks without awslogs have no other home).
@@ -42,14 +42,20 @@ class LocalApi:
         )
 
     async def task_extras(self, request: web.Request) -> web.Response:
-        """What DescribeTasks has no field for: which container stopped the task."""
+        """What DescribeTasks has no field for: which container stopped the task, and what
+        ecslocal noticed at start (static keys shadowing the task role)."""
         task = self.agent.get_task(request.match_info["task_id"])
         if task is None:
             return web.json_response(
                 {"__type": "InvalidParameterException", "message": "The task was not found."},
                 status=400,
             )
-        return web.json_response({"stoppedByContainer": task.get("_stoppedByContainer")})
+        return web.json_response(
+            {
+                "stoppedByContainer": task.get("_stoppedByContainer"),
+                "diagnostics": task.get("_diagnostics") or [],
+            }
+        )
 
     async def task_logs(self, request: web.Request) -> web.StreamResponse:
         task_id = request.match_info["task_id"]

@@ -76,6 +76,29 @@ def container_env(
     return env
 
 
+STATIC_KEY_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+
+
+def static_credentials_warning(name: str, env: dict[str, str], role_arn: str) -> str | None:
+    """The classic Fargate mistake, said at start: static keys in a container's environment
+    shadow the task role (every SDK's default chain reads the environment first), and a
+    session token there expires with nothing to refresh it."""
+    found = [k for k in STATIC_KEY_VARS if env.get(k)]
+    if not found:
+        return None
+    message = (
+        f"container '{name}' has {', '.join(found)} in its environment and the task has the"
+        f" task role {role_arn}: the AWS SDKs' default credential chain uses the environment"
+        " first, so the container will not use the role's credentials"
+    )
+    if "AWS_SESSION_TOKEN" in found:
+        message += (
+            "; the AWS_SESSION_TOKEN there expires and nothing refreshes it — calls will then"
+            " fail with ExpiredToken"
+        )
+    return message + "."
+
+
 class Agent:
     def __init__(
         self, config: Config, store: Store, backend: Backend, clock: Clock, logs: LogRouter
@@ -114,6 +137,7 @@ class Agent:
         by_name = {o["name"]: o for o in overrides.get("containerOverrides") or [] if "name" in o}
         now = self.clock.time()
         injected = self._injected_env(task_arn, task_id, overrides, definition)
+        diagnostics: list[str] = []
         containers: list[ContainerRun] = []
         for cdef in definition["containerDefinitions"]:
             override = by_name.get(cdef["name"], {})
@@ -125,6 +149,11 @@ class Agent:
             c = ContainerRun(cdef, doc)
             c.runtime_id = f"{task_id}-{secrets.randbelow(10**10):010d}"
             c.env = container_env(cdef, override, launch_type, region)
+            role_arn = overrides.get("taskRoleArn") or definition.get("taskRoleArn")
+            warning = role_arn and static_credentials_warning(c.name, c.env, role_arn)
+            if warning:
+                diagnostics.append(warning)
+                log.warning("task %s: %s", task_id, warning)
             for key, value in injected.items():
                 # What the task's own definition sets wins (an explicit AWS_ENDPOINT_URL, say).
                 c.env.setdefault(key, value)
@@ -162,6 +191,8 @@ class Agent:
         }
         if started_by:
             task["startedBy"] = started_by
+        if diagnostics:
+            task["_diagnostics"] = diagnostics  # internal: not in DescribeTasks
         cpu = overrides.get("cpu", definition.get("cpu"))
         memory = overrides.get("memory", definition.get("memory"))
         if cpu:
