@@ -66,6 +66,11 @@ class Config:
     credential_ttl: float = field(
         default_factory=lambda: float(os.environ.get("ECSLOCAL_CREDENTIAL_TTL", 6 * 3600))
     )
+    #: The agent's per-task limit on the credentials endpoint (40 req/s, burst 60); "off" in
+    #: ECSLOCAL_CREDENTIALS_RATE_LIMIT lifts it (benchmarks).
+    credentials_rate_limit: bool = field(
+        default_factory=lambda: os.environ.get("ECSLOCAL_CREDENTIALS_RATE_LIMIT", "on") != "off"
+    )
     #: Long-term keys (of the account's root) the API accepts besides test/test.
     access_keys: list[tuple[str, str]] = field(
         default_factory=lambda: parse_access_keys(os.environ.get("ECSLOCAL_ACCESS_KEYS", ""))

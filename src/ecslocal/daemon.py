@@ -69,7 +69,11 @@ class Daemon:
         authenticator = Authenticator(self.keys, self.clock, config.region)
         self.roles = RoleStore(self.store.db, self.keys, config.account_id)
         self.credentials = CredentialsManager(
-            self.store.db, self.roles, self.clock, default_ttl=config.credential_ttl
+            self.store.db,
+            self.roles,
+            self.clock,
+            default_ttl=config.credential_ttl,
+            rate_limit=config.credentials_rate_limit,
         )
         self.agent.credentials = self.credentials
         ecs = EcsApi(config, self.store, self.agent, self.clock, self.roles)

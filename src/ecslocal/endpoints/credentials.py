@@ -26,7 +26,6 @@ import sqlite3
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 
@@ -84,6 +83,8 @@ class TaskCredentials:
     auth_token: str
     ttl: float
     current: AccessKey | None = None
+    #: The JSON served for ``current`` (made once per rotation).
+    body: bytes = b""
     bucket: TokenBucket = field(default_factory=lambda: TokenBucket(RATE_STEADY, RATE_BURST))
 
     @property
@@ -146,6 +147,15 @@ class CredentialsManager:
             session_name = entry.task_arn.rsplit("/", 1)[-1]
             key = self.roles.assume(role, session_name, now, entry.ttl).key
             entry.current = key
+            entry.body = json.dumps(
+                {
+                    "RoleArn": entry.role_arn,
+                    "AccessKeyId": key.access_key_id,
+                    "SecretAccessKey": key.secret_access_key,
+                    "Token": key.session_token,
+                    "Expiration": rfc3339(key.expiration or 0),
+                }
+            ).encode()
             self.db.execute(
                 "UPDATE task_credentials SET access_key_id = ? WHERE credentials_id = ?",
                 (key.access_key_id, entry.credentials_id),
@@ -174,17 +184,10 @@ class CredentialsManager:
                 "Authorization header missing or not this task's AWS_CONTAINER_AUTHORIZATION_TOKEN",
             )
         try:
-            key = self.credentials(entry)
+            self.credentials(entry)
         except LookupError:
             return _error(503, "CredentialsUninitialized", "Credentials uninitialized for ID")
-        body: dict[str, Any] = {
-            "RoleArn": entry.role_arn,
-            "AccessKeyId": key.access_key_id,
-            "SecretAccessKey": key.secret_access_key,
-            "Token": key.session_token,
-            "Expiration": rfc3339(key.expiration or 0),
-        }
-        return web.Response(body=json.dumps(body).encode(), content_type="application/json")
+        return web.Response(body=entry.body, content_type="application/json")
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
