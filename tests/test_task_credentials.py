@@ -260,3 +260,41 @@ def test_static_keys_shadow_the_role_and_expire_the_classic_fargate_bug(
     lines = [e["message"] for e in task_logs(server, arn)]
     assert lines[-1] == "error ExpiredToken", lines
     assert task["containers"][0]["exitCode"] == 0
+
+
+ROTATION_LOOP = """
+import time, boto3
+session = boto3.Session()
+sts, ecs = session.client("sts"), session.client("ecs")
+for _ in range(14):
+    arn = sts.get_caller_identity()["Arn"]
+    ecs.list_clusters()
+    key = session.get_credentials().get_frozen_credentials().access_key
+    print(f"ok {key} {arn}", flush=True)
+    time.sleep(1)
+"""
+
+
+def test_boto3_keeps_working_across_rotations(fresh_server: Server) -> None:
+    # 6 s lifetime, fresh credentials from 3 s before expiry: a rotation every ~3 s, so the
+    # 14 s loop sees at least 3 of them; botocore refreshes through the container provider.
+    fresh_server.extra = ("--credential-ttl", "6")
+    server = fresh_server.start()
+    ecs = server.ecs()
+    role = ecs_task_role(server, "creds-loop")
+    definition = taskdef(
+        "creds-loop",
+        {"name": "app", "image": "python", "memory": 256,
+         "command": [sys.executable, "-c", ROTATION_LOOP]},
+        taskRoleArn=role,
+    )
+    arn = run_task(ecs, definition)
+    task = wait_stopped(ecs, arn, timeout=60)
+    lines = [e["message"] for e in task_logs(server, arn)]
+    assert task["containers"][0]["exitCode"] == 0, lines
+    oks = [line.split() for line in lines if line.startswith("ok ")]
+    assert len(oks) == 14, lines
+    task_id = arn.rsplit("/", 1)[-1]
+    assert {o[2] for o in oks} == {f"arn:aws:sts::000000000000:assumed-role/creds-loop/{task_id}"}
+    keys = list(dict.fromkeys(o[1] for o in oks))
+    assert len(keys) >= 4, keys  # the first credentials and at least 3 rotations
