@@ -89,9 +89,12 @@ class Server:
         client_validation: bool = True,
         key: tuple[str, str] = ("test", "test"),
         token: str | None = None,
+        config: Any = None,
     ) -> Any:
         """A boto3 client for ``service`` against this server (signed with ``key``)."""
         from botocore.config import Config
+
+        base = Config(parameter_validation=client_validation)
 
         return boto3.client(
             service,
@@ -100,7 +103,7 @@ class Server:
             region_name="us-east-1",
             aws_access_key_id=key[0],
             aws_secret_access_key=key[1],
-            config=Config(parameter_validation=client_validation),
+            config=base.merge(config) if config is not None else base,
         )
 
     def cli(self, *args: str, timeout: float = 60, **kw: Any) -> subprocess.CompletedProcess[str]:

@@ -95,3 +95,14 @@ class Client:
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read())  # type: ignore[no-any-return]
+
+    def local(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """Call one of the daemon's own endpoints (``/_ecslocal/v1/...``); (status, JSON)."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}")
+

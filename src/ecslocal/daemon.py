@@ -26,6 +26,8 @@ from ecslocal.auth.roles import RoleStore
 from ecslocal.clock import Clock
 from ecslocal.config import DEFAULT_ACCESS_KEY, Config
 from ecslocal.endpoints.credentials import CredentialsManager
+from ecslocal.endpoints.faults import Faults
+from ecslocal.endpoints.faults import routes as fault_routes
 from ecslocal.endpoints.metadata import MetadataEndpoint
 from ecslocal.runtime.agent import Agent
 from ecslocal.runtime.backends.process import ProcessBackend
@@ -68,12 +70,14 @@ class Daemon:
             self.keys.add_long_term(key_id, secret, config.account_id, now)
         authenticator = Authenticator(self.keys, self.clock, config.region)
         self.roles = RoleStore(self.store.db, self.keys, config.account_id)
+        self.faults = Faults(self.clock)
         self.credentials = CredentialsManager(
             self.store.db,
             self.roles,
             self.clock,
             default_ttl=config.credential_ttl,
             rate_limit=config.credentials_rate_limit,
+            faults=self.faults,
         )
         self.agent.credentials = self.credentials
         ecs = EcsApi(config, self.store, self.agent, self.clock, self.roles)
@@ -83,10 +87,11 @@ class Daemon:
         sts = StsApi(config, self.roles, oidc, self.clock)
         iam = IamApi(self.roles, self.clock)
         services = [ecs.service(), logs_api.service(), sts.service(), iam.service()]
-        router = AwsRouter(services, authenticator)
+        router = AwsRouter(services, authenticator, self.faults)
         extra = [
             *self.credentials.routes(),
-            *MetadataEndpoint(self.agent).routes(),
+            *MetadataEndpoint(self.agent, self.faults).routes(),
+            *fault_routes(self.faults, self.credentials.expire_now),
             *local.routes(),
             *auth_routes.routes(oidc, self.keys, config.account_id, self.clock),
         ]

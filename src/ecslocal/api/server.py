@@ -25,6 +25,8 @@ from ecslocal.api.service import Service
 from ecslocal.auth import sigv4
 from ecslocal.auth.authenticator import Authenticator
 from ecslocal.auth.caller import Caller
+from ecslocal.endpoints import faults
+from ecslocal.endpoints.faults import Faults
 from ecslocal.errors import AwsError
 
 log = logging.getLogger("ecslocal.api")
@@ -42,7 +44,13 @@ _ANONYMOUS = Caller(access_key_id="", account_id="", arn="", user_id="", anonymo
 
 
 class AwsRouter:
-    def __init__(self, services: Sequence[Service], authenticator: Authenticator) -> None:
+    def __init__(
+        self,
+        services: Sequence[Service],
+        authenticator: Authenticator,
+        faults: Faults | None = None,
+    ) -> None:
+        self.faults = faults
         self.services = list(services)
         self.by_target = {s.target_prefix: s for s in services if s.target_prefix}
         self.by_scope = {s.signing_name: s for s in services}
@@ -112,6 +120,14 @@ class AwsRouter:
             )
             return query_protocol.error_response(error, request_id)
         namespace = str(service.model.metadata.get("xmlNamespace", ""))
+        fault = self.faults.active(service.name) if self.faults is not None else None
+        if fault is not None:  # `ecslocal fault add sts refuse|http-503|slow`
+            if fault.kind == "http-503":
+                error = AwsError("ServiceUnavailable", "Service is unavailable", 503)
+                return query_protocol.error_response(error, request_id, namespace)
+            injected = await faults.apply(fault, request)
+            if injected is not None:
+                return injected
         try:
             if (
                 form.get("Action") in service.unsigned_operations

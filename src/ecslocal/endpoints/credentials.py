@@ -32,6 +32,7 @@ from aiohttp import web
 from ecslocal.auth.keys import AccessKey
 from ecslocal.auth.roles import RoleStore
 from ecslocal.clock import Clock
+from ecslocal.endpoints.faults import Faults, apply
 
 DEFAULT_TTL = 6 * 3600.0
 DEFAULT_LEAD = 30 * 60.0
@@ -102,7 +103,9 @@ class CredentialsManager:
         clock: Clock,
         default_ttl: float = DEFAULT_TTL,
         rate_limit: bool = True,
+        faults: Faults | None = None,
     ) -> None:
+        self.faults = faults
         self.db = db
         self.roles = roles
         self.clock = clock
@@ -162,6 +165,16 @@ class CredentialsManager:
             )
         return key
 
+    def expire_now(self, task_id: str) -> bool:
+        """The task's current credentials expire now (every API refuses them); the endpoint
+        vends fresh ones on the next request. False if the task has no credentials here."""
+        for entry in self._by_id.values():
+            if entry.task_arn.rsplit("/", 1)[-1] == task_id and entry.current is not None:
+                self.roles.keys.expire(entry.current.access_key_id, self.clock.time())
+                entry.current = None
+                return True
+        return False
+
     # -- HTTP -------------------------------------------------------------------------------
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/v2/credentials/{credentials_id:.*}", self.handle)]
@@ -173,6 +186,11 @@ class CredentialsManager:
         entry = self._by_id.get(credentials_id)
         if entry is None:
             return _error(400, "InvalidIdInRequest", "Credentials not found")
+        if self.faults is not None:
+            task_id = entry.task_arn.rsplit("/", 1)[-1]
+            injected = await apply(self.faults.active("credentials", task_id), request)
+            if injected is not None:
+                return injected
         if self.rate_limit and not entry.bucket.take(self.clock.monotonic()):
             return _error(429, "TooManyRequests", "Rate exceeded")
         # FULL_URI mode: the per-task token must come along; another task's token never fits.

@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ecslocal.endpoints.faults import Faults, apply
 from ecslocal.runtime.agent import Agent
 from ecslocal.runtime.task import ContainerRun, TaskRun
 
@@ -37,8 +38,9 @@ def _known_status(status: str) -> str:
 
 
 class MetadataEndpoint:
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Agent, faults: Faults | None = None) -> None:
         self.agent = agent
+        self.faults = faults
 
     def routes(self) -> list[web.RouteDef]:
         out = []
@@ -220,37 +222,52 @@ class MetadataEndpoint:
         c.last_stats = {"read": doc["read"], "cpu": cpu_ns, "system": system}
         return doc
 
+    async def _faulted(self, request: web.Request, run: TaskRun) -> web.Response | None:
+        if self.faults is None:
+            return None
+        return await apply(self.faults.active("metadata", run.task_id), request)
+
     # -- handlers ---------------------------------------------------------------------------
     async def container(self, request: web.Request) -> web.Response:
         found = self._find(request)
         if found is None:
             return self._not_found(request, "container")
-        return web.json_response(self.container_doc(*found))
+        return await self._faulted(request, found[0]) or web.json_response(
+            self.container_doc(*found)
+        )
 
     async def task(self, request: web.Request) -> web.Response:
         found = self._find(request)
         if found is None:
             return self._not_found(request, "task")
-        return web.json_response(self.task_doc(found[0]))
+        return await self._faulted(request, found[0]) or web.json_response(
+            self.task_doc(found[0])
+        )
 
     async def task_with_tags(self, request: web.Request) -> web.Response:
         found = self._find(request)
         if found is None:
             return self._not_found(request, "task")
-        return web.json_response(self.task_doc(found[0], with_tags=True))
+        return await self._faulted(request, found[0]) or web.json_response(
+            self.task_doc(found[0], with_tags=True)
+        )
 
     async def container_stats(self, request: web.Request) -> web.Response:
         found = self._find(request)
         if found is None:
             return self._not_found(request, "container")
-        return web.json_response(self.stats_doc(found[1]))
+        return await self._faulted(request, found[0]) or web.json_response(
+            self.stats_doc(found[1])
+        )
 
     async def task_stats(self, request: web.Request) -> web.Response:
         found = self._find(request)
         if found is None:
             return self._not_found(request, "task")
         run = found[0]
-        return web.json_response({c.runtime_id: self.stats_doc(c) for c in run.containers.values()})
+        return await self._faulted(request, run) or web.json_response(
+            {c.runtime_id: self.stats_doc(c) for c in run.containers.values()}
+        )
 
 
 def _host_memory() -> int:

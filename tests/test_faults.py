@@ -1,0 +1,125 @@
+"""Failures on demand: the credentials endpoint, task metadata and STS misbehave when asked,
+for as long as asked, for one task or all; `ecslocal fault` drives the same API."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
+
+from tests.conftest import Server, container, ecs_task_role, run_task, taskdef, wait_stopped
+from tests.test_task_credentials import PRINT_ENDPOINT, endpoint_of, fetch
+
+
+def _task_with_role(server: Server, name: str) -> tuple[str, str, str]:
+    ecs = server.ecs()
+    role = ecs_task_role(server, "faults-role")
+    arn = run_task(ecs, taskdef(name, container("app", PRINT_ENDPOINT), taskRoleArn=role))
+    uri, token = endpoint_of(server, arn)
+    return arn, uri, token
+
+
+def _post(server: Server, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        f"{server.url}/_ecslocal/v1/faults", data=json.dumps(body).encode(), method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _refused(uri: str, token: str) -> bool:
+    try:
+        fetch(uri, token)
+    except (http.client.RemoteDisconnected, ConnectionError, urllib.error.URLError):
+        return True
+    return False
+
+
+def test_credentials_faults_scoped_to_one_task_and_timed(fresh_server: Server) -> None:
+    server = fresh_server.start()
+    ecs = server.ecs()
+    a, uri_a, token_a = _task_with_role(server, "faults-a")
+    b, uri_b, token_b = _task_with_role(server, "faults-b")
+    try:
+        status, fault = _post(server, {"target": "credentials", "kind": "refuse",
+                                       "task": a, "durationSeconds": 1.5})
+        assert status == 201 and fault["task"] == a.rsplit("/", 1)[-1]
+        assert _refused(uri_a, token_a)
+        assert fetch(uri_b, token_b)[0] == 200  # the other task is not touched
+        time.sleep(1.6)
+        assert fetch(uri_a, token_a)[0] == 200  # over when its time is up
+
+        out = server.cli("fault", "add", "credentials", "http-503", "--duration", "30")
+        assert out.returncode == 0, out.stderr
+        fault_id = out.stdout.strip()
+        assert fetch(uri_a, token_a)[0] == 503 and fetch(uri_b, token_b)[0] == 503
+        listed = server.cli("fault", "ls").stdout
+        assert fault_id in listed and "credentials http-503" in listed
+        assert server.cli("fault", "clear", fault_id).stdout.strip() == "cleared 1"
+        assert fetch(uri_a, token_a)[0] == 200
+
+        _post(server, {"target": "credentials", "kind": "slow", "delayMs": 400,
+                       "durationSeconds": 10})
+        began = time.monotonic()
+        assert fetch(uri_b, token_b)[0] == 200
+        assert time.monotonic() - began >= 0.4
+        server.cli("fault", "clear")
+    finally:
+        for arn in (a, b):
+            ecs.stop_task(task=arn)
+            wait_stopped(ecs, arn)
+
+
+def test_expire_credentials_now(server: Server) -> None:
+    ecs = server.ecs()
+    arn, uri, token = _task_with_role(server, "faults-expire")
+    try:
+        _, before = fetch(uri, token)
+        sts = server.client(
+            "sts", key=(before["AccessKeyId"], before["SecretAccessKey"]), token=before["Token"]
+        )
+        assert sts.get_caller_identity()["Arn"].endswith(arn.rsplit("/", 1)[-1])
+        out = server.cli("fault", "expire-credentials", arn)
+        assert out.returncode == 0, out.stderr
+        with pytest.raises(ClientError) as info:
+            sts.get_caller_identity()
+        assert info.value.response["Error"]["Code"] == "ExpiredToken"
+        _, after = fetch(uri, token)
+        assert after["AccessKeyId"] != before["AccessKeyId"]
+    finally:
+        ecs.stop_task(task=arn)
+        wait_stopped(ecs, arn)
+
+
+def test_metadata_fault(server: Server) -> None:
+    status, out = _post(server, {"target": "metadata", "kind": "bogus"})
+    assert status == 400 and "kind for metadata must be one of" in out["message"]
+    assert _post(server, {"target": "nope", "kind": "refuse"})[0] == 400
+
+
+def test_sts_refusing_at_start_default_retries_give_up_raised_attempts_get_through(
+    fresh_server: Server,
+) -> None:
+    """The sidecar-not-ready race: STS refuses for 16 s. botocore's default (legacy) retries
+    sleep at most 1+2+4+8 = 15 s in all, so they give up; 12 attempts outlast it."""
+    server = fresh_server.start()
+    status, _ = _post(server, {"target": "sts", "kind": "refuse", "durationSeconds": 16})
+    assert status == 201
+    began = time.monotonic()
+    default = server.client("sts")
+    with pytest.raises((ConnectionClosedError, EndpointConnectionError)):
+        default.get_caller_identity()
+    assert time.monotonic() - began < 16
+    patient = server.client("sts", config=Config(retries={"max_attempts": 12, "mode": "legacy"}))
+    assert patient.get_caller_identity()["Account"] == "000000000000"
+    assert time.monotonic() - began >= 16
