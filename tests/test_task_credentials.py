@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -298,3 +300,34 @@ def test_boto3_keeps_working_across_rotations(fresh_server: Server) -> None:
     assert {o[2] for o in oks} == {f"arn:aws:sts::000000000000:assumed-role/creds-loop/{task_id}"}
     keys = list(dict.fromkeys(o[1] for o in oks))
     assert len(keys) >= 4, keys  # the first credentials and at least 3 rotations
+
+
+JS_DIR = Path(__file__).resolve().parent / "js"
+
+
+@pytest.mark.skipif(
+    shutil.which("node") is None or not (JS_DIR / "node_modules" / "@aws-sdk").is_dir(),
+    reason="needs node and the AWS SDK for JavaScript v3 (`npm ci --prefix tests/js`, which"
+    " .ci/run does)",
+)
+def test_js_sdk_v3_keeps_working_across_rotations(fresh_server: Server) -> None:
+    fresh_server.extra = ("--credential-ttl", "6")
+    server = fresh_server.start()
+    ecs = server.ecs()
+    role = ecs_task_role(server, "creds-js")
+    node = shutil.which("node")
+    definition = taskdef(
+        "creds-js",
+        {"name": "app", "image": "node", "memory": 512,
+         "command": [str(node), str(JS_DIR / "rotation.js"), "14"]},
+        taskRoleArn=role,
+    )
+    arn = run_task(ecs, definition)
+    task = wait_stopped(ecs, arn, timeout=90)
+    lines = [e["message"] for e in task_logs(server, arn)]
+    assert task["containers"][0]["exitCode"] == 0, lines
+    oks = [line.split() for line in lines if line.startswith("ok ")]
+    assert len(oks) == 14, lines
+    task_id = arn.rsplit("/", 1)[-1]
+    assert {o[2] for o in oks} == {f"arn:aws:sts::000000000000:assumed-role/creds-js/{task_id}"}
+    assert len(dict.fromkeys(o[1] for o in oks)) >= 4, oks
