@@ -331,3 +331,22 @@ def test_js_sdk_v3_keeps_working_across_rotations(fresh_server: Server) -> None:
     task_id = arn.rsplit("/", 1)[-1]
     assert {o[2] for o in oks} == {f"arn:aws:sts::000000000000:assumed-role/creds-js/{task_id}"}
     assert len(dict.fromkeys(o[1] for o in oks)) >= 4, oks
+
+
+def test_per_task_credential_lifetime_tag(server: Server) -> None:
+    ecs = server.ecs()
+    role = ecs_task_role(server, "creds-tag")
+    definition = taskdef("creds-tag", container("app", PRINT_ENDPOINT), taskRoleArn=role)
+    arn = run_task(ecs, definition, tags=[{"key": "ecslocal:credential-ttl", "value": "900"}])
+    try:
+        uri, token = endpoint_of(server, arn)
+        _, body = fetch(uri, token)
+        expires = time.mktime(time.strptime(body["Expiration"], "%Y-%m-%dT%H:%M:%SZ"))
+        lifetime = expires - time.mktime(time.gmtime())
+        assert 890 <= lifetime <= 901, lifetime
+    finally:
+        ecs.stop_task(task=arn)
+        wait_stopped(ecs, arn)
+    with pytest.raises(ClientError) as info:
+        run_task(ecs, definition, tags=[{"key": "ecslocal:credential-ttl", "value": "soon"}])
+    assert info.value.response["Error"]["Code"] == "InvalidParameterException"

@@ -76,6 +76,7 @@ def container_env(
     return env
 
 
+CREDENTIAL_TTL_TAG = "ecslocal:credential-ttl"
 STATIC_KEY_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
@@ -136,7 +137,7 @@ class Agent:
         task_arn = f"arn:aws:ecs:{region}:{account}:task/{cluster_name}/{task_id}"
         by_name = {o["name"]: o for o in overrides.get("containerOverrides") or [] if "name" in o}
         now = self.clock.time()
-        injected = self._injected_env(task_arn, task_id, overrides, definition)
+        injected = self._injected_env(task_arn, task_id, overrides, definition, tags)
         diagnostics: list[str] = []
         containers: list[ContainerRun] = []
         for cdef in definition["containerDefinitions"]:
@@ -228,16 +229,29 @@ class Agent:
         task_id: str,
         overrides: dict[str, Any],
         definition: dict[str, Any],
+        tags: Sequence[dict[str, str]] = (),
     ) -> dict[str, str]:
         """Variables every container of the task gets: where the AWS APIs are (ecslocal) and,
-        with a task role, its credentials endpoint (FULL_URI + per-task token)."""
+        with a task role, its credentials endpoint (FULL_URI + per-task token). The task tag
+        ``ecslocal:credential-ttl`` (seconds) overrides the daemon's credential lifetime."""
         env: dict[str, str] = {}
         if self.endpoint_url is None:
             return env
         env["AWS_ENDPOINT_URL"] = self.endpoint_url
+        ttl = None
+        for tag in tags:
+            if tag.get("key") == CREDENTIAL_TTL_TAG:
+                try:
+                    ttl = float(tag.get("value", ""))
+                except ValueError:
+                    ttl = -1.0
+                if not 2 <= ttl <= 43200:
+                    raise invalid_parameter(
+                        f"Tag {CREDENTIAL_TTL_TAG} must be a number of seconds from 2 to 43200."
+                    )
         role_arn = overrides.get("taskRoleArn") or definition.get("taskRoleArn")
         if role_arn and self.credentials is not None:
-            entry = self.credentials.register(task_arn, role_arn)
+            entry = self.credentials.register(task_arn, role_arn, ttl)
             self._credentials_ids[task_id] = entry.credentials_id
             env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = (
                 f"{self.endpoint_url}/v2/credentials/{entry.credentials_id}"
