@@ -94,3 +94,47 @@ def test_unknown_endpoint_id_is_404_like_the_agent(server: Server) -> None:
         )
     else:
         raise AssertionError("expected 404")
+
+
+PROTECT = """
+import json, os, urllib.request
+base = os.environ["ECS_AGENT_URI"] + "/task-protection/v1/state"
+def call(method, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base, data=data, method=method)
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+out = [call("GET"), call("PUT", {"ProtectionEnabled": True, "ExpiresInMinutes": 5}),
+       call("GET"), call("PUT", {"ExpiresInMinutes": 5}),
+       call("PUT", {"ProtectionEnabled": False})]
+print("PROT " + json.dumps(out), flush=True)
+"""
+
+
+def test_task_protection_through_ecs_agent_uri(server: Server) -> None:
+    from tests.conftest import ecs_task_role
+
+    ecs = server.ecs()
+    role = ecs_task_role(server, "meta-protect")
+    definition = taskdef(
+        "meta-protect",
+        {"name": "app", "image": "python", "memory": 128,
+         "command": [sys.executable, "-c", PROTECT]},
+        taskRoleArn=role,
+    )
+    arn = run_task(ecs, definition)
+    wait_stopped(ecs, arn)
+    line = next(e["message"] for e in task_logs(server, arn) if e["message"].startswith("PROT "))
+    first, put, got, bad, off = json.loads(line[5:])
+    assert first == [200, {"protection": {"ExpirationDate": None, "ProtectionEnabled": False,
+                                          "TaskArn": arn}}]
+    assert put[0] == 200 and put[1]["protection"]["ProtectionEnabled"] is True
+    assert put[1]["protection"]["ExpirationDate"].endswith("Z")
+    assert got[1] == put[1]
+    assert bad[0] == 400 and bad[1]["error"]["Message"] == (
+        "Invalid request: does not contain 'ProtectionEnabled' field"
+    )
+    assert off[1]["protection"]["ProtectionEnabled"] is False

@@ -14,6 +14,7 @@ reported as zero.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
 from datetime import UTC, datetime
@@ -53,6 +54,10 @@ class MetadataEndpoint:
                 web.get(f"{base}/stats", self.container_stats),
                 web.get(f"{base}/task/stats", self.task_stats),
             ]
+        out += [
+            web.get("/api/{endpoint_id}/task-protection/v1/state", self.get_protection),
+            web.put("/api/{endpoint_id}/task-protection/v1/state", self.put_protection),
+        ]
         return out
 
     # -- lookup -----------------------------------------------------------------------------
@@ -227,6 +232,72 @@ class MetadataEndpoint:
             return None
         return await apply(self.faults.active("metadata", run.task_id), request)
 
+    # -- task scale-in protection ($ECS_AGENT_URI/task-protection/v1/state) -------------
+    def _protection_doc(self, run: TaskRun) -> dict[str, Any]:
+        state = run.protection
+        now = time.time()
+        enabled = bool(state and state["expires"] > now)
+        return {
+            "protection": {
+                "ExpirationDate": rfc3339_nano(state["expires"]) if enabled and state else None,
+                "ProtectionEnabled": enabled,
+                "TaskArn": run.task["taskArn"],
+            }
+        }
+
+    def _protection_error(self, run: TaskRun | None, code: str, message: str,
+                          status: int) -> web.Response:
+        arn = run.task["taskArn"] if run else ""
+        body = {"requestID": None, "error": {"Arn": arn, "Code": code, "Message": message}}
+        return web.json_response(body, status=status)
+
+    async def get_protection(self, request: web.Request) -> web.Response:
+        found = self._find(request)
+        if found is None:
+            return web.json_response("Invalid request: no task was found", status=404)
+        run = found[0]
+        if not run.definition.get("taskRoleArn") and not run.task["overrides"].get("taskRoleArn"):
+            return self._protection_error(
+                run, "AccessDeniedException",
+                "Invalid Request: no task IAM role credentials available for task", 403,
+            )
+        return web.json_response(self._protection_doc(run))
+
+    async def put_protection(self, request: web.Request) -> web.Response:
+        found = self._find(request)
+        if found is None:
+            return web.json_response("Invalid request: no task was found", status=404)
+        run = found[0]
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or set(body) - {"ProtectionEnabled", "ExpiresInMinutes"}:
+            return self._protection_error(
+                run, "InvalidParameterException", "Invalid request: failed to decode request",
+                400,
+            )
+        if not isinstance(body.get("ProtectionEnabled"), bool):
+            return self._protection_error(
+                run, "InvalidParameterException",
+                "Invalid request: does not contain 'ProtectionEnabled' field", 400,
+            )
+        minutes = body.get("ExpiresInMinutes", PROTECTION_DEFAULT_MINUTES)
+        if not isinstance(minutes, int) or not 1 <= minutes <= PROTECTION_MAX_MINUTES:
+            return self._protection_error(
+                run, "InvalidParameterException",
+                "expiresInMinutes must be between 1 and 2880", 400,
+            )
+        if not run.definition.get("taskRoleArn") and not run.task["overrides"].get("taskRoleArn"):
+            return self._protection_error(
+                run, "AccessDeniedException",
+                "Invalid Request: no task IAM role credentials available for task", 403,
+            )
+        run.protection = (
+            {"expires": time.time() + minutes * 60} if body["ProtectionEnabled"] else None
+        )
+        return web.json_response(self._protection_doc(run))
+
     # -- handlers ---------------------------------------------------------------------------
     async def container(self, request: web.Request) -> web.Response:
         found = self._find(request)
@@ -268,6 +339,10 @@ class MetadataEndpoint:
         return await self._faulted(request, run) or web.json_response(
             {c.runtime_id: self.stats_doc(c) for c in run.containers.values()}
         )
+
+
+PROTECTION_DEFAULT_MINUTES = 120
+PROTECTION_MAX_MINUTES = 2880
 
 
 def _host_memory() -> int:

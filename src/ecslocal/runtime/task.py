@@ -83,6 +83,8 @@ class TaskRun:
         save: Callable[[TaskRun], None],
         default_stop_timeout: float,
     ) -> None:
+        #: Task scale-in protection set through $ECS_AGENT_URI ({"expires": epoch}).
+        self.protection: dict[str, float] | None = None
         self.task = task
         self.definition = definition
         self.containers = {c.name: c for c in containers}
