@@ -118,10 +118,15 @@ def cli(ctx: click.Context, port: int) -> None:
 @click.option("--credential-ttl", type=click.FloatRange(min=2), default=None, metavar="SECONDS",
               help="Lifetime of task-role credentials (default 21600 = 6 h, as ECS;"
                    " $ECSLOCAL_CREDENTIAL_TTL).")
+@click.option("--instance-role", default=None, metavar="ROLE_ARN",
+              help="The EC2 instance role IMDS serves to EC2-launch tasks"
+                   " ($ECSLOCAL_INSTANCE_ROLE).")
+@click.option("--imds-v1", is_flag=True, default=False,
+              help="Allow IMDSv1 (GETs without a session token); IMDSv2 is required otherwise.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path | None,
           memory_enforcement: str | None, access_keys: tuple[str, ...],
-          credential_ttl: float | None) -> None:
+          credential_ttl: float | None, instance_role: str | None, imds_v1: bool) -> None:
     """Run the daemon in the foreground."""
     from ecslocal.daemon import Daemon
 
@@ -133,6 +138,10 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
         config.memory_enforcement = memory_enforcement
     if credential_ttl is not None:
         config.credential_ttl = credential_ttl
+    if instance_role:
+        config.instance_role_arn = instance_role
+    if imds_v1:
+        config.imds_v1 = True
     try:
         config.access_keys += parse_access_keys(",".join(access_keys))
     except ValueError as exc:
@@ -467,7 +476,7 @@ def fault() -> None:
 
 
 @fault.command("add")
-@click.argument("target", type=click.Choice(["credentials", "metadata", "sts"]))
+@click.argument("target", type=click.Choice(["credentials", "metadata", "sts", "imds"]))
 @click.argument("kind", type=click.Choice(["refuse", "http-500", "http-503", "slow"]))
 @click.option("--task", default=None, help="Only this task (id or ARN); default every task.")
 @click.option("--duration", type=float, default=60.0, show_default=True, help="Seconds.")

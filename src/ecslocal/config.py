@@ -71,6 +71,12 @@ class Config:
     credentials_rate_limit: bool = field(
         default_factory=lambda: os.environ.get("ECSLOCAL_CREDENTIALS_RATE_LIMIT", "on") != "off"
     )
+    #: The EC2 instance role IMDS serves (an IAM role ARN), None for an instance without one.
+    instance_role_arn: str | None = field(
+        default_factory=lambda: os.environ.get("ECSLOCAL_INSTANCE_ROLE") or None
+    )
+    #: IMDSv1 (GET without a session token) allowed; by default IMDSv2 is required.
+    imds_v1: bool = field(default_factory=lambda: os.environ.get("ECSLOCAL_IMDS_V1") == "allow")
     #: Long-term keys (of the account's root) the API accepts besides test/test.
     access_keys: list[tuple[str, str]] = field(
         default_factory=lambda: parse_access_keys(os.environ.get("ECSLOCAL_ACCESS_KEYS", ""))

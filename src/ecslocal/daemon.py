@@ -28,6 +28,7 @@ from ecslocal.config import DEFAULT_ACCESS_KEY, Config
 from ecslocal.endpoints.credentials import CredentialsManager
 from ecslocal.endpoints.faults import Faults
 from ecslocal.endpoints.faults import routes as fault_routes
+from ecslocal.endpoints.imds import InstanceMetadata
 from ecslocal.endpoints.metadata import MetadataEndpoint
 from ecslocal.runtime.agent import Agent
 from ecslocal.runtime.backends.process import ProcessBackend
@@ -92,6 +93,15 @@ class Daemon:
             *self.credentials.routes(),
             *MetadataEndpoint(self.agent, self.faults).routes(),
             *fault_routes(self.faults, self.credentials.expire_now),
+            *InstanceMetadata(
+                self.roles,
+                self.clock,
+                config.region,
+                instance_seed=str(config.data_dir),
+                instance_role_arn=config.instance_role_arn,
+                allow_v1=config.imds_v1,
+                faults=self.faults,
+            ).routes(),
             *local.routes(),
             *auth_routes.routes(oidc, self.keys, config.account_id, self.clock),
         ]

@@ -6,7 +6,8 @@ A fault has a target, a kind, a scope (one task, or every task) and a duration:
   ``http-503``, ``slow`` (``delayMs`` before answering), ``expire`` (the task's current
   credentials expire now; the endpoint vends fresh ones);
 * ``metadata``: ``refuse``, ``http-500``, ``slow``;
-* ``sts``: ``refuse``, ``http-503``, ``slow`` — the sidecar-not-ready race at start-up.
+* ``sts``: ``refuse``, ``http-503``, ``slow`` — the sidecar-not-ready race at start-up;
+* ``imds``: ``refuse``, ``http-500``, ``slow`` — instance metadata unavailable.
 
 HTTP: ``POST /_ecslocal/v1/faults`` ``{"target", "kind", "durationSeconds"?, "task"?, "delayMs"?}``,
 ``GET /_ecslocal/v1/faults``, ``DELETE /_ecslocal/v1/faults[/{id}]``. CLI: ``ecslocal fault``.
@@ -29,6 +30,7 @@ KINDS = {
     "credentials": ("refuse", "http-500", "http-503", "slow", "expire"),
     "metadata": ("refuse", "http-500", "slow"),
     "sts": ("refuse", "http-503", "slow"),
+    "imds": ("refuse", "http-500", "slow"),
 }
 DEFAULT_DURATION = 60.0
 

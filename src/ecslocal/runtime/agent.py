@@ -138,6 +138,9 @@ class Agent:
         by_name = {o["name"]: o for o in overrides.get("containerOverrides") or [] if "name" in o}
         now = self.clock.time()
         injected = self._injected_env(task_arn, task_id, overrides, definition, tags)
+        if launch_type == "EC2" and self.endpoint_url is not None:
+            # EC2-launch tasks can reach the instance's metadata service (Fargate's cannot).
+            injected["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = self.endpoint_url
         diagnostics: list[str] = []
         containers: list[ContainerRun] = []
         for cdef in definition["containerDefinitions"]:
