@@ -158,7 +158,8 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
         except OSError as exc:
             await daemon.stop()
             fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}")
-        assert daemon.backend is not None
+        assert daemon.backend is not None and daemon.agent is not None
+        print(daemon.agent.timewarps.describe(), flush=True)
         print(
             f"ecslocal {__version__} ready on {daemon.url} (data {config.data_dir};"
             f" {daemon.backend.describe()})",
@@ -224,11 +225,21 @@ class Printer:
 @click.option("--detach", "-d", is_flag=True, help="Print the task ARN and return.")
 @click.option("--data-dir", type=click.Path(path_type=Path), default=None,
               help="State directory for the in-process daemon (when none is running).")
+@click.option("--time-warp", type=float, default=None, metavar="N",
+              help="The task's clock runs N times faster, for its processes (libfaketime) and"
+                   " for ecslocal (credential lifetimes): the task tag ecslocal:time-warp.")
+@click.option("--credential-ttl", type=float, default=None, metavar="SECONDS",
+              help="This task's credential lifetime, in seconds of its clock: the task tag"
+                   " ecslocal:credential-ttl.")
 @click.pass_context
 def run(ctx: click.Context, taskdef: Path, cluster: str, env: tuple[str, ...],
-        launch_type: str | None, detach: bool, data_dir: Path | None) -> None:
+        launch_type: str | None, detach: bool, data_dir: Path | None,
+        time_warp: float | None, credential_ttl: float | None) -> None:
     """Register TASKDEF and run it; stream its logs; exit with its exit code."""
     request = load_task_definition(taskdef)
+    tags = [{"key": key, "value": f"{value:g}"} for key, value in
+            (("ecslocal:time-warp", time_warp), ("ecslocal:credential-ttl", credential_ttl))
+            if value is not None]
     overrides: dict[str, Any] = {}
     if env:
         pairs = []
@@ -253,7 +264,8 @@ def run(ctx: click.Context, taskdef: Path, cluster: str, env: tuple[str, ...],
         local = ThreadedDaemon(config)
         url = local.start()
     try:
-        code = _run(Client(url, region()), request, cluster, overrides, launch_type, detach)
+        code = _run(Client(url, region()), request, cluster, overrides, launch_type, detach,
+                    tags)
     finally:
         if local is not None:
             local.stop()
@@ -261,7 +273,7 @@ def run(ctx: click.Context, taskdef: Path, cluster: str, env: tuple[str, ...],
 
 
 def _run(client: Client, request: dict[str, Any], cluster: str, overrides: dict[str, Any],
-         launch_type: str | None, detach: bool) -> int:
+         launch_type: str | None, detach: bool, tags: list[dict[str, str]]) -> int:
     try:
         td = client.ecs.register_task_definition(**request)["taskDefinition"]
         params: dict[str, Any] = {
@@ -271,6 +283,8 @@ def _run(client: Client, request: dict[str, Any], cluster: str, overrides: dict[
             params["overrides"] = overrides
         if launch_type:
             params["launchType"] = launch_type
+        if tags:
+            params["tags"] = tags
         response = client.ecs.run_task(**params)
     except ClientError() as exc:
         aws_error(exc)

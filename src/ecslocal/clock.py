@@ -14,12 +14,20 @@ from datetime import UTC, datetime
 class Clock:
     """Wall-clock time, optionally running ``speed`` times faster than real time."""
 
-    def __init__(self, speed: float = 1.0) -> None:
+    def __init__(
+        self, speed: float = 1.0, origin: tuple[float, float] | None = None
+    ) -> None:
+        """``origin`` is the (``time.time()``, ``time.monotonic()``) pair at which this clock
+        and the wall clock agree (default: now); from there it runs ``speed`` times faster."""
         if speed <= 0:
             raise ValueError("clock speed must be positive")
         self.speed = speed
-        self._wall0 = time.time()
-        self._mono0 = time.monotonic()
+        self._wall0, self._mono0 = origin if origin is not None else (time.time(), time.monotonic())
+
+    @property
+    def origin(self) -> float:
+        """The wall-clock time at which this clock and the wall clock agreed."""
+        return self._wall0
 
     def time(self) -> float:
         """Seconds since the epoch, as this clock sees them."""

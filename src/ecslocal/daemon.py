@@ -69,7 +69,9 @@ class Daemon:
         now = self.clock.time()
         for key_id, secret in [DEFAULT_ACCESS_KEY, *config.access_keys]:
             self.keys.add_long_term(key_id, secret, config.account_id, now)
-        authenticator = Authenticator(self.keys, self.clock, config.region)
+        authenticator = Authenticator(
+            self.keys, self.clock, config.region, warped_clocks=self.agent.timewarps.clocks
+        )
         self.roles = RoleStore(self.store.db, self.keys, config.account_id)
         self.faults = Faults(self.clock)
         self.credentials = CredentialsManager(

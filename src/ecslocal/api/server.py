@@ -16,6 +16,7 @@ import logging
 import random
 import uuid
 from collections.abc import Sequence
+from email.utils import formatdate
 from typing import Any
 
 from aiohttp import web
@@ -75,13 +76,14 @@ class AwsRouter:
                 AwsError("UnknownOperationException", f"Unknown target: {target}"), request_id
             )
         ctype = json_protocol.content_type(service)
+        caller: Caller | None = None
         try:
             caller = self._authenticate(request, body, service)
             op, params = json_protocol.parse_operation(service, operation, body)
             result = await service.call(op, params, caller)
-            return json_protocol.result_response(service, op, result, request_id)
+            return _dated(json_protocol.result_response(service, op, result, request_id), caller)
         except AwsError as error:
-            return json_protocol.error_response(error, request_id, ctype)
+            return _dated(json_protocol.error_response(error, request_id, ctype), caller)
         except Exception:  # never a traceback on the wire: an AWS-shaped 500
             log.exception("%s %s failed", service.name, operation)
             error = AwsError("ServerException", "An internal error occurred.", status=500)
@@ -128,6 +130,7 @@ class AwsRouter:
             injected = await faults.apply(fault, request)
             if injected is not None:
                 return injected
+        caller: Caller | None = None
         try:
             if (
                 form.get("Action") in service.unsigned_operations
@@ -138,9 +141,9 @@ class AwsRouter:
                 caller = self._authenticate(request, body, service)
             op, params = query_protocol.parse_operation(service, form)
             result = await service.call(op, params, caller)
-            return query_protocol.result_response(service, op, result, request_id)
+            return _dated(query_protocol.result_response(service, op, result, request_id), caller)
         except AwsError as error:
-            return query_protocol.error_response(error, request_id, namespace)
+            return _dated(query_protocol.error_response(error, request_id, namespace), caller)
         except Exception:
             log.exception("%s %s failed", service.name, form.get("Action"))
             error = AwsError("InternalFailure", "An internal error occurred.", status=500)
@@ -168,6 +171,14 @@ class AwsRouter:
                     else "Missing Authentication Token"
                 )
             raise AwsError(code, message, status) from None
+
+
+def _dated(response: web.Response, caller: Caller | None) -> web.Response:
+    """A time-warped task's request is answered in its clock's ``Date`` (the JS SDK v3, for
+    one, moves its signing clock to the server's ``Date`` when they are 5 minutes apart)."""
+    if caller is not None and caller.clock is not None:
+        response.headers["Date"] = formatdate(caller.clock.time(), usegmt=True)
+    return response
 
 
 def build_app(router: AwsRouter, extra_routes: list[web.RouteDef]) -> web.Application:

@@ -13,6 +13,7 @@ import string
 from dataclasses import dataclass
 
 from ecslocal.auth.caller import Caller
+from ecslocal.clock import Clock
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS access_keys (
@@ -76,6 +77,8 @@ class KeyStore:
         self.db = db
         db.executescript(SCHEMA)
         self._cache: dict[str, AccessKey] = {}
+        #: Keys issued to a time-warped task: the clock its processes sign with.
+        self.clocks: dict[str, Clock] = {}
 
     def add_long_term(self, key_id: str, secret: str, account_id: str, now: float) -> AccessKey:
         """A key of the account's root user (what ``test``/``test`` is)."""

@@ -10,6 +10,10 @@ Rotation: a credential lifetime per task (default 6 h); from ``lead`` seconds be
 (default 30 min, never more than half the lifetime) a request gets fresh credentials — a new key
 id and token — while the old ones stay valid until their own ``Expiration``.
 
+A time-warped task (:mod:`ecslocal.runtime.timewarp`) has a clock of its own: lifetimes,
+rotation and the ``Expiration`` it is told run on that clock, and the key store learns the
+clock so its signatures are checked against the time its processes see.
+
 Response and errors follow the agent (``ecs-agent/tmds/handlers/v1/credentials_handler.go``):
 ``{RoleArn, AccessKeyId, SecretAccessKey, Token, Expiration}`` with ``Expiration`` as
 ``YYYY-MM-DDTHH:MM:SSZ`` (the JS SDK rejects ``+00:00``); errors ``{"code", "message"}`` —
@@ -83,9 +87,15 @@ class TaskCredentials:
     role_arn: str
     auth_token: str
     ttl: float
+    #: The task's clock: the daemon's, or the task's warped one.
+    clock: Clock
     current: AccessKey | None = None
+    #: ``current``'s Expiration on the task's clock.
+    expiration: float = 0.0
     #: The JSON served for ``current`` (made once per rotation).
     body: bytes = b""
+    #: Keys issued to this task (for a warped clock: registered with the key store).
+    issued: list[str] = field(default_factory=list)
     bucket: TokenBucket = field(default_factory=lambda: TokenBucket(RATE_STEADY, RATE_BURST))
 
     @property
@@ -115,15 +125,19 @@ class CredentialsManager:
         self._by_id: dict[str, TaskCredentials] = {}
 
     # -- tasks ------------------------------------------------------------------------------
-    def register(self, task_arn: str, role_arn: str, ttl: float | None = None) -> TaskCredentials:
+    def register(
+        self, task_arn: str, role_arn: str, ttl: float | None = None, clock: Clock | None = None
+    ) -> TaskCredentials:
         """A credentials id and token for a task that is starting; its first credentials are
-        issued now, so a container never meets ``CredentialsUninitialized``."""
+        issued now, so a container never meets ``CredentialsUninitialized``. ``ttl`` is in
+        seconds of the task's ``clock`` (default: the daemon's)."""
         entry = TaskCredentials(
             credentials_id=str(uuid.uuid4()),
             task_arn=task_arn,
             role_arn=role_arn,
             auth_token=secrets.token_urlsafe(32),
             ttl=ttl or self.default_ttl,
+            clock=clock or self.clock,
         )
         self._by_id[entry.credentials_id] = entry
         self.db.execute(
@@ -136,27 +150,35 @@ class CredentialsManager:
     def forget(self, credentials_id: str) -> None:
         """The task stopped: its endpoint answers InvalidIdInRequest from now on (issued keys
         keep their own expiry)."""
-        self._by_id.pop(credentials_id, None)
+        entry = self._by_id.pop(credentials_id, None)
         self.db.execute("DELETE FROM task_credentials WHERE credentials_id = ?", (credentials_id,))
+        if entry is not None and entry.clock is not self.clock:
+            for key_id in entry.issued:
+                self.roles.keys.clocks.pop(key_id, None)
 
     def credentials(self, entry: TaskCredentials) -> AccessKey:
         """The task's current credentials, rotated once inside the lead time before expiry."""
-        now = self.clock.time()
+        now = entry.clock.time()
         key = entry.current
-        if key is None or key.expiration is None or now >= key.expiration - entry.lead:
+        if key is None or now >= entry.expiration - entry.lead:
             role = self.roles.by_arn(entry.role_arn)
             if role is None:
                 raise LookupError(entry.role_arn)
             session_name = entry.task_arn.rsplit("/", 1)[-1]
-            key = self.roles.assume(role, session_name, now, entry.ttl).key
-            entry.current = key
+            # The key store keeps expiry on the daemon's clock: the lifetime, converted.
+            lifetime = entry.ttl * self.clock.speed / entry.clock.speed
+            key = self.roles.assume(role, session_name, self.clock.time(), lifetime).key
+            entry.current, entry.expiration = key, now + entry.ttl
+            if entry.clock is not self.clock:
+                self.roles.keys.clocks[key.access_key_id] = entry.clock
+                entry.issued.append(key.access_key_id)
             entry.body = json.dumps(
                 {
                     "RoleArn": entry.role_arn,
                     "AccessKeyId": key.access_key_id,
                     "SecretAccessKey": key.secret_access_key,
                     "Token": key.session_token,
-                    "Expiration": rfc3339(key.expiration or 0),
+                    "Expiration": rfc3339(entry.expiration),
                 }
             ).encode()
             self.db.execute(

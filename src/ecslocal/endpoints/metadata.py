@@ -187,11 +187,11 @@ class MetadataEndpoint:
             doc["ContainerInstanceTags"] = {}
         return {k: v for k, v in doc.items() if v is not None}
 
-    def stats_doc(self, c: ContainerRun) -> dict[str, Any] | None:
+    def stats_doc(self, run: TaskRun, c: ContainerRun) -> dict[str, Any] | None:
         if c.handle is None or c.status != "RUNNING":
             return None
         usage = c.handle.stats()
-        now = time.time()
+        now = run.task_clock.time()
         ncpu = os.cpu_count() or 1
         cpu_ns = int(usage["cpu_seconds"] * 1e9)
         limit = int(c.definition.get("memory") or 0) * 1024 * 1024 or _host_memory()
@@ -235,7 +235,7 @@ class MetadataEndpoint:
     # -- task scale-in protection ($ECS_AGENT_URI/task-protection/v1/state) -------------
     def _protection_doc(self, run: TaskRun) -> dict[str, Any]:
         state = run.protection
-        now = time.time()
+        now = run.task_clock.time()
         enabled = bool(state and state["expires"] > now)
         return {
             "protection": {
@@ -294,7 +294,9 @@ class MetadataEndpoint:
                 "Invalid Request: no task IAM role credentials available for task", 403,
             )
         run.protection = (
-            {"expires": time.time() + minutes * 60} if body["ProtectionEnabled"] else None
+            {"expires": run.task_clock.time() + minutes * 60}
+            if body["ProtectionEnabled"]
+            else None
         )
         return web.json_response(self._protection_doc(run))
 
@@ -328,7 +330,7 @@ class MetadataEndpoint:
         if found is None:
             return self._not_found(request, "container")
         return await self._faulted(request, found[0]) or web.json_response(
-            self.stats_doc(found[1])
+            self.stats_doc(*found)
         )
 
     async def task_stats(self, request: web.Request) -> web.Response:
@@ -337,7 +339,7 @@ class MetadataEndpoint:
             return self._not_found(request, "task")
         run = found[0]
         return await self._faulted(request, run) or web.json_response(
-            {c.runtime_id: self.stats_doc(c) for c in run.containers.values()}
+            {c.runtime_id: self.stats_doc(run, c) for c in run.containers.values()}
         )
 
 

@@ -8,7 +8,7 @@ import logging
 import os
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,13 @@ from ecslocal.runtime import reasons
 from ecslocal.runtime.backends.base import Backend
 from ecslocal.runtime.logs import LogRouter, awslogs_destination
 from ecslocal.runtime.task import ContainerRun, TaskRun, new_container_doc
+from ecslocal.runtime.timewarp import (
+    TIME_WARP_TAG,
+    TimeWarp,
+    TimeWarps,
+    TimeWarpUnavailable,
+    parse_speed,
+)
 from ecslocal.store import Store
 
 log = logging.getLogger("ecslocal.agent")
@@ -77,6 +84,22 @@ def container_env(
 
 
 CREDENTIAL_TTL_TAG = "ecslocal:credential-ttl"
+
+
+def tag_value(tags: Sequence[dict[str, str]], key: str) -> str | None:
+    for tag in tags:
+        if tag.get("key") == key:
+            return tag.get("value", "")
+    return None
+
+
+def with_time_warp(env: dict[str, str], warp: TimeWarp) -> None:
+    """Give a container's processes the task's warped clock; libfaketime goes first in an
+    LD_PRELOAD the container sets itself."""
+    for key, value in warp.env.items():
+        if key == "LD_PRELOAD" and env.get(key):
+            value = f"{value}:{env[key]}"
+        env[key] = value
 STATIC_KEY_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 
@@ -117,6 +140,7 @@ class Agent:
         self._credentials_ids: dict[str, str] = {}
         #: Task metadata endpoint id -> (task id, container name).
         self.metadata_ids: dict[str, tuple[str, str]] = {}
+        self.timewarps = TimeWarps()
 
     # -- start ------------------------------------------------------------------------------
     def start_task(
@@ -135,40 +159,15 @@ class Agent:
         task_id = secrets.token_hex(16)
         region, account = self.config.region, self.config.account_id
         task_arn = f"arn:aws:ecs:{region}:{account}:task/{cluster_name}/{task_id}"
-        by_name = {o["name"]: o for o in overrides.get("containerOverrides") or [] if "name" in o}
         now = self.clock.time()
-        injected = self._injected_env(task_arn, task_id, overrides, definition, tags)
-        if launch_type == "EC2" and self.endpoint_url is not None:
-            # EC2-launch tasks can reach the instance's metadata service (Fargate's cannot).
-            injected["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = self.endpoint_url
-        diagnostics: list[str] = []
-        containers: list[ContainerRun] = []
-        for cdef in definition["containerDefinitions"]:
-            override = by_name.get(cdef["name"], {})
-            cdef = dict(cdef)
-            for key in ("memory", "memoryReservation", "cpu"):
-                if key in override:
-                    cdef[key] = override[key]
-            doc = new_container_doc(cdef, task_arn, cluster_name, region, account)
-            c = ContainerRun(cdef, doc)
-            c.runtime_id = f"{task_id}-{secrets.randbelow(10**10):010d}"
-            c.env = container_env(cdef, override, launch_type, region)
-            role_arn = overrides.get("taskRoleArn") or definition.get("taskRoleArn")
-            warning = role_arn and static_credentials_warning(c.name, c.env, role_arn)
-            if warning:
-                diagnostics.append(warning)
-                log.warning("task %s: %s", task_id, warning)
-            for key, value in injected.items():
-                # What the task's own definition sets wins (an explicit AWS_ENDPOINT_URL, say).
-                c.env.setdefault(key, value)
-            if self.endpoint_url is not None:
-                c.metadata_id = f"{uuid.uuid4()}"
-                self.metadata_ids[c.metadata_id] = (task_id, c.name)
-                c.env["ECS_CONTAINER_METADATA_URI_V4"] = f"{self.endpoint_url}/v4/{c.metadata_id}"
-                c.env["ECS_CONTAINER_METADATA_URI"] = f"{self.endpoint_url}/v3/{c.metadata_id}"
-                c.env["ECS_AGENT_URI"] = f"{self.endpoint_url}/api/{c.metadata_id}"
-            c.argv = container_argv(cdef, override)
-            containers.append(c)
+        warp = self._time_warp(task_id, tags, now)
+        try:
+            containers, diagnostics = self._containers(
+                definition, task_arn, overrides, launch_type, tags, warp
+            )
+        except BaseException:
+            self._release(task_id, [])  # nothing of a task that never started stays behind
+            raise
         task: dict[str, Any] = {
             "taskArn": task_arn,
             "clusterArn": cluster_arn,
@@ -220,11 +219,80 @@ class Agent:
             logs=self.logs,
             save=self._save,
             default_stop_timeout=self.config.default_stop_timeout,
+            task_clock=warp.clock if warp is not None else None,
         )
         self.tasks[task_id] = run
         run.save()
         run.job = asyncio.get_running_loop().create_task(self._run(run))
         return run
+
+    def _containers(
+        self,
+        definition: dict[str, Any],
+        task_arn: str,
+        overrides: dict[str, Any],
+        launch_type: str,
+        tags: Sequence[dict[str, str]],
+        warp: TimeWarp | None,
+    ) -> tuple[list[ContainerRun], list[str]]:
+        """The task's containers with their environment and command, and the diagnostics said
+        at start (static keys shadowing the task role)."""
+        _, _, _, region, account, resource = task_arn.split(":", 5)
+        _, cluster_name, task_id = resource.split("/")
+        by_name = {o["name"]: o for o in overrides.get("containerOverrides") or [] if "name" in o}
+        injected = self._injected_env(task_arn, task_id, overrides, definition, tags, warp)
+        if launch_type == "EC2" and self.endpoint_url is not None:
+            # EC2-launch tasks can reach the instance's metadata service (Fargate's cannot).
+            injected["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = self.endpoint_url
+        role_arn = overrides.get("taskRoleArn") or definition.get("taskRoleArn")
+        diagnostics: list[str] = []
+        containers: list[ContainerRun] = []
+        for cdef in definition["containerDefinitions"]:
+            override = by_name.get(cdef["name"], {})
+            cdef = dict(cdef)
+            for key in ("memory", "memoryReservation", "cpu"):
+                if key in override:
+                    cdef[key] = override[key]
+            doc = new_container_doc(cdef, task_arn, cluster_name, region, account)
+            c = ContainerRun(cdef, doc)
+            c.runtime_id = f"{task_id}-{secrets.randbelow(10**10):010d}"
+            c.env = container_env(cdef, override, launch_type, region)
+            warning = role_arn and static_credentials_warning(c.name, c.env, role_arn)
+            if warning:
+                diagnostics.append(warning)
+                log.warning("task %s: %s", task_id, warning)
+            for key, value in injected.items():
+                # What the task's own definition sets wins (an explicit AWS_ENDPOINT_URL, say).
+                c.env.setdefault(key, value)
+            if warp is not None:
+                with_time_warp(c.env, warp)
+            if self.endpoint_url is not None:
+                c.metadata_id = f"{uuid.uuid4()}"
+                self.metadata_ids[c.metadata_id] = (task_id, c.name)
+                c.env["ECS_CONTAINER_METADATA_URI_V4"] = f"{self.endpoint_url}/v4/{c.metadata_id}"
+                c.env["ECS_CONTAINER_METADATA_URI"] = f"{self.endpoint_url}/v3/{c.metadata_id}"
+                c.env["ECS_AGENT_URI"] = f"{self.endpoint_url}/api/{c.metadata_id}"
+            c.argv = container_argv(cdef, override)
+            containers.append(c)
+        return containers, diagnostics
+
+    def _time_warp(
+        self, task_id: str, tags: Sequence[dict[str, str]], now: float
+    ) -> TimeWarp | None:
+        """The task tag ``ecslocal:time-warp`` (a speed-up N): the task's clock, starting at its
+        creation and running N times faster, shared by its processes and ecslocal."""
+        value = tag_value(tags, TIME_WARP_TAG)
+        if value is None:
+            return None
+        try:
+            speed = parse_speed(value)
+            return self.timewarps.create(task_id, speed, origin=now)
+        except (ValueError, TimeWarpUnavailable) as exc:
+            raise invalid_parameter(str(exc)) from None
+        except OSError as exc:
+            raise invalid_parameter(
+                f"Tag {TIME_WARP_TAG}: cannot set up the clock: {exc}."
+            ) from None
 
     def _injected_env(
         self,
@@ -233,28 +301,31 @@ class Agent:
         overrides: dict[str, Any],
         definition: dict[str, Any],
         tags: Sequence[dict[str, str]] = (),
+        warp: TimeWarp | None = None,
     ) -> dict[str, str]:
         """Variables every container of the task gets: where the AWS APIs are (ecslocal) and,
         with a task role, its credentials endpoint (FULL_URI + per-task token). The task tag
-        ``ecslocal:credential-ttl`` (seconds) overrides the daemon's credential lifetime."""
+        ``ecslocal:credential-ttl`` (seconds of the task's clock) overrides the daemon's
+        credential lifetime."""
         env: dict[str, str] = {}
         if self.endpoint_url is None:
             return env
         env["AWS_ENDPOINT_URL"] = self.endpoint_url
         ttl = None
-        for tag in tags:
-            if tag.get("key") == CREDENTIAL_TTL_TAG:
-                try:
-                    ttl = float(tag.get("value", ""))
-                except ValueError:
-                    ttl = -1.0
-                if not 2 <= ttl <= 43200:
-                    raise invalid_parameter(
-                        f"Tag {CREDENTIAL_TTL_TAG} must be a number of seconds from 2 to 43200."
-                    )
+        value = tag_value(tags, CREDENTIAL_TTL_TAG)
+        if value is not None:
+            try:
+                ttl = float(value)
+            except ValueError:
+                ttl = -1.0
+            if not 2 <= ttl <= 43200:
+                raise invalid_parameter(
+                    f"Tag {CREDENTIAL_TTL_TAG} must be a number of seconds from 2 to 43200."
+                )
         role_arn = overrides.get("taskRoleArn") or definition.get("taskRoleArn")
         if role_arn and self.credentials is not None:
-            entry = self.credentials.register(task_arn, role_arn, ttl)
+            clock = warp.clock if warp is not None else None
+            entry = self.credentials.register(task_arn, role_arn, ttl, clock)
             self._credentials_ids[task_id] = entry.credentials_id
             env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = (
                 f"{self.endpoint_url}/v2/credentials/{entry.credentials_id}"
@@ -277,11 +348,18 @@ class Agent:
             run.save()
         finally:
             self.tasks.pop(run.task_id, None)
-            for c in run.containers.values():
-                self.metadata_ids.pop(c.metadata_id, None)
-            credentials_id = self._credentials_ids.pop(run.task_id, None)
-            if credentials_id and self.credentials is not None:
-                self.credentials.forget(credentials_id)
+            self._release(run.task_id, run.containers.values())
+
+    def _release(self, task_id: str, containers: Iterable[ContainerRun]) -> None:
+        """What a task held while it ran: metadata ids, its credentials id, its clock."""
+        for c in containers:
+            self.metadata_ids.pop(c.metadata_id, None)
+        for metadata_id in [k for k, v in self.metadata_ids.items() if v[0] == task_id]:
+            del self.metadata_ids[metadata_id]  # a task that failed while being set up
+        credentials_id = self._credentials_ids.pop(task_id, None)
+        if credentials_id and self.credentials is not None:
+            self.credentials.forget(credentials_id)
+        self.timewarps.close(task_id)
 
     def _save(self, run: TaskRun) -> None:
         self.store.put_task(run.task_id, run.task, run.recovery_records())
@@ -322,6 +400,7 @@ class Agent:
             task["version"] = task.get("version", 0) + 1
             task_id = task["taskArn"].rsplit("/", 1)[-1]
             self.store.put_task(task_id, task, {})
+            self.timewarps.remove(task_id)
             recovered.append(task_id)
         return recovered
 

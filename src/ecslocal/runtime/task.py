@@ -82,6 +82,7 @@ class TaskRun:
         logs: LogRouter,
         save: Callable[[TaskRun], None],
         default_stop_timeout: float,
+        task_clock: Clock | None = None,
     ) -> None:
         #: Task scale-in protection set through $ECS_AGENT_URI ({"expires": epoch}).
         self.protection: dict[str, float] | None = None
@@ -90,6 +91,10 @@ class TaskRun:
         self.containers = {c.name: c for c in containers}
         self.backend = backend
         self.clock = clock
+        #: The clock the task's processes read: ``clock``, or a warped one (ecslocal:time-warp).
+        #: Lifetimes the task is told of (credentials, protection) run on it; the runtime's own
+        #: timers (health checks, timeouts) stay on ``clock``, since they bound real work.
+        self.task_clock = task_clock or clock
         self.logs = logs
         self._save = save
         self.default_stop_timeout = default_stop_timeout

@@ -1,0 +1,268 @@
+"""Time warp (the task tag ecslocal:time-warp / `ecslocal run --time-warp N`): a task's
+processes see a clock running N times faster (libfaketime) and ecslocal issues, rotates and
+checks that task's credentials on the same clock, so an SDK's own refresh logic meets hours
+of credential lifetimes in seconds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from ecslocal.runtime.timewarp import SHM_DIR, find_libfaketime
+from tests.conftest import (
+    Server,
+    ecs_task_role,
+    run_task,
+    task_logs,
+    taskdef,
+    wait_stopped,
+)
+
+needs_libfaketime = pytest.mark.skipif(
+    find_libfaketime() is None,
+    reason="needs libfaketime (Debian's package libfaketime; .ci/run installs it)",
+)
+
+HOUR = 3600.0
+
+# boto3's default chain, untouched: it finds the credentials endpoint and refreshes by its own
+# rules (advisory refresh 15 min before Expiration). Everything it sees of time is faked.
+ROTATIONS = """
+import json, time, boto3
+session = boto3.Session()
+sts, ecs = session.client("sts"), session.client("ecs")
+start, calls, keys = time.time(), 0, []
+while len(keys) < 4 and time.time() - start < 30 * 3600:
+    arn = sts.get_caller_identity()["Arn"]
+    ecs.list_clusters()
+    calls += 2
+    key = session.get_credentials().get_frozen_credentials().access_key
+    if not keys or keys[-1] != key:
+        keys.append(key)
+        print(json.dumps({"key": key, "at": time.time(), "arn": arn}), flush=True)
+    time.sleep(60)
+print(json.dumps({"calls": calls, "start": start, "end": time.time()}), flush=True)
+"""
+
+
+def _three_rotations_within_a_minute(server: Server, family: str, command: list[str]) -> None:
+    """Run ``command`` (an SDK loop printing each new key) in a task at 1440x and check that
+    it met 3 rotations of the daemon's default 6 h lifetime, every call succeeding, within
+    60 s of wall-clock time."""
+    ecs = server.ecs()
+    role = ecs_task_role(server, family)
+    definition = taskdef(
+        family, {"name": "app", "image": family, "memory": 512, "command": command},
+        taskRoleArn=role,
+    )
+    arn = run_task(ecs, definition, tags=[{"key": "ecslocal:time-warp", "value": "1440"}])
+    task = wait_stopped(ecs, arn, timeout=120)
+    lines = [e["message"] for e in task_logs(server, arn)]
+    assert task["containers"][0]["exitCode"] == 0, lines  # not one call failed
+    keys = [json.loads(line) for line in lines if line.startswith('{"key"')]
+    summary = json.loads(next(line for line in lines if line.startswith('{"calls"')))
+    task_id = arn.rsplit("/", 1)[-1]
+    assert {k["arn"] for k in keys} == {
+        f"arn:aws:sts::000000000000:assumed-role/{family}/{task_id}"
+    }
+    assert len({k["key"] for k in keys}) == 4, lines  # the first credentials + 3 rotations
+    # Each set was used for close to its 6 h on the task's clock: until the SDK's own refresh
+    # (botocore: 15 min before Expiration; JS v3: 5 min), ecslocal vending fresh ones from
+    # 30 min before.
+    for earlier, later in zip(keys, keys[1:], strict=False):
+        used = later["at"] - earlier["at"]
+        assert 5.5 * HOUR <= used <= 6 * HOUR, (used / HOUR, keys)
+    assert summary["end"] - summary["start"] >= 3 * 5.5 * HOUR
+    wall = (task["stoppedAt"] - task["startedAt"]).total_seconds()
+    assert wall <= 60, wall
+    print(f"{family}: 3 rotations of a 6 h lifetime in {wall:.1f} s wall, {summary['calls']} calls")
+
+
+@needs_libfaketime
+def test_botocore_meets_three_rotations_of_a_six_hour_lifetime_within_a_minute(
+    server: Server,
+) -> None:
+    # At 1440x (a day a minute) botocore refreshes every 5 h 45 min of task time = 14.4 s.
+    _three_rotations_within_a_minute(server, "warp-boto3", [sys.executable, "-c", ROTATIONS])
+
+
+JS_DIR = Path(__file__).resolve().parent / "js"
+
+
+@needs_libfaketime
+@pytest.mark.skipif(
+    shutil.which("node") is None or not (JS_DIR / "node_modules" / "@aws-sdk").is_dir(),
+    reason="needs node and the AWS SDK for JavaScript v3 (`npm ci --prefix tests/js`, which"
+    " .ci/run does)",
+)
+def test_js_sdk_v3_meets_three_rotations_of_a_six_hour_lifetime_within_a_minute(
+    server: Server,
+) -> None:
+    # The JS SDK moves its signing clock to the server's Date header when they disagree by
+    # 5 min: ecslocal answers a warped task in its clock's Date, or this would fail at once.
+    node = str(shutil.which("node"))
+    _three_rotations_within_a_minute(
+        server, "warp-node", [node, str(JS_DIR / "warp_rotation.js")]
+    )
+
+
+CLOCK_PROBE = (
+    'python3 -c "import time; print(\'t\', time.time())";'
+    ' python3 -c "import json, os, time, urllib.request;'
+    " r = urllib.request.Request(os.environ['AWS_CONTAINER_CREDENTIALS_FULL_URI'],"
+    " headers={'Authorization': os.environ['AWS_CONTAINER_AUTHORIZATION_TOKEN']});"
+    " body = json.load(urllib.request.urlopen(r));"
+    ' print(\'creds\', time.time(), body[\'Expiration\'])";'
+    " sleep 100; date +'t %s.%N'; sleep 100; date +'t %s.%N'"
+)
+
+
+@needs_libfaketime
+def test_the_task_processes_and_ecslocal_share_one_clock(server: Server, tmp_path: Path) -> None:
+    speed = 100
+    role = ecs_task_role(server, "warp-clock")
+    definition = taskdef(
+        "warp-clock",
+        {"name": "app", "image": "busybox", "memory": 128, "command": ["sh", "-c", CLOCK_PROBE]},
+        taskRoleArn=role,
+    )
+    path = tmp_path / "taskdef.json"
+    path.write_text(json.dumps(definition))
+    out = server.cli("run", str(path), "-d", "--time-warp", str(speed))
+    assert out.returncode == 0, out.stderr
+    arn = out.stdout.strip()
+    ecs = server.ecs()
+    task = wait_stopped(ecs, arn, timeout=30)
+    task_id = arn.rsplit("/", 1)[-1]
+    assert task["containers"][0]["exitCode"] == 0
+    origin = task["createdAt"].timestamp()
+    events = task_logs(server, arn)
+    ticks = [e for e in events if e["message"].startswith("t ")]
+    # Three processes started one after another — two of them 100 task-seconds (1 s real)
+    # apart — all read the task's clock: the one that starts at the task's creation and runs
+    # 100x. Each line is stamped in real time when ecslocal reads it, a few ms after it was
+    # written, so the clock it shows is a little behind that stamp's task time.
+    assert len(ticks) == 3, events
+    for event in ticks:
+        seen = float(event["message"].split()[1])
+        expected = origin + (event["timestamp"] / 1000 - origin) * speed
+        assert expected - 10 <= seen <= expected + 1, (seen - expected, event)
+    assert float(ticks[2]["message"].split()[1]) - float(ticks[1]["message"].split()[1]) >= 100
+    # ecslocal issued the task's credentials on that clock: 6 h from the task clock's now.
+    creds = next(e["message"].split() for e in events if e["message"].startswith("creds "))
+    expiration = time.mktime(time.strptime(creds[2], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    assert 6 * HOUR - 60 <= expiration - float(creds[1]) <= 6 * HOUR + 1
+    # DescribeTasks shows the tag; the task's shared clock is gone with the task.
+    tags = ecs.describe_tasks(tasks=[arn], include=["TAGS"])["tasks"][0]["tags"]
+    assert {"key": "ecslocal:time-warp", "value": "100"} in tags
+    assert not list(SHM_DIR.glob(f"*ecslocal-warp-{task_id}"))
+
+
+STATIC_KEYS = """
+import time, boto3
+sts = boto3.client("sts", aws_access_key_id="test", aws_secret_access_key="test")
+start = time.time()
+while time.time() - start < 2 * 3600:
+    sts.get_caller_identity()
+    time.sleep(30)
+print("hours", round((time.time() - start) / 3600, 1), flush=True)
+"""
+
+
+@needs_libfaketime
+def test_static_keys_signed_on_a_warped_clock_are_accepted(server: Server) -> None:
+    # Two hours of task time in about 5 s: far past SigV4's 15-minute window on the real
+    # clock, so ecslocal has to check the signature time against the task's clock.
+    ecs = server.ecs()
+    definition = taskdef(
+        "warp-static",
+        {"name": "app", "image": "python", "memory": 256,
+         "command": [sys.executable, "-c", STATIC_KEYS]},
+    )
+    arn = run_task(ecs, definition, tags=[{"key": "ecslocal:time-warp", "value": "1440"}])
+    task = wait_stopped(ecs, arn, timeout=60)
+    lines = [e["message"] for e in task_logs(server, arn)]
+    assert task["containers"][0]["exitCode"] == 0, lines
+    assert lines[-1] == "hours 2.0", lines
+
+
+@pytest.mark.parametrize("value", ["fast", "1", "0", "-5", "nan", "1e9"])
+def test_bad_time_warp_values_are_refused(server: Server, value: str) -> None:
+    ecs = server.ecs()
+    definition = taskdef("warp-bad", {"name": "app", "image": "busybox", "memory": 64,
+                                      "command": ["true"]})
+    with pytest.raises(ClientError) as info:
+        run_task(ecs, definition, tags=[{"key": "ecslocal:time-warp", "value": value}])
+    error = info.value.response["Error"]
+    assert error["Code"] == "InvalidParameterException"
+    assert error["Message"] == (
+        "Tag ecslocal:time-warp must be a speed-up from 2 to 100000 (how many times faster the"
+        f" task's clock runs), not '{value}'."
+    )
+
+
+@needs_libfaketime
+def test_a_task_refused_after_its_clock_was_made_leaves_nothing_behind(
+    server: Server,
+) -> None:
+    before = set(SHM_DIR.glob("*ecslocal-warp-*"))
+    ecs = server.ecs()
+    definition = taskdef(
+        "warp-envfile",
+        {"name": "app", "image": "busybox", "memory": 64, "command": ["true"],
+         "environmentFiles": [{"type": "s3", "value": "/no/such/file.env"}]},
+    )
+    with pytest.raises(ClientError) as info:
+        run_task(ecs, definition, tags=[{"key": "ecslocal:time-warp", "value": "10"}])
+    assert info.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert set(SHM_DIR.glob("*ecslocal-warp-*")) == before
+
+
+def test_without_libfaketime_the_option_says_so(
+    fresh_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ECSLOCAL_LIBFAKETIME", "/nonexistent/libfaketime.so.1")
+    server = fresh_server.start()
+    assert any("time warp (tag ecslocal:time-warp) unavailable" in line
+               for line in server.output), server.output
+    ecs = server.ecs()
+    definition = taskdef("warp-missing", {"name": "app", "image": "busybox", "memory": 64,
+                                          "command": ["true"]})
+    with pytest.raises(ClientError) as info:
+        run_task(ecs, definition, tags=[{"key": "ecslocal:time-warp", "value": "60"}])
+    error = info.value.response["Error"]
+    assert error["Code"] == "InvalidParameterException"
+    assert error["Message"].startswith(
+        "Tag ecslocal:time-warp needs libfaketime, which this machine does not have: install"
+        " libfaketime (Debian/Ubuntu: apt-get install libfaketime)"
+    ), error
+    assert ecs.list_tasks(family="warp-missing")["taskArns"] == []
+    # the CLI says the same
+    out = server.cli("run", str(Path(__file__).parent.parent / "examples/hello/taskdef.json"),
+                     "-d", "--time-warp", "60")
+    assert out.returncode != 0
+    assert "needs libfaketime" in out.stderr
+
+
+@needs_libfaketime
+def test_a_container_preload_is_kept_after_libfaketime(server: Server) -> None:
+    ecs = server.ecs()
+    definition = taskdef(
+        "warp-preload",
+        {"name": "app", "image": "busybox", "memory": 64,
+         "command": ["sh", "-c", 'echo "$LD_PRELOAD|$FAKETIME|$FAKETIME_SHARED"'],
+         "environment": [{"name": "LD_PRELOAD", "value": "libc.so.6"}]},
+    )
+    arn = run_task(ecs, definition, tags=[{"key": "ecslocal:time-warp", "value": "2"}])
+    wait_stopped(ecs, arn)
+    task_id = arn.rsplit("/", 1)[-1]
+    shared = f"/ecslocal-warp-{task_id}"
+    assert [e["message"] for e in task_logs(server, arn)] == [
+        f"{find_libfaketime()}:libc.so.6|+0 x2|{shared} {shared}"
+    ]
