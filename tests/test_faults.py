@@ -14,7 +14,15 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
-from tests.conftest import Server, container, ecs_task_role, run_task, taskdef, wait_stopped
+from tests.conftest import (
+    Server,
+    container,
+    ecs_task_role,
+    run_task,
+    task_logs,
+    taskdef,
+    wait_stopped,
+)
 from tests.test_task_credentials import PRINT_ENDPOINT, endpoint_of, fetch
 
 
@@ -123,3 +131,96 @@ def test_sts_refusing_at_start_default_retries_give_up_raised_attempts_get_throu
     patient = server.client("sts", config=Config(retries={"max_attempts": 12, "mode": "legacy"}))
     assert patient.get_caller_identity()["Account"] == "000000000000"
     assert time.monotonic() - began >= 16
+
+
+METADATA_URI = "echo meta=$ECS_CONTAINER_METADATA_URI_V4; sleep 60"
+
+
+def _get(url: str) -> tuple[int, float]:
+    """Status of a GET (0 when the connection is closed without an answer) and its seconds."""
+    began = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, time.monotonic() - began
+    except urllib.error.HTTPError as error:
+        return error.code, time.monotonic() - began
+    except (http.client.RemoteDisconnected, ConnectionError, urllib.error.URLError):
+        return 0, time.monotonic() - began
+
+
+def test_every_metadata_and_credentials_fault_kind(server: Server) -> None:
+    ecs = server.ecs()
+    arn = run_task(ecs, taskdef("faults-kinds", container("app", METADATA_URI)))
+    cred_arn, uri, token = _task_with_role(server, "faults-kinds-creds")
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            lines = [e["message"] for e in task_logs(server, arn)]
+            meta = next((line[5:] for line in lines if line.startswith("meta=")), None)
+            if meta or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert meta, lines
+        assert _get(meta)[0] == 200
+        for kind, expected in (("refuse", 0), ("http-500", 500)):
+            status, fault = _post(server, {"target": "metadata", "kind": kind, "task": arn,
+                                           "durationSeconds": 30})
+            assert status == 201, fault
+            assert _get(meta)[0] == expected, kind
+            server.cli("fault", "clear", fault["id"])
+        _post(server, {"target": "metadata", "kind": "slow", "delayMs": 300,
+                       "durationSeconds": 30})
+        status, seconds = _get(meta)
+        assert status == 200 and seconds >= 0.3
+        server.cli("fault", "clear")
+        assert _get(meta)[0] == 200
+
+        _post(server, {"target": "credentials", "kind": "http-500", "durationSeconds": 30})
+        status, body = fetch(uri, token)
+        assert (status, body["code"]) == (500, "InternalServerError")
+        server.cli("fault", "clear")
+        assert fetch(uri, token)[0] == 200
+    finally:
+        server.cli("fault", "clear")
+        for task in (arn, cred_arn):
+            ecs.stop_task(task=task)
+            wait_stopped(ecs, task)
+
+
+def test_sts_faults_for_one_task_and_for_all(server: Server) -> None:
+    ecs = server.ecs()
+    arn, uri, token = _task_with_role(server, "faults-sts")
+    try:
+        _, creds = fetch(uri, token)
+        once = Config(retries={"total_max_attempts": 1})
+        as_task = server.client(
+            "sts", key=(creds["AccessKeyId"], creds["SecretAccessKey"]),
+            token=creds["Token"], config=once,
+        )
+        as_root = server.client("sts", config=once)
+        status, fault = _post(server, {"target": "sts", "kind": "http-503", "task": arn,
+                                       "durationSeconds": 30})
+        assert status == 201, fault
+        # The task's own credentials say which task calls: only its requests are refused.
+        with pytest.raises(ClientError) as info:
+            as_task.get_caller_identity()
+        assert info.value.response["Error"]["Code"] == "ServiceUnavailable"
+        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+        assert as_root.get_caller_identity()["Account"] == "000000000000"
+        server.cli("fault", "clear")
+        assert as_task.get_caller_identity()["Arn"].endswith(arn.rsplit("/", 1)[-1])
+
+        _post(server, {"target": "sts", "kind": "slow", "delayMs": 300, "durationSeconds": 30})
+        began = time.monotonic()
+        as_root.get_caller_identity()
+        assert time.monotonic() - began >= 0.3
+    finally:
+        server.cli("fault", "clear")
+        ecs.stop_task(task=arn)
+        wait_stopped(ecs, arn)
+
+
+def test_imds_faults_cannot_be_scoped_to_a_task(server: Server) -> None:
+    status, body = _post(server, {"target": "imds", "kind": "refuse", "task": "abc"})
+    assert status == 400
+    assert body["message"] == "imds faults are for every task: IMDS cannot tell which task asks"

@@ -54,6 +54,15 @@ def fetch(uri: str, token: str | None) -> tuple[int, dict[str, Any]]:
         return error.code, json.loads(error.read())
 
 
+def _status_and_text(uri: str, token: str) -> tuple[int, str]:
+    try:
+        request = urllib.request.Request(uri, headers={"Authorization": token})
+        with urllib.request.urlopen(request) as r:
+            return r.status, ""
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
 def endpoint_of(server: Server, task_arn: str) -> tuple[str, str]:
     """The credentials URI and token the task's container printed."""
     deadline = time.monotonic() + 10
@@ -138,9 +147,11 @@ def test_rate_limit_like_the_agent(server: Server) -> None:
     arn = run_task(ecs, taskdef("creds-rate", container("app", PRINT_ENDPOINT), taskRoleArn=role))
     try:
         uri, token = endpoint_of(server, arn)
-        statuses = [fetch(uri, token)[0] for _ in range(90)]
-        assert statuses[:55].count(200) == 55  # the burst of 60 (a few may have refilled)
-        assert 429 in statuses
+        # Requests without the task's token are refused before they can spend its budget.
+        assert {fetch(uri, "not-the-token")[0] for _ in range(90)} == {401}
+        statuses = [_status_and_text(uri, token) for _ in range(90)]
+        assert [s for s, _ in statuses[:55]] == [200] * 55  # the burst of 60 (a few refill)
+        assert (429, "You have reached maximum request limit.") in statuses
     finally:
         ecs.stop_task(task=arn)
         wait_stopped(ecs, arn)
@@ -244,6 +255,12 @@ def test_static_keys_shadow_the_role_and_expire_the_classic_fargate_bug(
     # said when the task starts
     assert "warning: container 'app' has AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY," in out.stderr
     assert "ExpiredToken" in out.stderr
+    with urllib.request.urlopen(f"{server.url}/_ecslocal/v1/tasks/{arn.rsplit('/', 1)[-1]}") as r:
+        diagnostics = json.loads(r.read())["diagnostics"]
+    assert len(diagnostics) == 1 and diagnostics[0].startswith(
+        "container 'app' has AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN in its"
+        f" environment and the task has the task role {role}"
+    ), diagnostics
     ecs = server.ecs()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -350,3 +367,83 @@ def test_per_task_credential_lifetime_tag(server: Server) -> None:
     with pytest.raises(ClientError) as info:
         run_task(ecs, definition, tags=[{"key": "ecslocal:credential-ttl", "value": "soon"}])
     assert info.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+# The classic Fargate bug as entrypoints write it: read the task's credentials once, export
+# them, start the app. The SDK's default chain then prefers the environment over the (still
+# available) container provider, and nothing refreshes what the environment holds.
+EXPORT_THEN_RUN = """
+import json, os, sys, urllib.request
+request = urllib.request.Request(os.environ["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+    headers={"Authorization": os.environ["AWS_CONTAINER_AUTHORIZATION_TOKEN"]})
+creds = json.load(urllib.request.urlopen(request))
+os.environ.update(AWS_ACCESS_KEY_ID=creds["AccessKeyId"], AWS_SECRET_ACCESS_KEY=creds[
+    "SecretAccessKey"], AWS_SESSION_TOKEN=creds["Token"])
+print("expires " + creds["Expiration"], flush=True)
+os.execv(sys.executable, [sys.executable, "-c", sys.argv[1]])
+"""
+
+
+def test_first_credentials_exported_at_start_expire_with_expiredtoken(server: Server) -> None:
+    ecs = server.ecs()
+    role = ecs_task_role(server, "creds-export")
+    definition = taskdef(
+        "creds-export",
+        {"name": "app", "image": "python", "memory": 256,
+         "command": [sys.executable, "-c", EXPORT_THEN_RUN, STATIC_LOOP]},
+        taskRoleArn=role,
+    )
+    arn = run_task(ecs, definition, tags=[{"key": "ecslocal:credential-ttl", "value": "4"}])
+    task = wait_stopped(ecs, arn, timeout=40)
+    events = task_logs(server, arn)
+    lines = [e["message"] for e in events]
+    task_id = arn.rsplit("/", 1)[-1]
+    assert lines[1] == f"ok arn:aws:sts::000000000000:assumed-role/creds-export/{task_id}", lines
+    assert lines[-1] == "error ExpiredToken", lines
+    # ... when the exported credentials' own Expiration came, not before.
+    expires = time.mktime(time.strptime(lines[0].split()[1], "%Y-%m-%dT%H:%M:%SZ"))
+    expires -= time.timezone
+    assert events[-1]["timestamp"] / 1000 >= expires - 1
+    assert task["containers"][0]["exitCode"] == 0
+
+
+def test_credentials_uninitialized_when_they_cannot_be_issued(server: Server) -> None:
+    ecs = server.ecs()
+    iam = server.client("iam")
+    role = ecs_task_role(server, "creds-gone")
+    arn = run_task(ecs, taskdef("creds-gone", container("app", PRINT_ENDPOINT), taskRoleArn=role))
+    try:
+        uri, token = endpoint_of(server, arn)
+        assert fetch(uri, token)[0] == 200
+        iam.delete_role(RoleName="creds-gone")
+        # The current credentials expire; fresh ones cannot be issued for a deleted role.
+        assert server.cli("fault", "expire-credentials", arn).returncode == 0
+        assert fetch(uri, token) == (
+            503,
+            {
+                "code": "CredentialsUninitialized",
+                "message": "CredentialsV2Request: Credentials uninitialized for ID",
+            },
+        )
+    finally:
+        ecs.stop_task(task=arn)
+        wait_stopped(ecs, arn)
+
+
+def test_listening_on_every_address_containers_get_a_loopback_uri(fresh_server: Server) -> None:
+    fresh_server.extra = ("--host", "0.0.0.0")
+    server = fresh_server.start()
+    ecs = server.ecs()
+    role = ecs_task_role(server, "creds-anyaddr")
+    definition = taskdef(
+        "creds-anyaddr",
+        {"name": "app", "image": "python", "memory": 256,
+         "command": [sys.executable, "-c", SDK_SCRIPT]},
+        taskRoleArn=role,
+    )
+    arn = run_task(ecs, definition)
+    wait_stopped(ecs, arn, timeout=60)
+    lines = [e["message"] for e in task_logs(server, arn)]
+    assert any(line.startswith("arn=arn:aws:sts::000000000000:assumed-role/") for line in lines), (
+        lines
+    )

@@ -54,8 +54,16 @@ class Daemon:
 
     @property
     def url(self) -> str:
+        """Where this machine's clients and the containers reach the daemon: a loopback literal
+        when it listens on every address (botocore accepts only loopback literals or the
+        ECS/EKS hosts in a plain-http AWS_CONTAINER_CREDENTIALS_FULL_URI)."""
         assert self.address is not None
-        return f"http://{self.address[0]}:{self.address[1]}"
+        host = self.address[0]
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.address[1]}"
 
     async def start(self) -> tuple[str, int]:
         config = self.config

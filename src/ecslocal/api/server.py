@@ -98,7 +98,8 @@ class AwsRouter:
                 form.update(sigv4.parse_query_string(body.decode()))
             except UnicodeDecodeError:
                 pass
-        scope = sigv4.credential_scope_service(request.headers, form)
+        credential = sigv4.credential_parts(request.headers, form)
+        scope = credential[3] if credential else None
         service = self.by_scope.get(scope) if scope else None
         if service is None:
             action = form.get("Action", "")
@@ -122,8 +123,12 @@ class AwsRouter:
             )
             return query_protocol.error_response(error, request_id)
         namespace = str(service.model.metadata.get("xmlNamespace", ""))
-        fault = self.faults.active(service.name) if self.faults is not None else None
-        if fault is not None:  # `ecslocal fault add sts refuse|http-503|slow`
+        fault = None
+        if self.faults is not None:  # `ecslocal fault add sts refuse|http-503|slow [--task T]`
+            # A task's own credentials say which task is calling (static keys do not).
+            task_id = self.authenticator.keys.tasks.get(credential[0]) if credential else None
+            fault = self.faults.active(service.name, task_id)
+        if fault is not None:
             if fault.kind == "http-503":
                 error = AwsError("ServiceUnavailable", "Service is unavailable", 503)
                 return query_protocol.error_response(error, request_id, namespace)

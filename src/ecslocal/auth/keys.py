@@ -77,6 +77,8 @@ class KeyStore:
         self.db = db
         db.executescript(SCHEMA)
         self._cache: dict[str, AccessKey] = {}
+        #: Keys issued to a running task's role (task-scoped faults): key id -> task id.
+        self.tasks: dict[str, str] = {}
         #: Keys issued to a time-warped task: the clock its processes sign with.
         self.clocks: dict[str, Clock] = {}
 

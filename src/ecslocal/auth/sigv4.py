@@ -205,8 +205,9 @@ def parse_query_string(raw: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def credential_scope_service(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
-    """The service name in the request's credential scope, if the request is signed."""
+def credential_parts(headers: Mapping[str, str], query: Mapping[str, str]) -> list[str] | None:
+    """The request's ``Credential``: [key id, date, region, service, "aws4_request"], if the
+    request is signed (header or presigned query)."""
     auth = headers.get("authorization", "")
     credential = ""
     if auth.startswith(ALGORITHM):
@@ -215,7 +216,13 @@ def credential_scope_service(headers: Mapping[str, str], query: Mapping[str, str
     elif "X-Amz-Credential" in query:
         credential = query["X-Amz-Credential"]
     parts = credential.split("/")
-    return parts[3] if len(parts) == 5 else None
+    return parts if len(parts) == 5 else None
+
+
+def credential_scope_service(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
+    """The service name in the request's credential scope, if the request is signed."""
+    parts = credential_parts(headers, query)
+    return parts[3] if parts else None
 
 
 def parse(

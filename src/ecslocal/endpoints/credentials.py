@@ -18,7 +18,7 @@ Response and errors follow the agent (``ecs-agent/tmds/handlers/v1/credentials_h
 ``{RoleArn, AccessKeyId, SecretAccessKey, Token, Expiration}`` with ``Expiration`` as
 ``YYYY-MM-DDTHH:MM:SSZ`` (the JS SDK rejects ``+00:00``); errors ``{"code", "message"}`` —
 400 ``NoIdInRequest``, 400 ``InvalidIdInRequest``, 503 ``CredentialsUninitialized``, and 429 over
-40 requests/s steady, 60 burst, per task.
+40 requests/s steady, 60 burst, per task (tollbooth's plain-text message, as the agent's limiter).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ class TaskCredentials:
     expiration: float = 0.0
     #: The JSON served for ``current`` (made once per rotation).
     body: bytes = b""
-    #: Keys issued to this task (for a warped clock: registered with the key store).
+    #: Keys issued to this task, known to the key store as its keys while the task runs.
     issued: list[str] = field(default_factory=list)
     bucket: TokenBucket = field(default_factory=lambda: TokenBucket(RATE_STEADY, RATE_BURST))
 
@@ -152,8 +152,9 @@ class CredentialsManager:
         keep their own expiry)."""
         entry = self._by_id.pop(credentials_id, None)
         self.db.execute("DELETE FROM task_credentials WHERE credentials_id = ?", (credentials_id,))
-        if entry is not None and entry.clock is not self.clock:
+        if entry is not None:
             for key_id in entry.issued:
+                self.roles.keys.tasks.pop(key_id, None)
                 self.roles.keys.clocks.pop(key_id, None)
 
     def credentials(self, entry: TaskCredentials) -> AccessKey:
@@ -169,9 +170,10 @@ class CredentialsManager:
             lifetime = entry.ttl * self.clock.speed / entry.clock.speed
             key = self.roles.assume(role, session_name, self.clock.time(), lifetime).key
             entry.current, entry.expiration = key, now + entry.ttl
+            entry.issued.append(key.access_key_id)
+            self.roles.keys.tasks[key.access_key_id] = session_name
             if entry.clock is not self.clock:
                 self.roles.keys.clocks[key.access_key_id] = entry.clock
-                entry.issued.append(key.access_key_id)
             entry.body = json.dumps(
                 {
                     "RoleArn": entry.role_arn,
@@ -213,15 +215,21 @@ class CredentialsManager:
             injected = await apply(self.faults.active("credentials", task_id), request)
             if injected is not None:
                 return injected
-        if self.rate_limit and not entry.bucket.take(self.clock.monotonic()):
-            return _error(429, "TooManyRequests", "Rate exceeded")
         # FULL_URI mode: the per-task token must come along; another task's token never fits.
+        # (The agent has no token: its tasks reach it only from their own network namespace.
+        # The check comes before the rate limit, so nobody else can spend a task's budget.)
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), entry.auth_token.encode()):
             return _error(
                 401,
                 "AccessDenied",
                 "Authorization header missing or not this task's AWS_CONTAINER_AUTHORIZATION_TOKEN",
+            )
+        if self.rate_limit and not entry.bucket.take(self.clock.monotonic()):
+            # The agent's limiter is tollbooth's, which answers with its default message.
+            return web.Response(
+                status=429, text="You have reached maximum request limit.",
+                content_type="text/plain",
             )
         try:
             self.credentials(entry)

@@ -6,8 +6,10 @@ A fault has a target, a kind, a scope (one task, or every task) and a duration:
   ``http-503``, ``slow`` (``delayMs`` before answering), ``expire`` (the task's current
   credentials expire now; the endpoint vends fresh ones);
 * ``metadata``: ``refuse``, ``http-500``, ``slow``;
-* ``sts``: ``refuse``, ``http-503``, ``slow`` — the sidecar-not-ready race at start-up;
-* ``imds``: ``refuse``, ``http-500``, ``slow`` — instance metadata unavailable.
+* ``sts``: ``refuse``, ``http-503``, ``slow`` — the sidecar-not-ready race at start-up; scoped
+  to a task, it hits the requests signed with that task's role credentials;
+* ``imds``: ``refuse``, ``http-500``, ``slow`` — instance metadata unavailable (for every task:
+  IMDS cannot tell which task asks).
 
 HTTP: ``POST /_ecslocal/v1/faults`` ``{"target", "kind", "durationSeconds"?, "task"?, "delayMs"?}``,
 ``GET /_ecslocal/v1/faults``, ``DELETE /_ecslocal/v1/faults[/{id}]``. CLI: ``ecslocal fault``.
@@ -71,6 +73,10 @@ class Faults:
             raise FaultError(f"target must be one of {', '.join(KINDS)}")
         if kind not in KINDS[target]:
             raise FaultError(f"kind for {target} must be one of {', '.join(KINDS[target])}")
+        if task is not None and target == "imds":
+            # One instance metadata service answers every task on the instance; nothing in a
+            # request to it says which task asks.
+            raise FaultError("imds faults are for every task: IMDS cannot tell which task asks")
         if not 0 < duration <= 7 * 86400:
             raise FaultError("durationSeconds must be in (0, 604800]")
         if kind == "slow" and not 0 < delay_ms <= 600_000:
