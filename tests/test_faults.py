@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
+from botocore.exceptions import ClientError
 
 from tests.conftest import (
     Server,
@@ -115,22 +116,48 @@ def test_metadata_fault(server: Server) -> None:
     assert _post(server, {"target": "nope", "kind": "refuse"})[0] == 400
 
 
+STS_AT_START = """
+import sys, time, boto3
+began = time.monotonic()
+try:
+    arn = boto3.client("sts").get_caller_identity()["Arn"]
+except Exception as error:
+    print(f"gave up after {time.monotonic() - began:.1f} s: {type(error).__name__}", flush=True)
+    sys.exit(1)
+print(f"got through after {time.monotonic() - began:.1f} s: {arn}", flush=True)
+"""
+
+
 def test_sts_refusing_at_start_default_retries_give_up_raised_attempts_get_through(
-    fresh_server: Server,
+    server: Server,
 ) -> None:
-    """The sidecar-not-ready race: STS refuses for 16 s. botocore's default (legacy) retries
-    sleep at most 1+2+4+8 = 15 s in all, so they give up; 12 attempts outlast it."""
-    server = fresh_server.start()
+    """The sidecar-not-ready race: the app's first STS call meets an endpoint that refuses
+    connections for 16 s. botocore's default (legacy) retries sleep at most 1+2+4+8 = 15 s in
+    all, so they give up; the same app with AWS_MAX_ATTEMPTS=12 in its environment outlasts it."""
+    ecs = server.ecs()
+    role = ecs_task_role(server, "faults-sts-start")
     status, _ = _post(server, {"target": "sts", "kind": "refuse", "durationSeconds": 16})
     assert status == 201
-    began = time.monotonic()
-    default = server.client("sts")
-    with pytest.raises((ConnectionClosedError, EndpointConnectionError)):
-        default.get_caller_identity()
-    assert time.monotonic() - began < 16
-    patient = server.client("sts", config=Config(retries={"max_attempts": 12, "mode": "legacy"}))
-    assert patient.get_caller_identity()["Account"] == "000000000000"
-    assert time.monotonic() - began >= 16
+    arns = {}
+    for name, env in (("default", []), ("patient", [{"name": "AWS_MAX_ATTEMPTS",
+                                                      "value": "12"}])):
+        definition = taskdef(
+            f"faults-sts-{name}",
+            {"name": "app", "image": "python", "memory": 256, "environment": env,
+             "command": [sys.executable, "-c", STS_AT_START]},
+            taskRoleArn=role,
+        )
+        arns[name] = run_task(ecs, definition)
+    default = wait_stopped(ecs, arns["default"], timeout=60)
+    patient = wait_stopped(ecs, arns["patient"], timeout=60)
+    default_lines = [e["message"] for e in task_logs(server, arns["default"])]
+    patient_lines = [e["message"] for e in task_logs(server, arns["patient"])]
+    assert default["containers"][0]["exitCode"] == 1, default_lines
+    assert default_lines[-1].startswith("gave up after"), default_lines
+    assert float(default_lines[-1].split()[3]) < 16
+    assert patient["containers"][0]["exitCode"] == 0, patient_lines
+    assert patient_lines[-1].startswith("got through after"), patient_lines
+    assert float(patient_lines[-1].split()[3]) >= 14  # it waited for STS to come back
 
 
 METADATA_URI = "echo meta=$ECS_CONTAINER_METADATA_URI_V4; sleep 60"
