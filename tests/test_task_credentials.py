@@ -261,6 +261,9 @@ def test_static_keys_shadow_the_role_and_expire_the_classic_fargate_bug(
         "container 'app' has AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN in its"
         f" environment and the task has the task role {role}"
     ), diagnostics
+    described = server.cli("describe", arn)
+    assert json.loads(described.stdout)["taskArn"] == arn
+    assert f"warning: {diagnostics[0][:60]}" in " ".join(described.stderr.split())
     ecs = server.ecs()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

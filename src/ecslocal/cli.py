@@ -458,7 +458,8 @@ def _json_default(value: Any) -> Any:
 @click.option("--cluster", default="default", show_default=True)
 @click.pass_context
 def describe(ctx: click.Context, task: str, cluster: str) -> None:
-    """Print a task as DescribeTasks returns it (JSON)."""
+    """Print a task as DescribeTasks returns it (JSON); what was diagnosed at its start goes
+    to stderr."""
     client = connect(ctx.obj["port"])
     arn = _resolve(client, task, cluster)
     try:
@@ -466,6 +467,8 @@ def describe(ctx: click.Context, task: str, cluster: str) -> None:
     except TaskNotFound as exc:
         fail(str(exc))
     print(json.dumps(found, indent=2, default=_json_default))
+    for warning in client.task_extras(arn.rsplit("/", 1)[-1]).get("diagnostics") or []:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", markup=True)
 
 
 @cli.command("oidc-token")
