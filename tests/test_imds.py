@@ -3,8 +3,10 @@ credentials through the SDK's last fallback."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -23,7 +25,7 @@ def _call(server: Server, path: str, method: str = "GET",
           headers: dict[str, str] | None = None) -> tuple[int, str]:
     request = urllib.request.Request(server.url + path, method=method, headers=headers or {})
     try:
-        with urllib.request.urlopen(request) as r:
+        with urllib.request.urlopen(request, timeout=10) as r:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
@@ -44,6 +46,7 @@ def test_imdsv2_tokens_and_instance_role(fresh_server: Server) -> None:
                           {"X-aws-ec2-metadata-token-ttl-seconds": "60"})
     assert status == 200 and token
     auth = {"X-aws-ec2-metadata-token": token}
+    assert "iam/" in _call(server, "/latest/meta-data/", headers=auth)[1].split("\n")
     status, instance_id = _call(server, "/latest/meta-data/instance-id", headers=auth)
     assert status == 200 and instance_id.startswith("i-") and len(instance_id) == 19
     assert _call(server, "/latest/meta-data/placement/region", headers=auth) == (200, "us-east-1")
@@ -78,3 +81,107 @@ def test_no_instance_role_means_no_credentials(server: Server) -> None:
                      {"X-aws-ec2-metadata-token-ttl-seconds": "60"})
     auth = {"X-aws-ec2-metadata-token": token}
     assert _call(server, "/latest/meta-data/iam/security-credentials/", headers=auth)[0] == 404
+    assert _call(server, "/latest/meta-data/iam/info", headers=auth)[0] == 404
+    # no listing entry that answers 404: iam/ is "not present" without an instance profile
+    status, listing = _call(server, "/latest/meta-data/", headers=auth)
+    assert status == 200 and "instance-id" in listing.split("\n")
+    assert "iam/" not in listing.split("\n"), listing
+
+
+def _token(server: Server, ttl: str = "60") -> str:
+    status, token = _call(server, "/latest/api/token", "PUT",
+                          {"X-aws-ec2-metadata-token-ttl-seconds": ttl})
+    assert status == 200 and token, (status, token)
+    return token
+
+
+def test_imds_v1_allows_token_less_gets_but_not_bad_tokens(fresh_server: Server) -> None:
+    # (that IMDSv1 is refused without --imds-v1 is in test_imdsv2_tokens_and_instance_role)
+    fresh_server.extra = ("--imds-v1",)
+    server = fresh_server.start()
+    status, instance_id = _call(server, "/latest/meta-data/instance-id")
+    assert status == 200 and instance_id.startswith("i-") and len(instance_id) == 19
+    assert _call(server, "/latest/meta-data/placement/region") == (200, "us-east-1")
+    # IMDSv2 goes on working beside it, and answers the same
+    auth = {"X-aws-ec2-metadata-token": _token(server)}
+    assert _call(server, "/latest/meta-data/instance-id", headers=auth) == (200, instance_id)
+    # a token that is sent is checked even when none is needed: AWS answers 401 when "the GET
+    # request uses an invalid token"
+    bogus = {"X-aws-ec2-metadata-token": "not-a-token"}
+    assert _call(server, "/latest/meta-data/instance-id", headers=bogus)[0] == 401
+
+
+def test_token_ttl_bounds_and_expiry(server: Server) -> None:
+    for ttl in ("0", "-1", "abc"):
+        assert _call(server, "/latest/api/token", "PUT",
+                     {"X-aws-ec2-metadata-token-ttl-seconds": ttl})[0] == 400, ttl
+    request = urllib.request.Request(
+        server.url + "/latest/api/token", method="PUT",
+        headers={"X-aws-ec2-metadata-token-ttl-seconds": "21600"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as r:
+        assert r.status == 200 and r.read()
+        assert r.headers["X-aws-ec2-metadata-token-ttl-seconds"] == "21600"
+
+    short = {"X-aws-ec2-metadata-token": _token(server, "1")}
+    assert _call(server, "/latest/meta-data/placement/region", headers=short)[0] == 200
+    time.sleep(1.3)
+    assert _call(server, "/latest/meta-data/placement/region", headers=short)[0] == 401
+    fresh = {"X-aws-ec2-metadata-token": _token(server, "1")}
+    assert _call(server, "/latest/meta-data/placement/region", headers=fresh) == (
+        200, "us-east-1"
+    )
+    # the expired token stays expired once a later PUT has pruned the table
+    assert _call(server, "/latest/meta-data/placement/region", headers=short)[0] == 401
+
+
+def _timed(server: Server, path: str, method: str = "GET",
+           headers: dict[str, str] | None = None) -> tuple[int, float]:
+    """Status (0 when the connection is closed without an answer) and seconds taken."""
+    began = time.monotonic()
+    try:
+        status = _call(server, path, method, headers)[0]
+    except (http.client.RemoteDisconnected, ConnectionError, urllib.error.URLError):
+        status = 0
+    return status, time.monotonic() - began
+
+
+def _fault(server: Server, body: dict[str, object]) -> str:
+    request = urllib.request.Request(
+        server.url + "/_ecslocal/v1/faults", data=json.dumps(body).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as r:
+        assert r.status == 201
+        fault = json.loads(r.read())
+    assert fault["target"] == "imds" and fault["task"] is None, fault
+    return str(fault["id"])
+
+
+def _clear_faults(server: Server) -> None:
+    request = urllib.request.Request(server.url + "/_ecslocal/v1/faults", method="DELETE")
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def test_imds_refuse_and_slow_faults(server: Server) -> None:
+    auth = {"X-aws-ec2-metadata-token": _token(server)}
+    put = ("/latest/api/token", "PUT", {"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+    get = ("/latest/meta-data/instance-id", "GET", auth)
+    try:
+        assert _timed(server, *get)[0] == 200
+        _fault(server, {"target": "imds", "kind": "refuse", "durationSeconds": 30})
+        assert _timed(server, *get)[0] == 0  # closed without an answer
+        assert _timed(server, *put)[0] == 0  # the token endpoint too
+        _clear_faults(server)
+        assert _timed(server, *get)[0] == 200
+
+        _fault(server, {"target": "imds", "kind": "slow", "delayMs": 500,
+                        "durationSeconds": 30})
+        status, seconds = _timed(server, *get)
+        assert status == 200 and seconds >= 0.5, (status, seconds)
+        status, seconds = _timed(server, *put)
+        assert status == 200 and seconds >= 0.5, (status, seconds)
+        _clear_faults(server)
+        status, seconds = _timed(server, *get)
+        assert status == 200 and seconds < 0.5, (status, seconds)
+    finally:
+        _clear_faults(server)

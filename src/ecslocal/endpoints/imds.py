@@ -123,8 +123,12 @@ class InstanceMetadata:
 
     def _lookup(self, path: str) -> str | dict[str, Any] | None:
         zone = f"{self.region}a"
+        name = self.role_name
+        # AWS lists iam/ only "If there is an IAM role associated with the instance ...
+        # Otherwise, not present" (EC2 User Guide, instance metadata categories): no listing
+        # entry that answers 404.
         static = {
-            "": "ami-id\ninstance-id\ninstance-type\nplacement/\niam/",
+            "": "ami-id\ninstance-id\ninstance-type\nplacement/" + ("\niam/" if name else ""),
             "instance-id": self.instance_id,
             "instance-type": "m5.large",
             "ami-id": "ami-0ecslocal0000000",
@@ -134,7 +138,6 @@ class InstanceMetadata:
         }
         if path in static:
             return static[path]
-        name = self.role_name
         if not path.startswith("iam") or name is None:
             return None
         if path == "iam":
