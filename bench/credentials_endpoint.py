@@ -74,6 +74,10 @@ def main() -> None:
                   for k in ("req_per_s", "p50_ms", "p99_ms")}
         print(f"median:  {median['req_per_s']:8.0f} req/s  p50 {median['p50_ms']:5.2f} ms"
               f"  p99 {median['p99_ms']:5.2f} ms")
+        met = median["req_per_s"] >= 5000 and median["p99_ms"] <= 5
+        print(f"target (>= 5,000 req/s, p99 <= 5 ms): {'met' if met else 'NOT met'}")
+        if any(r["errors"] for r in results):
+            sys.exit("some answers were not 200: the figures above are not the endpoint's")
 
 
 if __name__ == "__main__":
