@@ -2,9 +2,11 @@
 
 Routes, per container endpoint id (a UUID per container, as the agent makes them):
 ``/v4/{id}`` (this container), ``/v4/{id}/task``, ``/v4/{id}/taskWithTags``, ``/v4/{id}/stats``,
-``/v4/{id}/task/stats``; the same under ``/v3``. Field names and types follow the agent's
-responses (``ecs-agent/tmds/handlers/v2/response.go``, ``v4/state/response.go``). An unknown id
-is a 404 whose body is a JSON string, as the agent's.
+``/v4/{id}/task/stats``; the same under ``/v3``, without the v4-only fields. Field names and
+types follow the agent's responses (``ecs-agent/tmds/handlers/v2/response.go``,
+``v4/state/response.go``, builder ``agent/handlers/v2/response.go``). An unknown id is a 404
+whose body is a JSON string, worded as the agent's (``ecs-agent/tmds/handlers/v4/handlers.go``,
+``agent/handlers/v4/tmdsstate.go``).
 
 Stats are read from the container's real processes (its memory cgroup or process tree) and
 shaped like Docker's stats; counters ecslocal cannot see (block I/O, per-interface network) are
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +27,7 @@ from aiohttp import web
 
 from ecslocal.endpoints.faults import Faults, apply
 from ecslocal.runtime.agent import Agent
+from ecslocal.runtime.health import UNKNOWN, HealthReport
 from ecslocal.runtime.task import ContainerRun, TaskRun
 
 
@@ -33,9 +37,37 @@ def rfc3339_nano(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _known_status(status: str) -> str:
-    # The agent's container statuses: NONE, PULLED, CREATED, RUNNING, STOPPED.
-    return {"PENDING": "PULLED", "PROVISIONING": "NONE"}.get(status, status)
+# KnownStatus is the agent's own status, not the ECS API's lastStatus. Task statuses:
+# NONE, MANIFEST_PULLED, CREATED, RUNNING, STOPPED (ecs-agent/api/task/status/taskstatus.go);
+# container statuses: NONE, MANIFEST_PULLED, PULLED, CREATED, RUNNING, RESOURCES_PROVISIONED,
+# STOPPED (ecs-agent/api/container/status/containerstatus.go).
+TASK_KNOWN_STATUS = {
+    "PROVISIONING": "NONE",
+    "PENDING": "CREATED",
+    "RUNNING": "RUNNING",
+    "STOPPING": "RUNNING",
+    "DEPROVISIONING": "STOPPED",
+    "STOPPED": "STOPPED",
+}
+CONTAINER_KNOWN_STATUS = {
+    "PROVISIONING": "NONE",
+    "PENDING": "PULLED",
+    "RUNNING": "RUNNING",
+    "STOPPED": "STOPPED",
+}
+#: EC2: "Null, zero, and CPU values of 1 are passed to Docker as two CPU shares", and the agent
+#: reports them so (minimumCPUUnit in agent/handlers/v2/response.go).
+MIN_CPU_UNITS = 2
+_NOT_IN_DOCKER_NAME = re.compile(r"[^A-Za-z0-9-]+")
+
+
+def docker_name(family: str, revision: object, container: str, runtime_id: str) -> str:
+    """The agent's Docker container name on EC2: ``ecs-<family>-<revision>-<container name
+    without characters outside [A-Za-z0-9-]>-<RandHex()>`` (agent/engine/docker_task_engine.go).
+    The 20 hex digits derive from the container's runtime id, so they stay the same for the
+    container's life."""
+    suffix = hashlib.sha256(runtime_id.encode()).hexdigest()[:20]
+    return f"ecs-{family}-{revision}-{_NOT_IN_DOCKER_NAME.sub('', container)}-{suffix}"
 
 
 class MetadataEndpoint:
@@ -71,38 +103,39 @@ class MetadataEndpoint:
             return None
         return run, run.containers[name]
 
-    def _not_found(self, request: web.Request, what: str) -> web.Response:
+    def _not_found(self, request: web.Request, handler: str) -> web.Response:
+        """``handler``: "container metadata", "task metadata", "container stats" or "task
+        stats". The stats handlers look the task up first, so both say the task was not found."""
         endpoint_id = request.match_info["endpoint_id"]
         version = request.path.split("/")[1].upper()
-        if what == "task":
-            message = (
-                f"{version} task metadata handler: unable to get task arn from request: unable"
-                f" to get task Arn from v3 endpoint ID: {endpoint_id}"
+        if handler == "container metadata":
+            reason = (
+                "unable to get container ID from request: unable to get docker ID from v3"
+                f" endpoint ID: {endpoint_id}"
             )
         else:
-            message = (
-                f"{version} container metadata handler: unable to get container ID from"
-                f" request: unable to get docker ID from v3 endpoint ID: {endpoint_id}"
+            reason = (
+                "unable to get task arn from request: unable to get task Arn from v3 endpoint"
+                f" ID: {endpoint_id}"
             )
-        return web.json_response(message, status=404)
+        return web.json_response(f"{version} {handler} handler: {reason}", status=404)
 
     # -- documents --------------------------------------------------------------------------
-    def container_doc(self, run: TaskRun, c: ContainerRun) -> dict[str, Any]:
+    def container_doc(self, run: TaskRun, c: ContainerRun, v4: bool = True) -> dict[str, Any]:
         task = run.task
         definition = run.definition
         cluster = task["clusterArn"]
         fargate = task.get("launchType") == "FARGATE"
         image = c.definition.get("image", "")
-        docker_name = (
-            c.name
-            if fargate
-            else f"ecs-{definition['family']}-{definition['revision']}-{c.name}-"
-            f"{c.runtime_id.rsplit('-', 1)[-1]}"
-        )
+        cpu = float(c.definition.get("cpu") or 0)
+        if not fargate:
+            cpu = max(cpu, MIN_CPU_UNITS)
         doc: dict[str, Any] = {
             "DockerId": c.runtime_id,
             "Name": c.name,
-            "DockerName": docker_name,
+            "DockerName": c.name
+            if fargate
+            else docker_name(definition["family"], definition["revision"], c.name, c.runtime_id),
             "Image": image,
             # No local image store yet: a stable digest of the image reference.
             "ImageID": "sha256:" + hashlib.sha256(image.encode()).hexdigest(),
@@ -115,15 +148,13 @@ class MetadataEndpoint:
                 **(c.definition.get("dockerLabels") or {}),
             },
             "DesiredStatus": task["desiredStatus"] if c.status != "STOPPED" else "STOPPED",
-            "KnownStatus": _known_status(c.status),
+            "KnownStatus": CONTAINER_KNOWN_STATUS.get(c.status, "NONE"),
             "Limits": {
-                "CPU": float(c.definition.get("cpu") or (2 if not fargate else 0)),
+                "CPU": cpu,
                 "Memory": int(c.definition.get("memory") or c.definition.get("memoryReservation")
                               or task.get("memory") or 0),
             },
-            "CreatedAt": rfc3339_nano(task.get("createdAt")),
             "Type": "NORMAL",
-            "ContainerARN": c.doc.get("containerArn"),
             "Networks": [
                 {
                     "NetworkMode": definition.get("networkMode", "awsvpc" if fargate else "bridge"),
@@ -132,13 +163,17 @@ class MetadataEndpoint:
             ],
         }
         if c.started_wall is not None:
+            # A process is created and started at once: the container's own creation time.
+            doc["CreatedAt"] = rfc3339_nano(c.started_wall)
             doc["StartedAt"] = rfc3339_nano(c.started_wall)
         if c.finished_wall is not None:
             doc["FinishedAt"] = rfc3339_nano(c.finished_wall)
         if c.doc.get("exitCode") is not None:
             doc["ExitCode"] = c.doc["exitCode"]
         log = c.definition.get("logConfiguration")
-        if log:
+        if v4:
+            doc["ContainerARN"] = c.doc.get("containerArn")
+        if log and v4:
             doc["LogDriver"] = log.get("logDriver")
             doc["LogOptions"] = log.get("options") or {}
         ports = c.definition.get("portMappings") or []
@@ -148,15 +183,15 @@ class MetadataEndpoint:
                     "ContainerPort": p.get("containerPort"),
                     "Protocol": p.get("protocol", "tcp"),
                     "HostPort": p.get("hostPort", p.get("containerPort")),
-                    "HostIp": "127.0.0.1",
+                    **({"HostIp": "127.0.0.1"} if v4 else {}),
                 }
                 for p in ports
             ]
-        if c.health is not None and c.doc.get("healthStatus") in ("HEALTHY", "UNHEALTHY"):
-            doc["Health"] = {"status": c.doc["healthStatus"]}
+        if c.definition.get("healthCheck"):
+            doc["Health"] = health_doc(c.health.report if c.health else HealthReport())
         return doc
 
-    def task_doc(self, run: TaskRun, with_tags: bool = False) -> dict[str, Any]:
+    def task_doc(self, run: TaskRun, with_tags: bool = False, v4: bool = True) -> dict[str, Any]:
         task = run.task
         definition = run.definition
         doc: dict[str, Any] = {
@@ -165,12 +200,12 @@ class MetadataEndpoint:
             "Family": definition["family"],
             "Revision": str(definition["revision"]),
             "DesiredStatus": task["desiredStatus"],
-            "KnownStatus": task["lastStatus"],
-            "Containers": [self.container_doc(run, c) for c in run.containers.values()],
+            "KnownStatus": TASK_KNOWN_STATUS.get(task["lastStatus"], "NONE"),
+            "Containers": [self.container_doc(run, c, v4) for c in run.containers.values()],
             "PullStartedAt": rfc3339_nano(task.get("pullStartedAt")),
             "PullStoppedAt": rfc3339_nano(task.get("pullStoppedAt")),
             "AvailabilityZone": task.get("availabilityZone"),
-            "LaunchType": task.get("launchType"),
+            "LaunchType": task.get("launchType") if v4 else None,
             "FaultInjectionEnabled": False,
         }
         limits: dict[str, Any] = {}
@@ -304,31 +339,31 @@ class MetadataEndpoint:
     async def container(self, request: web.Request) -> web.Response:
         found = self._find(request)
         if found is None:
-            return self._not_found(request, "container")
+            return self._not_found(request, "container metadata")
         return await self._faulted(request, found[0]) or web.json_response(
-            self.container_doc(*found)
+            self.container_doc(*found, v4=_is_v4(request))
         )
 
     async def task(self, request: web.Request) -> web.Response:
         found = self._find(request)
         if found is None:
-            return self._not_found(request, "task")
+            return self._not_found(request, "task metadata")
         return await self._faulted(request, found[0]) or web.json_response(
-            self.task_doc(found[0])
+            self.task_doc(found[0], v4=_is_v4(request))
         )
 
     async def task_with_tags(self, request: web.Request) -> web.Response:
         found = self._find(request)
         if found is None:
-            return self._not_found(request, "task")
+            return self._not_found(request, "task metadata")
         return await self._faulted(request, found[0]) or web.json_response(
-            self.task_doc(found[0], with_tags=True)
+            self.task_doc(found[0], with_tags=True, v4=_is_v4(request))
         )
 
     async def container_stats(self, request: web.Request) -> web.Response:
         found = self._find(request)
         if found is None:
-            return self._not_found(request, "container")
+            return self._not_found(request, "container stats")
         return await self._faulted(request, found[0]) or web.json_response(
             self.stats_doc(*found)
         )
@@ -336,7 +371,7 @@ class MetadataEndpoint:
     async def task_stats(self, request: web.Request) -> web.Response:
         found = self._find(request)
         if found is None:
-            return self._not_found(request, "task")
+            return self._not_found(request, "task stats")
         run = found[0]
         return await self._faulted(request, run) or web.json_response(
             {c.runtime_id: self.stats_doc(run, c) for c in run.containers.values()}
@@ -345,6 +380,25 @@ class MetadataEndpoint:
 
 PROTECTION_DEFAULT_MINUTES = 120
 PROTECTION_MAX_MINUTES = 2880
+
+
+def _is_v4(request: web.Request) -> bool:
+    return request.path.startswith("/v4/")
+
+
+def health_doc(report: HealthReport) -> dict[str, Any]:
+    """A container's ``Health``, lowercase keys as the agent's ``HealthStatus``: each field is
+    omitempty, so an unknown status, a 0 exit code or an empty output are left out."""
+    doc: dict[str, Any] = {}
+    if report.status != UNKNOWN:
+        doc["status"] = report.status
+    if report.since is not None:
+        doc["statusSince"] = rfc3339_nano(report.since)
+    if report.exit_code:
+        doc["exitCode"] = report.exit_code
+    if report.output:
+        doc["output"] = report.output
+    return doc
 
 
 def _host_memory() -> int:

@@ -4,17 +4,46 @@ The first check runs ``interval`` seconds after the container starts, then one e
 ``interval``. A check that exits 0 within ``timeout`` passes. ``retries`` consecutive failures
 make the container UNHEALTHY; failures during ``startPeriod`` do not count until the first
 success (which ends the start period).
+
+The monitor also keeps what the ECS agent reports as a container's ``Health`` in task metadata:
+the agent records the status, the time, the check's output and (for UNHEALTHY) its exit code only
+when the status changes (``SetHealthStatus`` in ``agent/api/container/container.go``), taking
+the output of Docker's last health log entry, cut to 1024 characters
+(``getMetadataHealthCheck`` in ``agent/dockerclient/dockerapi/docker_client.go``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ecslocal.clock import Clock
-from ecslocal.runtime.backends.base import ContainerHandle
+from ecslocal.runtime.backends.base import ContainerHandle, ExecResult
 
 HEALTHY, UNHEALTHY, UNKNOWN = "HEALTHY", "UNHEALTHY", "UNKNOWN"
+#: The agent's maxHealthCheckOutputLength.
+MAX_OUTPUT = 1024
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    """The container health the agent reports: ``since`` is the wall-clock time of the last
+    status change (None before the first); ``exit_code`` is 0 until a check makes the
+    container UNHEALTHY, and is kept after that."""
+
+    status: str = UNKNOWN
+    since: float | None = None
+    exit_code: int = 0
+    output: str = ""
+
+
+def check_log_entry(result: ExecResult, timeout: float) -> tuple[int, str]:
+    """(exit code, output) of a check as Docker logs it: a check that timed out or could not
+    run has exit code -1, and a timeout replaces the output."""
+    if result.timed_out:
+        return -1, f"Health check exceeded timeout ({timeout:g}s)"
+    return (-1 if result.exit_code is None else result.exit_code), result.output
 
 
 def health_check_argv(command: list[str]) -> list[str] | None:
@@ -45,6 +74,8 @@ class HealthMonitor:
         self.on_change = on_change
         self.status = UNKNOWN
         self.last_output = ""
+        self.last_result: ExecResult | None = None
+        self.report = HealthReport()
         self.checks = 0
 
     async def run(self) -> None:
@@ -58,20 +89,29 @@ class HealthMonitor:
             result = await self.handle.exec(self.argv, self.clock.real_seconds(self.timeout))
             self.checks += 1
             self.last_output = result.output
+            self.last_result = result
             if in_start_period and self.clock.monotonic() - started >= self.start_period:
                 in_start_period = False
             if result.exit_code == 0:
                 failures = 0
                 in_start_period = False
-                self._set(HEALTHY)
+                self._set(HEALTHY, result)
                 continue
             if in_start_period:
                 continue  # failures in the start period don't count
             failures += 1
             if failures >= self.retries:
-                self._set(UNHEALTHY)
+                self._set(UNHEALTHY, result)
 
-    def _set(self, status: str) -> None:
-        if status != self.status:
-            self.status = status
-            self.on_change(status)
+    def _set(self, status: str, result: ExecResult) -> None:
+        if status == self.status:
+            return
+        self.status = status
+        exit_code, output = check_log_entry(result, self.timeout)
+        self.report = HealthReport(
+            status=status,
+            since=self.clock.time(),
+            exit_code=exit_code if status == UNHEALTHY else self.report.exit_code,
+            output=output[:MAX_OUTPUT],
+        )
+        self.on_change(status)
