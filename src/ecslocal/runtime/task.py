@@ -103,7 +103,6 @@ class TaskRun:
         self._stop_requested = asyncio.Event()
         self.done = asyncio.Event()
         self.job: asyncio.Task[None] | None = None
-        self.events: list[str] = []
 
     # -- state ------------------------------------------------------------------------------
     def save(self) -> None:
