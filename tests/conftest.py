@@ -219,3 +219,31 @@ def ecs_task_role(server: Server, name: str, trust: str = ECS_TASKS_TRUST) -> st
         return str(iam.get_role(RoleName=name)["Role"]["Arn"])
     except iam.exceptions.NoSuchEntityException:
         return str(iam.create_role(RoleName=name, AssumeRolePolicyDocument=trust)["Role"]["Arn"])
+
+
+def python_container(script: str, *args: str, memory: int = 256, **fields: Any) -> dict[str, Any]:
+    """A container definition ``app`` running ``script`` with this interpreter (``-c``)."""
+    return {
+        "name": "app",
+        "image": "python",
+        "memory": memory,
+        "command": [sys.executable, "-c", script, *args],
+        **fields,
+    }
+
+
+def run_to_end(
+    server: Server,
+    family: str,
+    *containers: dict[str, Any],
+    role: bool = False,
+    timeout: float = 60,
+    **params: Any,
+) -> tuple[dict[str, Any], list[str]]:
+    """Run a task of ``containers`` (with a task role named ``family`` if ``role``) until it
+    stops; the stopped task and every line its containers wrote. ``params`` go to RunTask."""
+    ecs = server.ecs()
+    fields = {"taskRoleArn": ecs_task_role(server, family)} if role else {}
+    arn = run_task(ecs, taskdef(family, *containers, **fields), **params)
+    task = wait_stopped(ecs, arn, timeout)
+    return task, [e["message"] for e in task_logs(server, arn)]

@@ -21,7 +21,9 @@ from tests.conftest import (
     Server,
     container,
     ecs_task_role,
+    python_container,
     run_task,
+    run_to_end,
     task_logs,
     taskdef,
     wait_for,
@@ -76,22 +78,8 @@ def endpoint_of(server: Server, task_arn: str) -> tuple[str, str]:
 
 
 def test_boto3_default_chain_in_a_container_gets_the_task_role(server: Server) -> None:
-    ecs = server.ecs()
-    role = ecs_task_role(server, "creds-sdk")
-    definition = taskdef(
-        "creds-sdk",
-        {
-            "name": "app",
-            "image": "python",
-            "memory": 256,
-            "command": [sys.executable, "-c", SDK_SCRIPT],
-        },
-        taskRoleArn=role,
-    )
-    arn = run_task(ecs, definition)
-    task = wait_stopped(ecs, arn, timeout=60)
-    lines = [e["message"] for e in task_logs(server, arn)]
-    task_id = arn.rsplit("/", 1)[-1]
+    task, lines = run_to_end(server, "creds-sdk", python_container(SDK_SCRIPT), role=True)
+    task_id = task["taskArn"].rsplit("/", 1)[-1]
     assert f"arn=arn:aws:sts::000000000000:assumed-role/creds-sdk/{task_id}" in lines, lines
     assert any(line.startswith("clusters=") for line in lines), lines
     assert task["containers"][0]["exitCode"] == 0
@@ -302,21 +290,11 @@ def test_boto3_keeps_working_across_rotations(fresh_server: Server) -> None:
     # 14 s loop sees at least 3 of them; botocore refreshes through the container provider.
     fresh_server.extra = ("--credential-ttl", "6")
     server = fresh_server.start()
-    ecs = server.ecs()
-    role = ecs_task_role(server, "creds-loop")
-    definition = taskdef(
-        "creds-loop",
-        {"name": "app", "image": "python", "memory": 256,
-         "command": [sys.executable, "-c", ROTATION_LOOP]},
-        taskRoleArn=role,
-    )
-    arn = run_task(ecs, definition)
-    task = wait_stopped(ecs, arn, timeout=60)
-    lines = [e["message"] for e in task_logs(server, arn)]
+    task, lines = run_to_end(server, "creds-loop", python_container(ROTATION_LOOP), role=True)
     assert task["containers"][0]["exitCode"] == 0, lines
     oks = [line.split() for line in lines if line.startswith("ok ")]
     assert len(oks) == 14, lines
-    task_id = arn.rsplit("/", 1)[-1]
+    task_id = task["taskArn"].rsplit("/", 1)[-1]
     assert {o[2] for o in oks} == {f"arn:aws:sts::000000000000:assumed-role/creds-loop/{task_id}"}
     keys = list(dict.fromkeys(o[1] for o in oks))
     assert len(keys) >= 4, keys  # the first credentials and at least 3 rotations
@@ -333,22 +311,14 @@ JS_DIR = Path(__file__).resolve().parent / "js"
 def test_js_sdk_v3_keeps_working_across_rotations(fresh_server: Server) -> None:
     fresh_server.extra = ("--credential-ttl", "6")
     server = fresh_server.start()
-    ecs = server.ecs()
-    role = ecs_task_role(server, "creds-js")
-    node = shutil.which("node")
-    definition = taskdef(
-        "creds-js",
-        {"name": "app", "image": "node", "memory": 512,
-         "command": [str(node), str(JS_DIR / "rotation.js"), "14"]},
-        taskRoleArn=role,
-    )
-    arn = run_task(ecs, definition)
-    task = wait_stopped(ecs, arn, timeout=90)
-    lines = [e["message"] for e in task_logs(server, arn)]
+    node = str(shutil.which("node"))
+    app = {"name": "app", "image": "node", "memory": 512,
+           "command": [node, str(JS_DIR / "rotation.js"), "14"]}
+    task, lines = run_to_end(server, "creds-js", app, role=True, timeout=90)
     assert task["containers"][0]["exitCode"] == 0, lines
     oks = [line.split() for line in lines if line.startswith("ok ")]
     assert len(oks) == 14, lines
-    task_id = arn.rsplit("/", 1)[-1]
+    task_id = task["taskArn"].rsplit("/", 1)[-1]
     assert {o[2] for o in oks} == {f"arn:aws:sts::000000000000:assumed-role/creds-js/{task_id}"}
     assert len(dict.fromkeys(o[1] for o in oks)) >= 4, oks
 
@@ -388,19 +358,12 @@ os.execv(sys.executable, [sys.executable, "-c", sys.argv[1]])
 
 
 def test_first_credentials_exported_at_start_expire_with_expiredtoken(server: Server) -> None:
-    ecs = server.ecs()
-    role = ecs_task_role(server, "creds-export")
-    definition = taskdef(
-        "creds-export",
-        {"name": "app", "image": "python", "memory": 256,
-         "command": [sys.executable, "-c", EXPORT_THEN_RUN, STATIC_LOOP]},
-        taskRoleArn=role,
+    task, lines = run_to_end(
+        server, "creds-export", python_container(EXPORT_THEN_RUN, STATIC_LOOP), role=True,
+        tags=[{"key": "ecslocal:credential-ttl", "value": "4"}],
     )
-    arn = run_task(ecs, definition, tags=[{"key": "ecslocal:credential-ttl", "value": "4"}])
-    task = wait_stopped(ecs, arn, timeout=40)
-    events = task_logs(server, arn)
-    lines = [e["message"] for e in events]
-    task_id = arn.rsplit("/", 1)[-1]
+    events = task_logs(server, task["taskArn"])
+    task_id = task["taskArn"].rsplit("/", 1)[-1]
     assert lines[1] == f"ok arn:aws:sts::000000000000:assumed-role/creds-export/{task_id}", lines
     assert lines[-1] == "error ExpiredToken", lines
     # ... when the exported credentials' own Expiration came, not before.
@@ -436,17 +399,7 @@ def test_credentials_uninitialized_when_they_cannot_be_issued(server: Server) ->
 def test_listening_on_every_address_containers_get_a_loopback_uri(fresh_server: Server) -> None:
     fresh_server.extra = ("--host", "0.0.0.0")
     server = fresh_server.start()
-    ecs = server.ecs()
-    role = ecs_task_role(server, "creds-anyaddr")
-    definition = taskdef(
-        "creds-anyaddr",
-        {"name": "app", "image": "python", "memory": 256,
-         "command": [sys.executable, "-c", SDK_SCRIPT]},
-        taskRoleArn=role,
-    )
-    arn = run_task(ecs, definition)
-    wait_stopped(ecs, arn, timeout=60)
-    lines = [e["message"] for e in task_logs(server, arn)]
+    _, lines = run_to_end(server, "creds-anyaddr", python_container(SDK_SCRIPT), role=True)
     assert any(line.startswith("arn=arn:aws:sts::000000000000:assumed-role/") for line in lines), (
         lines
     )

@@ -18,7 +18,9 @@ from ecslocal.runtime.timewarp import SHM_DIR, find_libfaketime
 from tests.conftest import (
     Server,
     ecs_task_role,
+    python_container,
     run_task,
+    run_to_end,
     task_logs,
     taskdef,
     wait_stopped,
@@ -30,6 +32,7 @@ needs_libfaketime = pytest.mark.skipif(
 )
 
 HOUR = 3600.0
+WARP_1440 = [{"key": "ecslocal:time-warp", "value": "1440"}]
 
 # boto3's default chain, untouched: it finds the credentials endpoint and refreshes by its own
 # rules (advisory refresh 15 min before Expiration). Everything it sees of time is faked.
@@ -55,19 +58,12 @@ def _three_rotations_within_a_minute(server: Server, family: str, command: list[
     """Run ``command`` (an SDK loop printing each new key) in a task at 1440x and check that
     it met 3 rotations of the daemon's default 6 h lifetime, every call succeeding, within
     60 s of wall-clock time."""
-    ecs = server.ecs()
-    role = ecs_task_role(server, family)
-    definition = taskdef(
-        family, {"name": "app", "image": family, "memory": 512, "command": command},
-        taskRoleArn=role,
-    )
-    arn = run_task(ecs, definition, tags=[{"key": "ecslocal:time-warp", "value": "1440"}])
-    task = wait_stopped(ecs, arn, timeout=120)
-    lines = [e["message"] for e in task_logs(server, arn)]
+    app = {"name": "app", "image": family, "memory": 512, "command": command}
+    task, lines = run_to_end(server, family, app, role=True, timeout=120, tags=WARP_1440)
     assert task["containers"][0]["exitCode"] == 0, lines  # not one call failed
     keys = [json.loads(line) for line in lines if line.startswith('{"key"')]
     summary = json.loads(next(line for line in lines if line.startswith('{"calls"')))
-    task_id = arn.rsplit("/", 1)[-1]
+    task_id = task["taskArn"].rsplit("/", 1)[-1]
     assert {k["arn"] for k in keys} == {
         f"arn:aws:sts::000000000000:assumed-role/{family}/{task_id}"
     }
@@ -179,15 +175,8 @@ print("hours", round((time.time() - start) / 3600, 1), flush=True)
 def test_static_keys_signed_on_a_warped_clock_are_accepted(server: Server) -> None:
     # Two hours of task time in about 5 s: far past SigV4's 15-minute window on the real
     # clock, so ecslocal has to check the signature time against the task's clock.
-    ecs = server.ecs()
-    definition = taskdef(
-        "warp-static",
-        {"name": "app", "image": "python", "memory": 256,
-         "command": [sys.executable, "-c", STATIC_KEYS]},
-    )
-    arn = run_task(ecs, definition, tags=[{"key": "ecslocal:time-warp", "value": "1440"}])
-    task = wait_stopped(ecs, arn, timeout=60)
-    lines = [e["message"] for e in task_logs(server, arn)]
+    task, lines = run_to_end(server, "warp-static", python_container(STATIC_KEYS),
+                             tags=WARP_1440)
     assert task["containers"][0]["exitCode"] == 0, lines
     assert lines[-1] == "hours 2.0", lines
 
@@ -252,17 +241,13 @@ def test_without_libfaketime_the_option_says_so(
 
 @needs_libfaketime
 def test_a_container_preload_is_kept_after_libfaketime(server: Server) -> None:
-    ecs = server.ecs()
-    definition = taskdef(
-        "warp-preload",
-        {"name": "app", "image": "busybox", "memory": 64,
-         "command": ["sh", "-c", 'echo "$LD_PRELOAD|$FAKETIME|$FAKETIME_SHARED"'],
-         "environment": [{"name": "LD_PRELOAD", "value": "libc.so.6"}]},
-    )
-    arn = run_task(ecs, definition, tags=[{"key": "ecslocal:time-warp", "value": "2"}])
-    wait_stopped(ecs, arn)
-    task_id = arn.rsplit("/", 1)[-1]
+    app = {"name": "app", "image": "busybox", "memory": 64,
+           "command": ["sh", "-c", 'echo "$LD_PRELOAD|$FAKETIME|$FAKETIME_SHARED"'],
+           "environment": [{"name": "LD_PRELOAD", "value": "libc.so.6"}]}
+    task, lines = run_to_end(server, "warp-preload", app,
+                             tags=[{"key": "ecslocal:time-warp", "value": "2"}])
+    task_id = task["taskArn"].rsplit("/", 1)[-1]
     shared = f"/ecslocal-warp-{task_id}"
-    assert [e["message"] for e in task_logs(server, arn)] == [
+    assert lines == [
         f"{find_libfaketime()}:libc.so.6|+0 x2|{shared} {shared}"
     ]
