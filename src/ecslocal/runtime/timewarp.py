@@ -95,7 +95,8 @@ def parse_speed(value: str) -> float:
 
 
 class _Semaphores:
-    """glibc's POSIX named semaphores, which libfaketime locks its shared memory with."""
+    """glibc's POSIX named semaphores, which libfaketime locks its shared memory with (they
+    are removed as files, like the shared memory: ``/dev/shm/sem.<name>``)."""
 
     def __init__(self) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -106,8 +107,6 @@ class _Semaphores:
         self._open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_uint]
         self._close = libc.sem_close
         self._close.argtypes = [ctypes.c_void_p]
-        self._unlink = libc.sem_unlink
-        self._unlink.argtypes = [ctypes.c_char_p]
 
     def create(self, name: str) -> None:
         handle = self._open(name.encode(), os.O_CREAT | os.O_EXCL, 0o600, 1)
@@ -115,9 +114,6 @@ class _Semaphores:
             err = ctypes.get_errno()
             raise OSError(err, f"sem_open({name}): {os.strerror(err)}")
         self._close(handle)
-
-    def unlink(self, name: str) -> None:
-        self._unlink(name.encode())
 
 
 class TimeWarp:
@@ -128,10 +124,6 @@ class TimeWarp:
         self.clock = clock
         #: What every process of the task gets (merged into each container's environment).
         self.env = env
-
-    @property
-    def speed(self) -> float:
-        return self.clock.speed
 
 
 class TimeWarps:
