@@ -145,6 +145,31 @@ def test_rate_limit_like_the_agent(server: Server) -> None:
         wait_stopped(ecs, arn)
 
 
+def test_one_budget_for_all_of_a_tasks_endpoints(server: Server) -> None:
+    # The agent's limiter wraps every path of its task metadata server: metadata requests
+    # spend the same budget as credentials requests.
+    ecs = server.ecs()
+    role = ecs_task_role(server, "creds-budget")
+    command = "echo meta=$ECS_CONTAINER_METADATA_URI_V4; " + PRINT_ENDPOINT
+    arn = run_task(ecs, taskdef("creds-budget", container("app", command), taskRoleArn=role))
+    try:
+        uri, token = endpoint_of(server, arn)
+        meta = next(e["message"][5:] for e in task_logs(server, arn)
+                    if e["message"].startswith("meta="))
+        assert [_status_and_text(meta, "")[0] for _ in range(45)] == [200] * 45
+        statuses = [_status_and_text(uri, token) for _ in range(40)]
+        assert (429, "You have reached maximum request limit.") in statuses, statuses
+        assert statuses[:10] == [(200, "")] * 10  # what was left of the burst
+        time.sleep(1.6)  # 40/s refills it
+        assert _status_and_text(meta, "")[0] == 200
+        assert (429, "You have reached maximum request limit.") in [
+            _status_and_text(meta, "") for _ in range(90)
+        ]
+    finally:
+        ecs.stop_task(task=arn)
+        wait_stopped(ecs, arn)
+
+
 def test_credentials_rotate_and_old_ones_expire_on_time(fresh_server: Server) -> None:
     fresh_server.extra = ("--credential-ttl", "4")
     server = fresh_server.start()

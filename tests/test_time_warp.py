@@ -148,7 +148,7 @@ def test_the_task_processes_and_ecslocal_share_one_clock(server: Server, tmp_pat
     for event in ticks:
         seen = float(event["message"].split()[1])
         expected = origin + (event["timestamp"] / 1000 - origin) * speed
-        assert expected - 10 <= seen <= expected + 1, (seen - expected, event)
+        assert expected - 60 <= seen <= expected + 1, (seen - expected, event)
     assert float(ticks[2]["message"].split()[1]) - float(ticks[1]["message"].split()[1]) >= 100
     # ecslocal issued the task's credentials on that clock: 6 h from the task clock's now.
     creds = next(e["message"].split() for e in events if e["message"].startswith("creds "))

@@ -66,7 +66,7 @@ class Config:
     credential_ttl: float = field(
         default_factory=lambda: float(os.environ.get("ECSLOCAL_CREDENTIAL_TTL", 6 * 3600))
     )
-    #: The agent's per-task limit on the credentials endpoint (40 req/s, burst 60); "off" in
+    #: The agent's per-task limit on the task endpoints (40 req/s, burst 60); "off" in
     #: ECSLOCAL_CREDENTIALS_RATE_LIMIT lifts it (benchmarks).
     credentials_rate_limit: bool = field(
         default_factory=lambda: os.environ.get("ECSLOCAL_CREDENTIALS_RATE_LIMIT", "on") != "off"

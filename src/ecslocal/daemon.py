@@ -87,7 +87,7 @@ class Daemon:
             self.roles,
             self.clock,
             default_ttl=config.credential_ttl,
-            rate_limit=config.credentials_rate_limit,
+            limits=self.agent.rate_limits,
             faults=self.faults,
         )
         self.agent.credentials = self.credentials

@@ -18,7 +18,7 @@ Response and errors follow the agent (``ecs-agent/tmds/handlers/v1/credentials_h
 ``{RoleArn, AccessKeyId, SecretAccessKey, Token, Expiration}`` with ``Expiration`` as
 ``YYYY-MM-DDTHH:MM:SSZ`` (the JS SDK rejects ``+00:00``); errors ``{"code", "message"}`` —
 400 ``NoIdInRequest``, 400 ``InvalidIdInRequest``, 503 ``CredentialsUninitialized``, and 429 over
-40 requests/s steady, 60 burst, per task (tollbooth's plain-text message, as the agent's limiter).
+the task's budget (:mod:`ecslocal.endpoints.ratelimit`).
 """
 
 from __future__ import annotations
@@ -37,11 +37,10 @@ from ecslocal.auth.keys import AccessKey
 from ecslocal.auth.roles import RoleStore
 from ecslocal.clock import Clock
 from ecslocal.endpoints.faults import Faults, apply
+from ecslocal.endpoints.ratelimit import TaskRateLimits, too_many_requests
 
 DEFAULT_TTL = 6 * 3600.0
 DEFAULT_LEAD = 30 * 60.0
-RATE_STEADY = 40.0
-RATE_BURST = 60.0
 PREFIX = "CredentialsV2Request: "
 
 SCHEMA = """
@@ -61,26 +60,6 @@ def rfc3339(ts: float) -> str:
 
 
 @dataclass
-class TokenBucket:
-    """The agent's tollbooth limiter: ``rate`` tokens/s refill, at most ``burst`` stored."""
-
-    rate: float
-    burst: float
-    tokens: float = field(default=-1.0)
-    updated: float = 0.0
-
-    def take(self, now: float) -> bool:
-        if self.tokens < 0:
-            self.tokens, self.updated = self.burst, now
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
-@dataclass
 class TaskCredentials:
     credentials_id: str
     task_arn: str
@@ -96,7 +75,6 @@ class TaskCredentials:
     body: bytes = b""
     #: Keys issued to this task, known to the key store as its keys while the task runs.
     issued: list[str] = field(default_factory=list)
-    bucket: TokenBucket = field(default_factory=lambda: TokenBucket(RATE_STEADY, RATE_BURST))
 
     @property
     def lead(self) -> float:
@@ -112,7 +90,7 @@ class CredentialsManager:
         roles: RoleStore,
         clock: Clock,
         default_ttl: float = DEFAULT_TTL,
-        rate_limit: bool = True,
+        limits: TaskRateLimits | None = None,
         faults: Faults | None = None,
     ) -> None:
         self.faults = faults
@@ -120,7 +98,7 @@ class CredentialsManager:
         self.roles = roles
         self.clock = clock
         self.default_ttl = default_ttl
-        self.rate_limit = rate_limit
+        self.limits = limits
         db.executescript(SCHEMA)
         self._by_id: dict[str, TaskCredentials] = {}
 
@@ -225,12 +203,8 @@ class CredentialsManager:
                 "AccessDenied",
                 "Authorization header missing or not this task's AWS_CONTAINER_AUTHORIZATION_TOKEN",
             )
-        if self.rate_limit and not entry.bucket.take(self.clock.monotonic()):
-            # The agent's limiter is tollbooth's, which answers with its default message.
-            return web.Response(
-                status=429, text="You have reached maximum request limit.",
-                content_type="text/plain",
-            )
+        if self.limits is not None and not self.limits.allow(entry.task_arn.rsplit("/", 1)[-1]):
+            return too_many_requests()
         try:
             self.credentials(entry)
         except LookupError:

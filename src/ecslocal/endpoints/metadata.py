@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from ecslocal.endpoints.faults import Faults, apply
+from ecslocal.endpoints.ratelimit import too_many_requests
 from ecslocal.runtime.agent import Agent
 from ecslocal.runtime.health import UNKNOWN, HealthReport
 from ecslocal.runtime.task import ContainerRun, TaskRun
@@ -263,6 +264,9 @@ class MetadataEndpoint:
         return doc
 
     async def _faulted(self, request: web.Request, run: TaskRun) -> web.Response | None:
+        """The answer instead of the document: over the task's rate limit, or a fault."""
+        if not self.agent.rate_limits.allow(run.task_id):
+            return too_many_requests()
         if self.faults is None:
             return None
         return await apply(self.faults.active("metadata", run.task_id), request)
@@ -291,6 +295,8 @@ class MetadataEndpoint:
         if found is None:
             return web.json_response("Invalid request: no task was found", status=404)
         run = found[0]
+        if not self.agent.rate_limits.allow(run.task_id):
+            return too_many_requests()
         if not run.definition.get("taskRoleArn") and not run.task["overrides"].get("taskRoleArn"):
             return self._protection_error(
                 run, "AccessDeniedException",
@@ -303,6 +309,8 @@ class MetadataEndpoint:
         if found is None:
             return web.json_response("Invalid request: no task was found", status=404)
         run = found[0]
+        if not self.agent.rate_limits.allow(run.task_id):
+            return too_many_requests()
         try:
             body = json.loads(await request.read() or b"{}")
         except ValueError:

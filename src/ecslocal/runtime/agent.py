@@ -15,6 +15,7 @@ from typing import Any
 from ecslocal.clock import Clock
 from ecslocal.config import Config
 from ecslocal.endpoints.credentials import CredentialsManager
+from ecslocal.endpoints.ratelimit import TaskRateLimits
 from ecslocal.errors import invalid_parameter
 from ecslocal.runtime import reasons
 from ecslocal.runtime.backends.base import Backend
@@ -141,6 +142,8 @@ class Agent:
         #: Task metadata endpoint id -> (task id, container name).
         self.metadata_ids: dict[str, tuple[str, str]] = {}
         self.timewarps = TimeWarps()
+        #: One request budget per task for all its endpoints (credentials, metadata, agent API).
+        self.rate_limits = TaskRateLimits(clock, enabled=config.credentials_rate_limit)
 
     # -- start ------------------------------------------------------------------------------
     def start_task(
@@ -360,6 +363,7 @@ class Agent:
         if credentials_id and self.credentials is not None:
             self.credentials.forget(credentials_id)
         self.timewarps.close(task_id)
+        self.rate_limits.forget(task_id)
 
     def _save(self, run: TaskRun) -> None:
         self.store.put_task(run.task_id, run.task, run.recovery_records())
