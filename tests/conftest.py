@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -177,11 +178,35 @@ def by_name(task: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in task["containers"]}
 
 
-def task_logs(server: Server, task_arn: str) -> list[dict[str, Any]]:
-    import urllib.request
+def signed(
+    request: str | urllib.request.Request,
+    key: tuple[str, str] = ("test", "test"),
+    token: str | None = None,
+    region: str = "us-east-1",
+) -> urllib.request.Request:
+    """``request`` (a URL or a urllib Request) to ecslocal's own API, SigV4-signed by
+    botocore's SigV4Auth for the service ``ecslocal`` (the local API takes nothing else)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
 
+    if isinstance(request, str):
+        request = urllib.request.Request(request)
+    aws = AWSRequest(
+        method=request.get_method(),
+        url=request.full_url,
+        data=request.data,
+        headers=dict(request.header_items()),
+    )
+    SigV4Auth(Credentials(key[0], key[1], token), "ecslocal", region).add_auth(aws)
+    for name, value in aws.headers.items():
+        request.add_header(name, value)
+    return request
+
+
+def task_logs(server: Server, task_arn: str) -> list[dict[str, Any]]:
     task_id = task_arn.rsplit("/", 1)[-1]
-    with urllib.request.urlopen(f"{server.url}/_ecslocal/v1/tasks/{task_id}/logs") as r:
+    with urllib.request.urlopen(signed(f"{server.url}/_ecslocal/v1/tasks/{task_id}/logs")) as r:
         return [json.loads(line) for line in r if line.strip()]
 
 

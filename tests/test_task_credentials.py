@@ -24,6 +24,7 @@ from tests.conftest import (
     python_container,
     run_task,
     run_to_end,
+    signed,
     task_logs,
     taskdef,
     wait_for,
@@ -268,7 +269,8 @@ def test_static_keys_shadow_the_role_and_expire_the_classic_fargate_bug(
     # said when the task starts
     assert "warning: container 'app' has AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY," in out.stderr
     assert "ExpiredToken" in out.stderr
-    with urllib.request.urlopen(f"{server.url}/_ecslocal/v1/tasks/{arn.rsplit('/', 1)[-1]}") as r:
+    extras = signed(f"{server.url}/_ecslocal/v1/tasks/{arn.rsplit('/', 1)[-1]}")
+    with urllib.request.urlopen(extras) as r:
         diagnostics = json.loads(r.read())["diagnostics"]
     assert len(diagnostics) == 1 and diagnostics[0].startswith(
         "container 'app' has AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN in its"
@@ -287,9 +289,9 @@ def test_static_keys_shadow_the_role_and_expire_the_classic_fargate_bug(
     # the SDK used the baked-in session, not the task role
     assert lines[0] == f"ok {session['AssumedRoleUser']['Arn']}", lines
     # ... until that session expires: nothing refreshes environment credentials
-    request = urllib.request.Request(
+    request = signed(urllib.request.Request(
         f"{server.url}/_ecslocal/v1/access-keys/{creds['AccessKeyId']}/expire", method="POST"
-    )
+    ))
     urllib.request.urlopen(request).close()
     task = wait_stopped(ecs, arn, timeout=30)
     lines = [e["message"] for e in task_logs(server, arn)]

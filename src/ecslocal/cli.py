@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from ecslocal import __version__
-from ecslocal.errors import TaskNotFound
+from ecslocal.errors import LocalApiError, TaskNotFound
 
 if TYPE_CHECKING:
     from ecslocal.client import Client
@@ -85,13 +85,23 @@ def region() -> str:
     return os.environ.get("ECSLOCAL_REGION", "us-east-1")
 
 
+def client_key() -> tuple[str, str]:
+    """The key every CLI call is signed with, AWS API and ecslocal's own alike."""
+    from ecslocal.config import client_key as configured
+
+    try:
+        return configured()
+    except ValueError as exc:
+        fail(f"$ECSLOCAL_ACCESS_KEYS: {exc}")
+
+
 def connect(port: int) -> Client:
     from ecslocal.client import Client, daemon_url, is_up  # botocore: not on `serve`'s path
 
     url = daemon_url(port)
     if not is_up(url):
         fail(f"no ecslocal daemon is listening on {url} (start one with `ecslocal serve`)")
-    return Client(url, region())
+    return Client(url, region(), client_key())
 
 
 @click.group()
@@ -123,10 +133,14 @@ def cli(ctx: click.Context, port: int) -> None:
                    " ($ECSLOCAL_INSTANCE_ROLE).")
 @click.option("--imds-v1", is_flag=True, default=False,
               help="Allow IMDSv1 (GETs without a session token); IMDSv2 is required otherwise.")
+@click.option("--no-default-key", is_flag=True, default=False,
+              help="Refuse the well-known test/test key: only --access-key keys work (the CLI"
+                   " signs with the first of $ECSLOCAL_ACCESS_KEYS).")
 @click.pass_context
 def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path | None,
           memory_enforcement: str | None, access_keys: tuple[str, ...],
-          credential_ttl: float | None, instance_role: str | None, imds_v1: bool) -> None:
+          credential_ttl: float | None, instance_role: str | None, imds_v1: bool,
+          no_default_key: bool) -> None:
     """Run the daemon in the foreground."""
     from ecslocal.daemon import Daemon
 
@@ -146,6 +160,11 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
         config.access_keys += parse_access_keys(",".join(access_keys))
     except ValueError as exc:
         fail(str(exc))
+    if no_default_key:
+        if not config.access_keys:
+            fail("--no-default-key needs a key to accept: --access-key ID:SECRET"
+                 " (or $ECSLOCAL_ACCESS_KEYS)")
+        config.default_key = False
 
     async def main() -> None:
         daemon = Daemon(config)
@@ -264,8 +283,8 @@ def run(ctx: click.Context, taskdef: Path, cluster: str, env: tuple[str, ...],
         local = ThreadedDaemon(config)
         url = local.start()
     try:
-        code = _run(Client(url, region()), request, cluster, overrides, launch_type, detach,
-                    tags)
+        code = _run(Client(url, region(), client_key()), request, cluster, overrides,
+                    launch_type, detach, tags)
     finally:
         if local is not None:
             local.stop()
@@ -551,4 +570,7 @@ def main() -> None:
     # Ctrl-C in `run` must reach our handler even while blocked reading the log stream.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    cli(prog_name="ecslocal")
+    try:
+        cli(prog_name="ecslocal")
+    except LocalApiError as exc:  # e.g. the key the CLI signs with is not accepted
+        fail(f"the ecslocal API answered {exc.status}: {exc.message}")

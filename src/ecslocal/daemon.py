@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import sys
 import threading
 
 from aiohttp import web
@@ -16,6 +18,7 @@ from ecslocal.api import auth_routes
 from ecslocal.api.ecs import EcsApi
 from ecslocal.api.iam import IamApi
 from ecslocal.api.local import LocalApi
+from ecslocal.api.local_auth import LocalAuth
 from ecslocal.api.logs import LogsApi
 from ecslocal.api.server import AwsRouter, build_app
 from ecslocal.api.sts import StsApi
@@ -75,7 +78,9 @@ class Daemon:
         self.recovered = self.agent.recover()
         self.keys = KeyStore(self.store.db)
         now = self.clock.time()
-        for key_id, secret in [DEFAULT_ACCESS_KEY, *config.access_keys]:
+        long_term = config.long_term_keys()
+        self.keys.drop_long_term_except({key_id for key_id, _ in long_term})
+        for key_id, secret in long_term:
             self.keys.add_long_term(key_id, secret, config.account_id, now)
         authenticator = Authenticator(
             self.keys, self.clock, config.region, warped_clocks=self.agent.timewarps.clocks
@@ -99,10 +104,12 @@ class Daemon:
         iam = IamApi(self.roles, self.clock)
         services = [ecs.service(), logs_api.service(), sts.service(), iam.service()]
         router = AwsRouter(services, authenticator, self.faults)
+        # ecslocal's own API takes signatures of the account's long-term keys only.
+        local_auth = LocalAuth(authenticator)
         extra = [
             *self.credentials.routes(),
             *MetadataEndpoint(self.agent, self.faults).routes(),
-            *fault_routes(self.faults, self.credentials.expire_now),
+            *local_auth.protect(fault_routes(self.faults, self.credentials.expire_now)),
             *InstanceMetadata(
                 self.roles,
                 self.clock,
@@ -112,8 +119,9 @@ class Daemon:
                 allow_v1=config.imds_v1,
                 faults=self.faults,
             ).routes(),
-            *local.routes(),
-            *auth_routes.routes(oidc, self.keys, config.account_id, self.clock),
+            *local_auth.protect(local.routes()),
+            *local_auth.protect(auth_routes.routes(oidc, self.keys, config.account_id, self.clock)),
+            local_auth.fallback(),  # last: any other /_ecslocal/v1 path
         ]
         app = build_app(router, extra)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -122,8 +130,10 @@ class Daemon:
         await site.start()
         server = site._server
         assert server is not None and server.sockets  # type: ignore[attr-defined]
-        sock = server.sockets[0].getsockname()  # type: ignore[attr-defined]
-        self.address = (sock[0], sock[1])
+        bound = [s.getsockname() for s in server.sockets]  # type: ignore[attr-defined]
+        self.address = (bound[0][0], bound[0][1])
+        if config.default_key and not all(_loopback(b[0]) for b in bound):
+            print(_exposed_warning(bound[0][0], bound[0][1]), file=sys.stderr, flush=True)
         self.agent.endpoint_url = self.url
         return self.address
 
@@ -136,6 +146,24 @@ class Daemon:
             await self.backend.close()
         if self.store is not None:
             self.store.close()
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _exposed_warning(host: str, port: int) -> str:
+    key_id, secret = DEFAULT_ACCESS_KEY
+    return (
+        f"WARNING: ecslocal is listening on {host}:{port}, which is not a loopback address,"
+        f" and it accepts the well-known access key {key_id}/{secret}: anyone who can reach"
+        " this port can run processes on this machine as this user (RunTask), read every"
+        " task's logs and secrets, and inject faults. Listen on 127.0.0.1, or start with"
+        " --no-default-key and your own --access-key ID:SECRET."
+    )
 
 
 class ThreadedDaemon:

@@ -34,3 +34,13 @@ def server_exception(message: str) -> AwsError:
 
 class TaskNotFound(Exception):
     pass
+
+
+class LocalApiError(Exception):
+    """ecslocal's own API (/_ecslocal/v1) refused a client's call: its ``{"message"}`` and
+    the HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message

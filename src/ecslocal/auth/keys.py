@@ -97,6 +97,18 @@ class KeyStore:
         self._put(key)
         return key
 
+    def drop_long_term_except(self, keep: set[str]) -> None:
+        """Forget the long-term keys of an earlier run that are not configured now (the store
+        outlives the daemon: a dropped ``--access-key``, or test/test under
+        ``serve --no-default-key``, must stop working)."""
+        rows = self.db.execute(
+            "SELECT access_key_id FROM access_keys WHERE session_token IS NULL"
+        ).fetchall()
+        for (key_id,) in rows:
+            if key_id not in keep:
+                self.db.execute("DELETE FROM access_keys WHERE access_key_id = ?", (key_id,))
+                self._cache.pop(key_id, None)
+
     def issue_session(
         self, account_id: str, arn: str, user_id: str, now: float, expiration: float
     ) -> AccessKey:

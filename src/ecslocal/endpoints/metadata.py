@@ -219,7 +219,7 @@ class MetadataEndpoint:
         if task.get("executionStoppedAt"):
             doc["ExecutionStoppedAt"] = rfc3339_nano(task["executionStoppedAt"])
         if with_tags:
-            doc["TaskTags"] = {t["key"]: t["value"] for t in task.get("tags") or []}
+            doc["TaskTags"] = {t["key"]: t.get("value", "") for t in task.get("tags") or []}
             doc["ContainerInstanceTags"] = {}
         return {k: v for k, v in doc.items() if v is not None}
 
