@@ -169,8 +169,11 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
         pytest.skip("mounting a small tmpfs to fill needs root")
     mount = tmp_path / "small"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -197,20 +200,30 @@ def test_disk_full_does_not_wedge_a_task(tmpfs: Path) -> None:
     try:
         ecs = server.ecs()
         pidfile = tmpfs / "pid"
-        arn = run_task(ecs, taskdef("full", container("app", f"echo $$ > {pidfile}; exec sleep 300")))
+        app = container("app", f"echo $$ > {pidfile}; exec sleep 300")
+        arn = run_task(ecs, taskdef("full", app))
         wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING" and pidfile.exists())
         pid = int(pidfile.read_text())
         filler = _fill(tmpfs)
         try:
-            ecs.stop_task(task=arn, reason="disk is full")
+            ecs.stop_task(task=arn, reason="release rollback")
         except ClientError as exc:
             error = exc.response["Error"]
             assert exc.response["ResponseMetadata"]["HTTPStatusCode"] == 500
             assert error["Code"] == "ServerException"
             assert "full" in error["Message"] and "\n" not in error["Message"]
+        # A write that needs new pages cannot fit: ECS's ServerException, in one line.
+        big = container("app", "true", environment=[{"name": "X", "value": "x" * 40000}])
+        with pytest.raises(ClientError) as raised:
+            ecs.register_task_definition(**taskdef("big", big))
+        response = raised.value.response
+        assert response["ResponseMetadata"]["HTTPStatusCode"] == 500
+        assert response["Error"]["Code"] == "ServerException"
+        assert "state.db" in response["Error"]["Message"]
+        assert "disk is full" in response["Error"]["Message"]
         # The task stops all the same: its process ends and DescribeTasks says STOPPED.
         task = wait_stopped(ecs, arn)
-        assert task["stoppedReason"] == "disk is full"
+        assert task["stoppedReason"] == "release rollback"
         deadline = time.monotonic() + 10
         while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -226,7 +239,7 @@ def test_disk_full_does_not_wedge_a_task(tmpfs: Path) -> None:
         try:
             again = restarted.ecs().describe_tasks(tasks=[arn])["tasks"][0]
             assert again["lastStatus"] == "STOPPED"
-            assert again["stoppedReason"] == "disk is full"
+            assert again["stoppedReason"] == "release rollback"
         finally:
             restarted.stop()
     finally:

@@ -17,8 +17,9 @@ records version 1.
 database with its ``-wal``/``-shm`` files 0600, tightening what an older version left looser.
 
 Every SQLite error surfaces as :class:`StorageError`, an AWS-shaped ``ServerException`` (HTTP
-500) whose message says in one line what failed; the daemon log gets one line when writes
-start failing and one when they work again, not one per failed statement.
+500) whose message says in one line what failed; the daemon log gets that line once a minute
+at most while the fault lasts, not once per failed statement (on a nearly full disk some
+writes still fit and others do not, so "works again" would flap).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import logging
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,7 @@ log = logging.getLogger("ecslocal.storage")
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 SIDE_FILES = ("-wal", "-shm", "-journal")
+LOG_EVERY_SECONDS = 60.0
 
 #: What SQLite's error names mean to someone who has to fix it.
 _CAUSES = {
@@ -113,12 +116,14 @@ class Database:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._failing = False
+        self._logged: dict[str, float] = {}  # message -> when it was last logged (monotonic)
         self.was_empty = False
         try:
             path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         except OSError as exc:
-            raise StorageError(f"cannot create the data directory {path.parent}: {exc.strerror}")
+            raise StorageError(
+                f"cannot create the data directory {path.parent}: {exc.strerror}"
+            ) from None
         _tighten(path.parent, DIR_MODE)
         if _read_only(path):
             raise StorageError(f"cannot write state.db ({path}): it is read-only")
@@ -134,9 +139,7 @@ class Database:
         for suffix in ("", *SIDE_FILES):
             _tighten(Path(f"{path}{suffix}"), FILE_MODE)
         try:
-            self.connection = sqlite3.connect(
-                path, check_same_thread=False, isolation_level=None
-            )
+            self.connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open state.db ({path}): {_cause(exc)}") from None
         try:
@@ -185,36 +188,32 @@ class Database:
             except sqlite3.Error as exc:
                 if self.connection.in_transaction:
                     self.connection.rollback()
-                raise self._error(exc, f"migrate {schema.component} to version {version + 1}")
+                doing = f"migrate {schema.component} to version {version + 1} in"
+                raise self._error(exc, doing) from None
 
     # -- statements -------------------------------------------------------------------------
     def _error(self, exc: sqlite3.Error, doing: str = "write") -> StorageError:
         error = StorageError(f"cannot {doing} state.db ({self.path}): {_cause(exc)}")
-        if not self._failing:
-            self._failing = True
+        now = time.monotonic()
+        last = self._logged.get(error.message)
+        if last is None or now - last >= LOG_EVERY_SECONDS:
+            self._logged[error.message] = now
             log.error("%s", error.message)
         return error
-
-    def _ok(self) -> None:
-        if self._failing:
-            self._failing = False
-            log.warning("state.db (%s) works again", self.path)
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Cursor:
         try:
             cursor = self.connection.execute(sql, params)
         except sqlite3.Error as exc:
-            raise self._error(exc, "read" if sql.lstrip()[:6].upper() == "SELECT" else "write")
-        if self._failing and not sql.lstrip()[:6].upper() == "SELECT":
-            self._ok()
+            doing = "read" if sql.lstrip()[:6].upper() == "SELECT" else "write"
+            raise self._error(exc, doing) from None
         return cursor
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> sqlite3.Cursor:
         try:
             cursor = self.connection.executemany(sql, rows)
         except sqlite3.Error as exc:
-            raise self._error(exc)
-        self._ok()
+            raise self._error(exc) from None
         return cursor
 
     @contextlib.contextmanager
@@ -234,7 +233,6 @@ class Database:
             if isinstance(exc, sqlite3.Error):
                 raise self._error(exc) from None
             raise
-        self._ok()
 
     # `with db:` as with a sqlite3 connection: commit what is open on success, roll back on
     # an exception (it begins nothing itself).

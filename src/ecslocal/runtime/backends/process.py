@@ -29,6 +29,7 @@ from ecslocal.runtime.backends.base import (
     ExitStatus,
     LogCallback,
 )
+from ecslocal.runtime.backends.spool import LineSplitter, Spool, SpoolFollower
 from ecslocal.runtime.memory import (
     RSS_POLL_SECONDS,
     CgroupGroup,
@@ -36,7 +37,6 @@ from ecslocal.runtime.memory import (
     tree_cpu_seconds,
     tree_rss_bytes,
 )
-from ecslocal.runtime.backends.spool import LineSplitter, Spool, SpoolFollower
 from ecslocal.runtime.reaper import ReaperClient
 
 EXEC_OUTPUT_LIMIT = 4096  # Docker keeps at most 4 KiB of health check output

@@ -142,8 +142,9 @@ class SpoolFollower:
         router = self.spool.logs
         for line, consumed in lines:
             # The offset first: a flush the line triggers commits both or neither.
-            router.advance(self.name, self.task_id, self.container, self.source,
-                           self._base + consumed)
+            router.advance(
+                self.name, self.task_id, self.container, self.source, self._base + consumed
+            )
             stamp = self._timestamp
             if stamp is None:
                 stamp = int(self.spool.clock.time() * 1000)
@@ -160,8 +161,9 @@ class SpoolFollower:
         self._deliver(self._splitter.rest())
         self.spool.stop_following(self)
         os.close(self._fd)
-        self.spool.logs.advance(self.name, self.task_id, self.container, self.source,
-                                self._read_offset)
+        self.spool.logs.advance(
+            self.name, self.task_id, self.container, self.source, self._read_offset
+        )
         self.spool.logs.finished(self.name, self.path)
         self.closed.set_result(None)
 
@@ -218,8 +220,9 @@ class Spool:
             follower = SpoolFollower(self, name, task_id, container, source, 0, on_log)
             notifier = self._notifier()
             if notifier is not None:
-                wd = notifier.watch(str(follower.path), IN_MODIFY | IN_CLOSE_WRITE,
-                                    follower.on_event)
+                wd = notifier.watch(
+                    str(follower.path), IN_MODIFY | IN_CLOSE_WRITE, follower.on_event
+                )
                 follower.watch_descriptor(wd)
                 self._followers[wd] = follower
             else:
