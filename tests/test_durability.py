@@ -25,6 +25,7 @@ from tests.conftest import (
     container,
     process_alive,
     run_task,
+    task_logs,
     taskdef,
     wait_for,
     wait_stopped,
@@ -120,22 +121,28 @@ def test_spool_is_removed_when_the_task_stops(server: Server, ecs: Any) -> None:
     assert not list((server.data_dir / "spool").glob(f"{task_id}*"))
 
 
-def test_user_stopped_reason_survives_kill_9(fresh_server: Server, tmp_path: Path) -> None:
-    server = fresh_server.start()
-    ecs = server.ecs()
-    # The container ignores SIGTERM, so the task is still STOPPING when the daemon dies.
-    arn = run_task(ecs, taskdef("stubborn", container("app", "trap '' TERM; sleep 300 & wait")))
-    wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
-    ecs.stop_task(task=arn, reason="rolling back release 42")
-    server.kill9()
-    restarted = Server(server.data_dir).start()
+def test_stored_output_is_released_from_a_running_containers_spool(
+    server: Server, ecs: Any
+) -> None:
+    # 4 MiB of output, then the container stays up: its spool must not keep what is stored.
+    writer = (
+        "yes 0123456789abcdef0123456789abcdef0123456789abcdef | head -c 4194304; echo; echo end"
+    )
+    arn = run_task(ecs, taskdef("chatty", container("app", f"{writer}; exec sleep 300")))
+    task_id = arn.rsplit("/", 1)[-1]
     try:
-        task = restarted.ecs().describe_tasks(tasks=[arn])["tasks"][0]
-        assert task["lastStatus"] == "STOPPED"
-        assert task["stoppedReason"] == "rolling back release 42"
-        assert task["stopCode"] == "UserInitiated"
+        deadline = time.monotonic() + 30
+        while not (lines := [e["message"] for e in task_logs(server, arn)]) or lines[-1] != "end":
+            assert time.monotonic() < deadline, "the output was never stored"
+            time.sleep(0.1)
+        assert len(lines) == 4194304 // 49 + 2  # 49-byte lines, a cut one, "end"
+        out = next((server.data_dir / "spool" / task_id).glob("*.stdout")).stat()
+        # Everything is stored: at most the last step (1 MiB) of it is still on disk.
+        assert out.st_size > 4 * 1024 * 1024
+        assert out.st_blocks * 512 < 1536 * 1024, f"the spool keeps {out.st_blocks * 512} bytes"
     finally:
-        restarted.stop()
+        ecs.stop_task(task=arn)
+        wait_stopped(ecs, arn)
 
 
 # -- storage faults -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,8 @@ class LogRouter:
         self._forget: list[str] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self._failing = False  # the last batch was refused: retry on the timer only
+        #: Told, after each commit, how far each spool is now stored (spool name -> offset).
+        self.on_commit: Callable[[dict[str, int]], None] | None = None
         self._waiters: dict[str, asyncio.Event] = {}
 
     def append(
@@ -119,6 +122,8 @@ class LogRouter:
             self._schedule(RETRY_SECONDS)
             return
         self._failing = False
+        if self.on_commit is not None and offsets:
+            self.on_commit({name: row[4] for name, row in offsets.items()})
         for name, path in finished:
             path.unlink(missing_ok=True)
             with contextlib.suppress(OSError):

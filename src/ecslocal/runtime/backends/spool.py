@@ -17,15 +17,22 @@ knows exactly which bytes it holds.
 After a crash, :meth:`Spool.recover` reads each spool left behind from its stored offset. Those
 lines were written before the crash but read after it; they are stamped with the file's last
 modification time (no line in it was written later), or the last stored line's timestamp of
-that stream if that is later, so they never sort before lines stored earlier. A spool is deleted
-once every byte of it is stored and its container is gone; its ``log_spools`` row goes in the
-next transaction, so a crash between the two never re-reads a deleted file's bytes.
+that stream if that is later, so they never sort before lines stored earlier.
+
+While a container runs, what is stored is released from its spool
+(``fallocate(FALLOC_FL_PUNCH_HOLE)``: offsets stay, the blocks go), so a chatty long-running
+container does not keep its output on disk twice; on a file system without hole punching the
+spool keeps everything until the end. A spool is deleted once every byte of it is stored and
+its container is gone; its ``log_spools`` row goes in the next transaction, so a crash between
+the two never re-reads a deleted file's bytes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import errno
 import logging
 import os
 from collections.abc import Callable
@@ -46,6 +53,20 @@ log = logging.getLogger("ecslocal.spool")
 MAX_LINE = 16 * 1024  # Docker splits log lines longer than 16 KiB
 READ_CHUNK = 256 * 1024  # what one read hands on before yielding to the loop
 POLL_SECONDS = 0.05  # only where inotify is unavailable (no instance left for this user)
+PUNCH_BYTES = 1024 * 1024  # release stored output from a spool in steps of at least this
+_FALLOC_FL_KEEP_SIZE = 0x01  # linux/falloc.h
+_FALLOC_FL_PUNCH_HOLE = 0x02
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+
+
+def punch_hole(fd: int, length: int) -> None:
+    """Free the blocks of the first ``length`` bytes of ``fd`` (its size stays)."""
+    mode = _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE
+    if _libc.fallocate(fd, mode, 0, length) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
 
 #: (source, timestamp in ms, line), as the backend's LogCallback.
 LineCallback = Callable[[str, int, str], None]
@@ -106,7 +127,10 @@ class SpoolFollower:
         self._base = offset
         self._read_offset = offset
         self._splitter = LineSplitter()
-        self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        # Read-write only to punch holes; opened before the container's descriptor, and
+        # closed after the watch is gone, so it never stands for the container's close.
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        self._punched = 0
         self._wd: int | None = None
         self._again: asyncio.Handle | None = None
         self._loop = asyncio.get_running_loop()
@@ -167,6 +191,20 @@ class SpoolFollower:
         self.spool.logs.finished(self.name, self.path)
         self.closed.set_result(None)
 
+    def release(self, stored: int) -> None:
+        """Bytes up to ``stored`` are committed: give their blocks back to the file system."""
+        if self.closed.done() or stored - self._punched < PUNCH_BYTES:
+            return
+        end = stored - stored % 4096
+        try:
+            punch_hole(self._fd, end)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS):
+                log.warning("cannot release stored output of %s: %s", self.path, exc.strerror)
+            self._punched = 1 << 62  # not on this file system: keep the file whole
+            return
+        self._punched = end
+
     def watch_descriptor(self, wd: int) -> None:
         self._wd = wd
 
@@ -189,6 +227,8 @@ class Spool:
         self._polled: set[SpoolFollower] = set()
         self._poll: asyncio.TimerHandle | None = None
         self._followers: dict[int, SpoolFollower] = {}
+        self._by_name: dict[str, SpoolFollower] = {}
+        logs.on_commit = self._committed
 
     def _notifier(self) -> Inotify | None:
         if self._inotify is None:
@@ -231,6 +271,7 @@ class Spool:
         except BaseException:
             os.close(write_fd)
             raise
+        self._by_name[name] = follower
         # Known to the store from the start, so a restart finds its container by name.
         self.logs.advance(name, task_id, container, source, 0)
         return write_fd, follower
@@ -245,7 +286,14 @@ class Spool:
             follower.on_event(0)
         self._schedule_poll()
 
+    def _committed(self, offsets: dict[str, int]) -> None:
+        for name, offset in offsets.items():
+            follower = self._by_name.get(name)
+            if follower is not None:
+                follower.release(offset)
+
     def stop_following(self, follower: SpoolFollower) -> None:
+        self._by_name.pop(follower.name, None)
         self._polled.discard(follower)
         if follower.wd is not None and self._inotify is not None:
             self._followers.pop(follower.wd, None)
@@ -300,7 +348,10 @@ class Spool:
             self.logs.append(task_id, container, src, group, stream, ts, line)
 
         offset = row[3] if row else 0
-        SpoolFollower(self, name, task_id, container, source, offset, on_log, stamp).finish()
+        try:
+            SpoolFollower(self, name, task_id, container, source, offset, on_log, stamp).finish()
+        except OSError as exc:
+            log.warning("cannot read spool %s: %s", path, exc.strerror)
         return count
 
     @staticmethod
