@@ -114,6 +114,29 @@ def test_kill_9_mid_stream_loses_no_line(fresh_server: Server, tmp_path: Path) -
         restarted.stop()
 
 
+def test_unterminated_line_at_a_crash_is_stored_after_restart(
+    fresh_server: Server, tmp_path: Path
+) -> None:
+    server = fresh_server.start()
+    ecs = server.ecs()
+    ready = tmp_path / "ready"
+    cmd = f"printf 'one\\ntwo\\r\\nhalf a line'; touch {ready}; exec sleep 300"
+    arn = run_task(ecs, taskdef("partial", container("app", cmd)))
+    deadline = time.monotonic() + 30
+    while not (ready.exists() and [e["message"] for e in task_logs(server, arn)] == ["one", "two"]):
+        assert time.monotonic() < deadline, task_logs(server, arn)
+        time.sleep(0.05)
+    server.kill9()
+    restarted = Server(server.data_dir).start()
+    try:
+        events = task_logs(restarted, arn)
+        assert [e["message"] for e in events] == ["one", "two", "half a line"]
+        # Read after the crash, stamped no earlier than the lines stored before it.
+        assert events[2]["timestamp"] >= events[1]["timestamp"]
+    finally:
+        restarted.stop()
+
+
 def test_spool_is_removed_when_the_task_stops(server: Server, ecs: Any) -> None:
     arn = run_task(ecs, taskdef("spool-gone", container("app", "echo one; echo two >&2")))
     task_id = arn.rsplit("/", 1)[-1]

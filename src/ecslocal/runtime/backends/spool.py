@@ -259,13 +259,20 @@ class Spool:
         try:
             follower = SpoolFollower(self, name, task_id, container, source, 0, on_log)
             notifier = self._notifier()
+            wd = None
             if notifier is not None:
-                wd = notifier.watch(
-                    str(follower.path), IN_MODIFY | IN_CLOSE_WRITE, follower.on_event
-                )
+                try:
+                    wd = notifier.watch(
+                        str(follower.path), IN_MODIFY | IN_CLOSE_WRITE, follower.on_event
+                    )
+                except OSError as exc:  # ENOSPC: fs.inotify.max_user_watches reached
+                    log.warning("%s: following %s every %s s", exc, follower.path, POLL_SECONDS)
+            if wd is not None:
                 follower.watch_descriptor(wd)
                 self._followers[wd] = follower
             else:
+                # Polled, a follower never sees the last close: the container's drain timeout
+                # (process.py DRAIN_SECONDS) ends it.
                 self._polled.add(follower)
                 self._schedule_poll()
         except BaseException:
