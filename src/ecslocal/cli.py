@@ -172,8 +172,13 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        from ecslocal.storage.db import StorageError
+
         try:
             await daemon.start()
+        except StorageError as exc:  # a full disk, a read-only or corrupt state.db: one line
+            await daemon.stop()
+            fail(exc.message)
         except OSError as exc:
             await daemon.stop()
             fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}")

@@ -35,6 +35,7 @@ from ecslocal.endpoints.imds import InstanceMetadata
 from ecslocal.endpoints.metadata import MetadataEndpoint
 from ecslocal.runtime.agent import Agent
 from ecslocal.runtime.backends.process import ProcessBackend
+from ecslocal.runtime.backends.spool import Spool
 from ecslocal.runtime.logs import LogRouter
 from ecslocal.runtime.memory import MemoryControl
 from ecslocal.store import Store
@@ -54,6 +55,7 @@ class Daemon:
         self.recovered: list[str] = []
         self.keys: KeyStore | None = None
         self.roles: RoleStore | None = None
+        self.spool: Spool | None = None
 
     @property
     def url(self) -> str:
@@ -72,10 +74,15 @@ class Daemon:
         config = self.config
         self.store = Store(config.db_path)
         memory = MemoryControl(config.memory_enforcement)
-        self.backend = ProcessBackend(memory, self.clock)
         logs = LogRouter(self.store, self.clock)
+        self.spool = Spool(config.data_dir / "spool", logs, self.clock)
+        self.backend = ProcessBackend(memory, self.clock, spool=self.spool)
         self.agent = Agent(config, self.store, self.backend, self.clock, logs)
         self.recovered = self.agent.recover()
+        # Only now: the previous daemon's containers are gone, their spools are final.
+        recovered_lines = self.spool.recover(self.store)
+        if recovered_lines:
+            log.info("stored %d log line(s) a previous run had not", recovered_lines)
         self.keys = KeyStore(self.store.db)
         now = self.clock.time()
         long_term = config.long_term_keys()
@@ -144,6 +151,8 @@ class Daemon:
             await self.runner.cleanup()
         if self.backend is not None:
             await self.backend.close()
+        if self.spool is not None:
+            self.spool.close()
         if self.store is not None:
             self.store.close()
 

@@ -8,13 +8,18 @@ loop thread; writes are small transactions.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA = """
+from ecslocal.storage.db import Database, Schema, StorageError
+
+#: Clusters, task definitions and tasks. Version 1 is the schema unversioned databases have.
+STORE_SCHEMA = Schema(
+    "store",
+    [
+        """
 CREATE TABLE IF NOT EXISTS clusters (
     name TEXT PRIMARY KEY,
     body TEXT NOT NULL
@@ -39,6 +44,15 @@ CREATE TABLE IF NOT EXISTS tasks (
     runtime TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS tasks_by_cluster ON tasks (cluster, desired_status, created_at);
+"""
+    ],
+)
+
+#: Captured log lines and the CloudWatch Logs API's groups and streams.
+LOGS_SCHEMA = Schema(
+    "logs",
+    [
+        """
 CREATE TABLE IF NOT EXISTS log_groups (
     name TEXT PRIMARY KEY,
     created_at REAL NOT NULL
@@ -72,7 +86,20 @@ CREATE TABLE IF NOT EXISTS log_group_meta (
     min_seq INTEGER NOT NULL DEFAULT 0,
     body TEXT NOT NULL DEFAULT '{}'
 );
-"""
+""",
+        # 2: how far each container's spool file (runtime/backends/spool.py) is stored,
+        # committed in the same transaction as the events read from it.
+        """
+CREATE TABLE IF NOT EXISTS log_spools (
+    name TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    container TEXT NOT NULL,
+    source TEXT NOT NULL,
+    offset INTEGER NOT NULL DEFAULT 0
+)
+""",
+    ],
+)
 
 
 @dataclass(frozen=True)
@@ -101,13 +128,15 @@ class LogEvent:
 
 class Store:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=5000")
-        self.db.executescript(SCHEMA)
+        #: The daemon's one database; other components register their tables on it.
+        self.db = Database(path)
+        try:
+            self.db.register(STORE_SCHEMA)
+            self.db.register(LOGS_SCHEMA)
+        except StorageError:
+            self.db.close()
+            raise
         self._clusters: dict[str, str] = {}
 
     def close(self) -> None:
@@ -252,15 +281,46 @@ class Store:
             "INSERT OR IGNORE INTO log_groups (name, created_at) VALUES (?, ?)", (name, created_at)
         )
 
-    def append_logs(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Rows: (task_id, container, source, log_group, log_stream, timestamp, ingestion, msg)."""
-        with self.db:
-            self.db.execute("BEGIN")
+    def append_logs(
+        self,
+        rows: Iterable[tuple[Any, ...]],
+        spools: Iterable[tuple[str, str, str, str, int]] = (),
+        forget_spools: Iterable[str] = (),
+    ) -> None:
+        """Rows: (task_id, container, source, log_group, log_stream, timestamp, ingestion, msg);
+        ``spools``: (name, task_id, container, source, offset) — how far each spool file is
+        stored, in the same transaction as the events read from it; ``forget_spools``: names of
+        spool files that are fully stored and deleted."""
+        with self.db.transaction():
             self.db.executemany(
                 "INSERT INTO log_events (task_id, container, source, log_group, log_stream,"
                 " timestamp, ingestion_time, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            self.db.executemany(
+                "INSERT INTO log_spools (name, task_id, container, source, offset)"
+                " VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET offset = excluded.offset",
+                spools,
+            )
+            self.db.executemany(
+                "DELETE FROM log_spools WHERE name = ?", [(name,) for name in forget_spools]
+            )
+
+    def spool_offsets(self) -> dict[str, tuple[str, str, str, int]]:
+        """Every spool file the store knows: name -> (task_id, container, source, offset)."""
+        rows = self.db.execute(
+            "SELECT name, task_id, container, source, offset FROM log_spools"
+        ).fetchall()
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+    def last_log_timestamp(self, task_id: str, container: str, source: str) -> int:
+        row = self.db.execute(
+            "SELECT MAX(timestamp) FROM log_events WHERE task_id = ? AND container = ?"
+            " AND source = ?",
+            (task_id, container, source),
+        ).fetchone()
+        return int(row[0] or 0)
 
     def task_logs(
         self, task_id: str, after_seq: int = 0, container: str | None = None, limit: int = 1000
@@ -286,8 +346,7 @@ class Store:
 
     def create_log_group(self, name: str, created_at: float, meta: dict[str, Any]) -> bool:
         """Create an empty group; False if it exists already."""
-        with self.db:
-            self.db.execute("BEGIN")
+        with self.db.transaction():
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO log_groups (name, created_at) VALUES (?, ?)",
                 (name, created_at),
@@ -318,8 +377,7 @@ class Store:
 
     def delete_log_group(self, name: str) -> None:
         """Forget the group, its streams and PutLogEvents' events; hide the tasks' lines."""
-        with self.db:
-            self.db.execute("BEGIN")
+        with self.db.transaction():
             self.db.execute("DELETE FROM log_groups WHERE name = ?", (name,))
             self.db.execute("DELETE FROM log_streams WHERE log_group = ?", (name,))
             self.db.execute(

@@ -8,19 +8,25 @@ Roles are kept as the IAM ``Role`` document with the trust policy as given (JSON
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from ecslocal.auth import policy
 from ecslocal.auth.keys import AccessKey, KeyStore, new_unique_id
+from ecslocal.storage.db import Database, Schema
 
-SCHEMA = """
+#: Version 1 is the table unversioned databases have.
+SCHEMA = Schema(
+    "iam_roles",
+    [
+        """
 CREATE TABLE IF NOT EXISTS iam_roles (
     name TEXT PRIMARY KEY COLLATE NOCASE,
     body TEXT NOT NULL
-);
+)
 """
+    ],
+)
 
 ECS_TASKS_PRINCIPAL = "ecs-tasks.amazonaws.com"
 
@@ -56,11 +62,11 @@ def role_name_from_arn(arn: str) -> tuple[str, str] | None:
 
 
 class RoleStore:
-    def __init__(self, db: sqlite3.Connection, keys: KeyStore, account_id: str) -> None:
+    def __init__(self, db: Database, keys: KeyStore, account_id: str) -> None:
         self.db = db
         self.keys = keys
         self.account_id = account_id
-        db.executescript(SCHEMA)
+        db.register(SCHEMA)
 
     def create(
         self,

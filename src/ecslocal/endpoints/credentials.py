@@ -26,7 +26,6 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-import sqlite3
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,12 +37,19 @@ from ecslocal.auth.roles import RoleStore
 from ecslocal.clock import Clock
 from ecslocal.endpoints.faults import Faults, apply
 from ecslocal.endpoints.ratelimit import TaskRateLimits, too_many_requests
+from ecslocal.storage.db import Database, Schema
 
 DEFAULT_TTL = 6 * 3600.0
 DEFAULT_LEAD = 30 * 60.0
 PREFIX = "CredentialsV2Request: "
 
-SCHEMA = """
+#: Credentials ids and tokens live in memory only: a restarted daemon has stopped every task
+#: (runtime/agent.py ``recover``), so nothing could ever read them back. Version 1 of the
+#: table was written and never read; version 2 drops it.
+SCHEMA = Schema(
+    "task_credentials",
+    [
+        """
 CREATE TABLE IF NOT EXISTS task_credentials (
     credentials_id TEXT PRIMARY KEY,
     task_arn TEXT NOT NULL,
@@ -51,8 +57,11 @@ CREATE TABLE IF NOT EXISTS task_credentials (
     auth_token TEXT NOT NULL,
     ttl REAL NOT NULL,
     access_key_id TEXT
-);
-"""
+)
+""",
+        "DROP TABLE IF EXISTS task_credentials",
+    ],
+)
 
 
 def rfc3339(ts: float) -> str:
@@ -86,7 +95,7 @@ class CredentialsManager:
 
     def __init__(
         self,
-        db: sqlite3.Connection,
+        db: Database,
         roles: RoleStore,
         clock: Clock,
         default_ttl: float = DEFAULT_TTL,
@@ -94,12 +103,11 @@ class CredentialsManager:
         faults: Faults | None = None,
     ) -> None:
         self.faults = faults
-        self.db = db
         self.roles = roles
         self.clock = clock
         self.default_ttl = default_ttl
         self.limits = limits
-        db.executescript(SCHEMA)
+        db.register(SCHEMA)
         self._by_id: dict[str, TaskCredentials] = {}
 
     # -- tasks ------------------------------------------------------------------------------
@@ -118,10 +126,6 @@ class CredentialsManager:
             clock=clock or self.clock,
         )
         self._by_id[entry.credentials_id] = entry
-        self.db.execute(
-            "INSERT INTO task_credentials VALUES (?, ?, ?, ?, ?, NULL)",
-            (entry.credentials_id, task_arn, role_arn, entry.auth_token, entry.ttl),
-        )
         self.credentials(entry)
         return entry
 
@@ -129,7 +133,6 @@ class CredentialsManager:
         """The task stopped: its endpoint answers InvalidIdInRequest from now on (issued keys
         keep their own expiry)."""
         entry = self._by_id.pop(credentials_id, None)
-        self.db.execute("DELETE FROM task_credentials WHERE credentials_id = ?", (credentials_id,))
         if entry is not None:
             for key_id in entry.issued:
                 self.roles.keys.tasks.pop(key_id, None)
@@ -161,10 +164,6 @@ class CredentialsManager:
                     "Expiration": rfc3339(entry.expiration),
                 }
             ).encode()
-            self.db.execute(
-                "UPDATE task_credentials SET access_key_id = ? WHERE credentials_id = ?",
-                (key.access_key_id, entry.credentials_id),
-            )
         return key
 
     def expire_now(self, task_id: str) -> bool:

@@ -28,6 +28,7 @@ from ecslocal.runtime.timewarp import (
     TimeWarpUnavailable,
     parse_speed,
 )
+from ecslocal.storage.db import StorageError
 from ecslocal.store import Store
 
 log = logging.getLogger("ecslocal.agent")
@@ -134,6 +135,11 @@ class Agent:
         self.clock = clock
         self.logs = logs
         self.tasks: dict[str, TaskRun] = {}
+        #: Tasks whose last write the store refused (a full disk): the engine goes on, reads
+        #: come from here, and the write is retried until it succeeds.
+        self._unsaved: dict[str, TaskRun] = {}
+        self._unsaved_error: StorageError | None = None
+        self._retry: asyncio.TimerHandle | None = None
         #: Set by the daemon once it listens: the task-role credentials manager and the URL
         #: containers reach ecslocal at (its AWS API and the endpoints they are given).
         self.credentials: CredentialsManager | None = None
@@ -209,10 +215,14 @@ class Agent:
             task["platformVersion"] = "1.4.0"
             task["platformFamily"] = "Linux"
             task["ephemeralStorage"] = {"sizeInGiB": 20}
-        for c in containers:
-            log_group, _ = awslogs_destination(c.definition, task_id, c.runtime_id)
-            if log_group:
-                self.store.ensure_log_group(log_group, now)
+        try:
+            for c in containers:
+                log_group, _ = awslogs_destination(c.definition, task_id, c.runtime_id)
+                if log_group:
+                    self.store.ensure_log_group(log_group, now)
+        except StorageError:
+            self._release(task_id, containers)
+            raise
         run = TaskRun(
             task,
             definition,
@@ -226,6 +236,11 @@ class Agent:
         )
         self.tasks[task_id] = run
         run.save()
+        if task_id in self._unsaved:  # nothing started yet: RunTask fails, as a whole
+            del self.tasks[task_id], self._unsaved[task_id]
+            self._release(task_id, containers)
+            assert self._unsaved_error is not None
+            raise self._unsaved_error
         run.job = asyncio.get_running_loop().create_task(self._run(run))
         return run
 
@@ -366,11 +381,25 @@ class Agent:
         self.rate_limits.forget(task_id)
 
     def _save(self, run: TaskRun) -> None:
-        self.store.put_task(run.task_id, run.task, run.recovery_records())
+        """Write the task; a refused write never stops the engine (see ``_unsaved``)."""
+        try:
+            self.store.put_task(run.task_id, run.task, run.recovery_records())
+        except StorageError as exc:  # the database logged it (once)
+            self._unsaved[run.task_id] = run
+            self._unsaved_error = exc
+            if self._retry is None:
+                self._retry = asyncio.get_running_loop().call_later(1.0, self._save_unsaved)
+            return
+        self._unsaved.pop(run.task_id, None)
+
+    def _save_unsaved(self) -> None:
+        self._retry = None
+        for run in list(self._unsaved.values()):
+            self._save(run)
 
     # -- queries and stop --------------------------------------------------------------------
     def get_task(self, task_id: str) -> dict[str, Any] | None:
-        live = self.tasks.get(task_id)
+        live = self.tasks.get(task_id) or self._unsaved.get(task_id)
         if live is not None:
             return live.task
         found = self.store.get_task(task_id)
@@ -381,6 +410,8 @@ class Agent:
         if live is None:
             return self.get_task(task_id)
         live.request_stop(stop_code, reason or reasons.TASK_STOPPED_BY_USER)
+        if task_id in self._unsaved and self._unsaved_error is not None:
+            raise self._unsaved_error  # the task stops all the same; the API says what failed
         return live.task
 
     # -- restart and shutdown ---------------------------------------------------------------
@@ -396,7 +427,8 @@ class Agent:
             task.setdefault("stoppingAt", now)
             task["stoppedAt"] = now
             task["executionStoppedAt"] = task.get("executionStoppedAt") or now
-            task["stoppedReason"] = reasons.DAEMON_RESTARTED
+            # A stop asked for before the crash (StopTask's reason) is why the task stopped.
+            task.setdefault("stoppedReason", reasons.DAEMON_RESTARTED)
             for c in task["containers"]:
                 if c["lastStatus"] != "STOPPED":
                     c["lastStatus"] = "STOPPED"
@@ -421,3 +453,6 @@ class Agent:
         if jobs:
             await asyncio.wait(jobs, timeout=grace + 5)
         self.logs.flush()
+        if self._retry is not None:
+            self._retry.cancel()
+        self._save_unsaved()
