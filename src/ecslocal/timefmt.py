@@ -19,7 +19,7 @@ def iso8601(epoch: float, fraction: bool = False) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if fraction else "%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_timestamp(value: str | int | float | datetime) -> float:
+def parse_timestamp(value: object) -> float:
     """Epoch seconds of a timestamp as a request may carry it: epoch seconds (number or
     numeric string), ISO 8601 (``Z`` or an offset; naive means UTC), or a datetime. ValueError
     for anything else."""
@@ -31,6 +31,8 @@ def parse_timestamp(value: str | int | float | datetime) -> float:
         if not math.isfinite(value):
             raise ValueError(f"not a timestamp: {value!r}")
         return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"not a timestamp: {value!r}")
     text = value.strip()
     try:
         number = float(text)
