@@ -138,9 +138,9 @@ def test_run_task_applies_the_cluster_default_strategy(server: Server) -> None:
             {"capacityProvider": "FARGATE_SPOT", "weight": 1},
         ],
     )
-    td = ecs.register_task_definition(
-        **taskdef(uid("cpd"), container("m", "true"), **FARGATE_TD)
-    )["taskDefinition"]["taskDefinitionArn"]
+    td = ecs.register_task_definition(**taskdef(uid("cpd"), container("m", "true"), **FARGATE_TD))[
+        "taskDefinition"
+    ]["taskDefinitionArn"]
     tasks = ecs.run_task(cluster=name, taskDefinition=td, count=3)["tasks"]
     assert [t["launchType"] for t in tasks] == ["FARGATE"] * 3
     assert [t["capacityProviderName"] for t in tasks] == ["FARGATE", "FARGATE", "FARGATE_SPOT"]
