@@ -123,6 +123,24 @@ def test_create_cluster_keeps_capacity_providers_and_service_connect(server: Ser
         assert cluster["serviceConnectDefaults"] == {"namespace": "local-ns"}
 
 
+def test_describe_clusters_includes_settings_only_when_asked(server: Server) -> None:
+    """DescribeClusters.include: "If this field is omitted, this information isn't included."
+    SETTINGS adds the settings, CONFIGURATIONS the configuration (CreateCluster answers with
+    everything)."""
+    ecs = server.ecs()
+    name = uid("inc")
+    settings = [{"name": "containerInsights", "value": "enabled"}]
+    configuration = {"executeCommandConfiguration": {"logging": "DEFAULT"}}
+    created = ecs.create_cluster(clusterName=name, settings=settings, configuration=configuration)
+    assert created["cluster"]["settings"] == settings
+    assert created["cluster"]["configuration"] == configuration
+    plain = ecs.describe_clusters(clusters=[name])["clusters"][0]
+    assert "settings" not in plain and "configuration" not in plain
+    full = ecs.describe_clusters(clusters=[name], include=["SETTINGS", "CONFIGURATIONS"])
+    assert full["clusters"][0]["settings"] == settings
+    assert full["clusters"][0]["configuration"] == configuration
+
+
 def test_run_task_applies_the_cluster_default_strategy(server: Server) -> None:
     """RunTask with neither launchType nor capacityProviderStrategy uses the cluster's
     defaultCapacityProviderStrategy (RunTask API reference): FARGATE_SPOT gives launch type

@@ -46,6 +46,15 @@ MAX_OVERRIDES_CHARS = 8192  # RunTask.overrides: "A total of 8192 characters are
 DELETED = "DELETED"
 
 
+#: Cluster members DescribeClusters shows only when ``include`` names them.
+_INCLUDE_ONLY = {
+    "tags": "TAGS",
+    "settings": "SETTINGS",
+    "configuration": "CONFIGURATIONS",
+    "statistics": "STATISTICS",
+}
+
+
 class EcsApi(TaggingMixin):
     def __init__(
         self,
@@ -138,8 +147,12 @@ class EcsApi(TaggingMixin):
             else:
                 pending += 1
         view = {**cluster, "runningTasksCount": running, "pendingTasksCount": pending}
-        if "TAGS" not in include:  # "If TAGS is specified, the ... tags ... are included."
-            view.pop("tags", None)
+        # DescribeClusters.include: "If this field is omitted, this information isn't
+        # included": TAGS the tags, SETTINGS the settings, CONFIGURATIONS the configuration,
+        # STATISTICS the task and service counts by launch type.
+        for member, option in _INCLUDE_ONLY.items():
+            if option not in include:
+                view.pop(member, None)
         return view
 
     def create_cluster(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
@@ -149,7 +162,7 @@ class EcsApi(TaggingMixin):
         tags = check_tags(p.get("tags") or [])
         existing = self.store.get_cluster(name)
         if existing is not None and existing["status"] == "ACTIVE":
-            return {"cluster": self._cluster_view(existing, ["TAGS"])}
+            return {"cluster": self._cluster_view(existing, list(_INCLUDE_ONLY.values()))}
         cluster = self._new_cluster(name, tags, p)
         self.store.put_cluster(name, cluster)
         return {"cluster": cluster}
