@@ -97,6 +97,9 @@ def test_ecslocal_run_creates_the_default_cluster_once(fresh: Server, tmp_path: 
     assert fresh.ecs().list_clusters()["clusterArns"] == [
         "arn:aws:ecs:us-east-1:000000000000:cluster/default"
     ]
+    # As the console's new clusters, with both Fargate capacity providers.
+    default = fresh.ecs().describe_clusters()["clusters"][0]
+    assert default["capacityProviders"] == ["FARGATE", "FARGATE_SPOT"]
     second = fresh.cli("run", str(path))
     assert second.returncode == 0, second.stderr
     assert "created cluster" not in second.stderr
@@ -165,6 +168,22 @@ def test_run_task_applies_the_cluster_default_strategy(server: Server) -> None:
     described = ecs.describe_tasks(cluster=name, tasks=[tasks[2]["taskArn"]])["tasks"][0]
     assert described["capacityProviderName"] == "FARGATE_SPOT"
     ec2 = ecs.run_task(cluster=name, taskDefinition=td, launchType="EC2")["tasks"][0]
+    # A strategy may name only the providers associated with the cluster (ECS's words,
+    # dask/dask-cloudprovider#328).
+    bare = uid("bare")
+    ecs.create_cluster(clusterName=bare)
+    assert error(
+        ecs.run_task,
+        cluster=bare,
+        taskDefinition=td,
+        capacityProviderStrategy=[{"capacityProvider": "FARGATE_SPOT"}],
+    ) == (
+        "InvalidParameterException",
+        "The specified capacity provider strategy cannot contain a capacity provider that is not"
+        " associated with the cluster. Associate the capacity provider with the cluster or"
+        " specify a valid capacity provider and try again.",
+    )
+    assert ecs.list_tasks(cluster=bare)["taskArns"] == []
     assert ec2["launchType"] == "EC2" and "capacityProviderName" not in ec2
     ends = [stopped(ecs, name, t["taskArn"]) for t in [*tasks, ec2]]
     # The provider stays with the task to the end.

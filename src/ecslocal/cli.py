@@ -284,7 +284,9 @@ def _ensure_default_cluster(client: Client, cluster: str) -> None:
     found = client.ecs.describe_clusters(clusters=[cluster])["clusters"]
     if any(c.get("status") == "ACTIVE" for c in found):
         return
-    client.ecs.create_cluster(clusterName=cluster)
+    # "The console automatically associates the Fargate and Fargate Spot capacity providers
+    # with the cluster." (ECS Developer Guide, create-cluster-console-v2.html)
+    client.ecs.create_cluster(clusterName=cluster, capacityProviders=["FARGATE", "FARGATE_SPOT"])
     err_console.print(f"[dim]created cluster {cluster} (the account had none)[/dim]")
 
 

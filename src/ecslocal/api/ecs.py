@@ -339,9 +339,19 @@ class EcsApi(TaggingMixin):
             raise invalid_parameter(
                 "Specifying both a launch type and capacity provider strategy is not supported."
             )
+        found = self.store.get_cluster(cluster) or {}
         if not launch_type and not strategy:
-            found = self.store.get_cluster(cluster) or {}
             strategy = list(found.get("defaultCapacityProviderStrategy") or [])
+        associated = set(found.get("capacityProviders") or [])
+        if any(item.get("capacityProvider") not in associated for item in strategy):
+            # "A capacity provider must be associated with a cluster before being specified in
+            # a capacity provider strategy" (ECS Developer Guide, cluster-capacity-providers);
+            # ECS's words from dask/dask-cloudprovider#328 (FARGATE_SPOT on a cluster without).
+            raise invalid_parameter(
+                "The specified capacity provider strategy cannot contain a capacity provider"
+                " that is not associated with the cluster. Associate the capacity provider with"
+                " the cluster or specify a valid capacity provider and try again."
+            )
         return strategy
 
     def _launch_type(
