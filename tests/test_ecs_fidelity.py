@@ -236,5 +236,9 @@ def test_arns_use_the_region_partition(tmp_path: Path) -> None:
         ]
         other = "arn:aws:ecs:cn-north-1:000000000000:cluster/default"
         assert ecs.describe_clusters(clusters=[other])["clusters"] == []
+        logs = s.client("logs")
+        logs.create_log_group(logGroupName="cn-group")
+        group = logs.describe_log_groups(logGroupNamePrefix="cn-group")["logGroups"][0]
+        assert group["logGroupArn"] == "arn:aws-cn:logs:cn-north-1:000000000000:log-group:cn-group"
     finally:
         s.stop()
