@@ -24,16 +24,31 @@ READY = re.compile(r"ready on (http://127\.0\.0\.1:(\d+))")
 class Server:
     """One `ecslocal serve` process with its own data directory."""
 
-    def __init__(self, data_dir: Path, *extra: str) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *extra: str,
+        default_cluster: bool = True,
+        region: str = "us-east-1",
+    ) -> None:
         self.data_dir = data_dir
         self.extra = extra
+        self.region = region  # the daemon's (ECSLOCAL_REGION) and its clients'
+        #: ECS creates no cluster for an account (a fresh account's ListClusters is empty);
+        #: the tests that run tasks without naming a cluster get ``default`` created here, as
+        #: the console's first run creates it. ``default_cluster=False``: a fresh account.
+        self.default_cluster = default_cluster
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.port = 0
         self.output: list[str] = []
 
     def start(self, port: int = 0) -> Server:
-        env = {**os.environ, "ECSLOCAL_DATA_DIR": str(self.data_dir)}
+        env = {
+            **os.environ,
+            "ECSLOCAL_DATA_DIR": str(self.data_dir),
+            "ECSLOCAL_REGION": self.region,
+        }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ecslocal", "serve", "--port", str(port), *self.extra],
             cwd=ROOT,
@@ -59,6 +74,8 @@ class Server:
         import threading
 
         threading.Thread(target=self._drain, daemon=True).start()
+        if self.default_cluster and "--no-default-key" not in self.extra:
+            self.ecs().create_cluster(clusterName="default")  # idempotent on a restart
         return self
 
     def _drain(self) -> None:
@@ -101,7 +118,7 @@ class Server:
             service,
             aws_session_token=token,
             endpoint_url=self.url,
-            region_name="us-east-1",
+            region_name=self.region,
             aws_access_key_id=key[0],
             aws_secret_access_key=key[1],
             config=base.merge(config) if config is not None else base,

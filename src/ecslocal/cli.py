@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from ecslocal import __version__
+from ecslocal.api.ecs_refs import DEFAULT_CLUSTER
+from ecslocal.arns import task_id_of
 from ecslocal.errors import LocalApiError, TaskNotFound
 
 if TYPE_CHECKING:
@@ -296,9 +298,26 @@ def run(ctx: click.Context, taskdef: Path, cluster: str, env: tuple[str, ...],
     sys.exit(code)
 
 
+def _ensure_default_cluster(client: Client, cluster: str) -> None:
+    """Create the ``default`` cluster if the account has none, as the ECS console's first run
+    does: the API creates no cluster by itself (RunTask without one answers
+    ClusterNotFoundException), and `ecslocal run` should just run. Another cluster name is
+    the user's to create."""
+    if cluster != DEFAULT_CLUSTER:
+        return
+    found = client.ecs.describe_clusters(clusters=[cluster])["clusters"]
+    if any(c.get("status") == "ACTIVE" for c in found):
+        return
+    # "The console automatically associates the Fargate and Fargate Spot capacity providers
+    # with the cluster." (ECS Developer Guide, create-cluster-console-v2.html)
+    client.ecs.create_cluster(clusterName=cluster, capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    err_console.print(f"[dim]created cluster {cluster} (the account had none)[/dim]")
+
+
 def _run(client: Client, request: dict[str, Any], cluster: str, overrides: dict[str, Any],
          launch_type: str | None, detach: bool, tags: list[dict[str, str]]) -> int:
     try:
+        _ensure_default_cluster(client, cluster)
         td = client.ecs.register_task_definition(**request)["taskDefinition"]
         params: dict[str, Any] = {
             "cluster": cluster, "taskDefinition": td["taskDefinitionArn"], "startedBy": "ecslocal"
@@ -316,7 +335,7 @@ def _run(client: Client, request: dict[str, Any], cluster: str, overrides: dict[
         fail(f"RunTask failed: {response['failures']}")
     task = response["tasks"][0]
     task_arn = task["taskArn"]
-    task_id = task_arn.rsplit("/", 1)[-1]
+    task_id = task_id_of(task_arn)
     for warning in client.task_extras(task_id).get("diagnostics") or []:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", markup=True)
     if detach:

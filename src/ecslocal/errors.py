@@ -28,10 +28,6 @@ def cluster_not_found(message: str = "Cluster not found.") -> AwsError:
     return AwsError("ClusterNotFoundException", message)
 
 
-def server_exception(message: str) -> AwsError:
-    return AwsError("ServerException", message, status=500)
-
-
 class TaskNotFound(Exception):
     pass
 

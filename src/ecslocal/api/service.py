@@ -106,10 +106,6 @@ class Service:
         return self._model
 
     @property
-    def protocol(self) -> str:
-        return str(self.model.metadata["protocol"])
-
-    @property
     def auth_errors(self) -> AuthErrorCodes:
         return JSON_AUTH_ERRORS if self.target_prefix else QUERY_AUTH_ERRORS
 

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ecslocal import arns
 from ecslocal.auth import policy
 from ecslocal.auth.keys import AccessKey, KeyStore, new_unique_id
 from ecslocal.storage.db import Database, Schema
@@ -54,11 +55,17 @@ class Session:
 
 
 def role_name_from_arn(arn: str) -> tuple[str, str] | None:
-    """(account, role name) of ``arn:aws:iam::<account>:role/<path/>name``."""
-    parts = arn.split(":", 5)
-    if len(parts) != 6 or parts[:3] != ["arn", "aws", "iam"] or not parts[5].startswith("role/"):
+    """(account, role name) of ``arn:<partition>:iam::<account>:role/<path/>name``."""
+    parsed = arns.parse(arn)
+    if (
+        parsed is None
+        or not parsed.partition.startswith("aws")
+        or parsed.service != "iam"
+        or parsed.kind != "role"
+        or not parsed.name
+    ):
         return None
-    return parts[4], parts[5].rsplit("/", 1)[-1]
+    return parsed.account, parsed.name.rsplit("/", 1)[-1]
 
 
 class RoleStore:

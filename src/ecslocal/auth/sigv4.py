@@ -219,12 +219,6 @@ def credential_parts(headers: Mapping[str, str], query: Mapping[str, str]) -> li
     return parts if len(parts) == 5 else None
 
 
-def credential_scope_service(headers: Mapping[str, str], query: Mapping[str, str]) -> str | None:
-    """The service name in the request's credential scope, if the request is signed."""
-    parts = credential_parts(headers, query)
-    return parts[3] if parts else None
-
-
 def parse(
     method: str,
     raw_path: str,

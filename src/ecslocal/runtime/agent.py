@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ecslocal import arns
 from ecslocal.clock import Clock
 from ecslocal.config import Config
 from ecslocal.endpoints.credentials import CredentialsManager
@@ -167,7 +168,7 @@ class Agent:
         cluster_name = cluster_arn.rsplit("/", 1)[-1]
         task_id = secrets.token_hex(16)
         region, account = self.config.region, self.config.account_id
-        task_arn = f"arn:aws:ecs:{region}:{account}:task/{cluster_name}/{task_id}"
+        task_arn = arns.build("ecs", region, account, f"task/{cluster_name}/{task_id}")
         now = self.clock.time()
         warp = self._time_warp(task_id, tags, now)
         try:

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from ecslocal import arns
 from ecslocal.clock import Clock
 from ecslocal.runtime import reasons
 from ecslocal.runtime.backends.base import (
@@ -378,8 +379,8 @@ def new_container_doc(
 ) -> dict[str, Any]:
     task_id = task_arn.rsplit("/", 1)[-1]
     doc: dict[str, Any] = {
-        "containerArn": (
-            f"arn:aws:ecs:{region}:{account}:container/{cluster_name}/{task_id}/{uuid.uuid4()}"
+        "containerArn": arns.build(
+            "ecs", region, account, f"container/{cluster_name}/{task_id}/{uuid.uuid4()}"
         ),
         "taskArn": task_arn,
         "name": definition["name"],
