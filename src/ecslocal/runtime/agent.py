@@ -19,6 +19,7 @@ from ecslocal.endpoints.ratelimit import TaskRateLimits
 from ecslocal.errors import invalid_parameter
 from ecslocal.runtime import reasons
 from ecslocal.runtime.backends.base import Backend
+from ecslocal.runtime.events import Event, EventBus, TaskStateChanged
 from ecslocal.runtime.logs import LogRouter, awslogs_destination
 from ecslocal.runtime.task import ContainerRun, TaskRun, new_container_doc
 from ecslocal.runtime.timewarp import (
@@ -144,6 +145,10 @@ class Agent:
         self.timewarps = TimeWarps()
         #: One request budget per task for all its endpoints (credentials, metadata, agent API).
         self.rate_limits = TaskRateLimits(clock, enabled=config.credentials_rate_limit)
+        #: What the engine says happened (runtime/events.py). The store writer subscribes
+        #: first, synchronously: a task's new version is stored before anyone else sees it.
+        self.events = EventBus()
+        self.events.subscribe(self._persist, [TaskStateChanged], critical=True)
 
     # -- start ------------------------------------------------------------------------------
     def start_task(
@@ -220,7 +225,7 @@ class Agent:
             backend=self.backend,
             clock=self.clock,
             logs=self.logs,
-            save=self._save,
+            events=self.events,
             default_stop_timeout=self.config.default_stop_timeout,
             task_clock=warp.clock if warp is not None else None,
         )
@@ -368,6 +373,13 @@ class Agent:
     def _save(self, run: TaskRun) -> None:
         self.store.put_task(run.task_id, run.task, run.recovery_records())
 
+    def _persist(self, event: Event) -> None:
+        run = self.tasks.get(event.task_id)
+        if run is None:  # every version is made while the task is in self.tasks
+            log.error("task %s: version %d not stored: no such task", event.task_id, event.version)
+            return
+        self._save(run)
+
     # -- queries and stop --------------------------------------------------------------------
     def get_task(self, task_id: str) -> dict[str, Any] | None:
         live = self.tasks.get(task_id)
@@ -421,3 +433,4 @@ class Agent:
         if jobs:
             await asyncio.wait(jobs, timeout=grace + 5)
         self.logs.flush()
+        self.events.close()
