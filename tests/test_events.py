@@ -300,3 +300,24 @@ def test_a_failing_subscriber_does_not_stop_the_engine(threaded: ThreadedDaemon)
     assert calls.count("TaskStateChanged") == task["version"]
     assert "ContainerStateChanged" in calls
     assert stored_first and all(event == stored for event, stored in stored_first), stored_first
+
+
+def test_an_open_stream_ends_when_the_daemon_stops(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir(mode=0o700)
+    threaded = ThreadedDaemon(Config(data_dir=tmp_path / "data", port=0))
+    url = threaded.start()
+    lines: list[bytes] = []
+    try:
+        response = urllib.request.urlopen(signed(f"{url}/_ecslocal/v1/events"), timeout=120)
+    except BaseException:
+        threaded.stop()
+        raise
+    with response:
+        reader = threading.Thread(target=lambda: lines.extend(response))
+        reader.start()
+        # Agent.shutdown closes the bus: the stream ends (end of chunked body), so the HTTP
+        # server's cleanup is not held up by a reader that would follow forever.
+        threaded.stop()
+        reader.join(timeout=60)
+        assert not reader.is_alive()
+    assert all(not line.strip() for line in lines)
