@@ -87,6 +87,9 @@ def test_a_task_life_as_events_in_order(server: Server) -> None:
         "STOPPED",
     ]
     assert task_events[-1] == events[-1]  # the stream ends with the STOPPED event
+    created, pulled = task_events[0], task_events[1]
+    assert "createdAt" in created and "pullStoppedAt" not in created
+    assert pulled["lastStatus"] == "PENDING" and pulled["pullStartedAt"] <= pulled["pullStoppedAt"]
 
     # One TaskStateChanged per version, versions strictly increasing; the container and
     # health events that follow one carry its version.
