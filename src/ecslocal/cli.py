@@ -456,6 +456,26 @@ def logs(ctx: click.Context, task: str, follow: bool, container: str | None, clu
             printer.line(event)
 
 
+@cli.command()
+@click.argument("task", required=False)
+@click.option("--until", default=None, metavar="STATUS",
+              help="Stop once the task reaches STATUS (RUNNING, STOPPED, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print each event as JSON (NDJSON).")
+@click.option("--cluster", default="default", show_default=True)
+@click.pass_context
+def events(ctx: click.Context, task: str | None, until: str | None, as_json: bool,
+           cluster: str) -> None:
+    """Stream the engine's task and container events: TASK's from its start (ARN, id or
+    unique prefix), else every task's from now on."""
+    from ecslocal.client import event_line
+
+    client = connect(ctx.obj["port"])
+    task_id = _resolve(client, task, cluster).rsplit("/", 1)[-1] if task else None
+    with contextlib.suppress(KeyboardInterrupt):
+        for event in client.events(task_id, until):
+            print(json.dumps(event) if as_json else event_line(event), flush=True)
+
+
 def _resolve(client: Client, task: str, cluster: str) -> str:
     try:
         return client.resolve_task(task, cluster)

@@ -45,6 +45,27 @@ def _message(error: urllib.error.HTTPError) -> str:
         return f"HTTP {error.code} from the ecslocal API"
 
 
+def event_line(e: dict[str, Any]) -> str:
+    """One engine event (api/local_events.py) as a line: time, task, version, what changed."""
+    kind, what = e["type"], e.get("lastStatus") or e.get("healthStatus") or ""
+    if kind == "TaskStateChanged":
+        what = f"task {what} (desired {e['desiredStatus']})" + "".join(
+            f" {k}={e[k]!r}" for k in ("stopCode", "stoppedReason") if k in e
+        )
+    elif kind == "ContainerStateChanged":
+        exit_code = f" exitCode={e['exitCode']}" if "exitCode" in e else ""
+        what = f"container {e['name']} {what}{exit_code}" + (
+            f" reason={e['reason']!r}" if "reason" in e else ""
+        )
+    elif kind == "ContainerHealthChanged":
+        what = f"container {e['name']} health {what}"
+    elif kind == "TaskHealthChanged":
+        what = f"task health {what}"
+    else:
+        return f"{kind}: {e.get('message', '')}"
+    return f"{e['updatedAt']} {e['taskId'][:12]} v{e['version']} {what}"
+
+
 class Client:
     def __init__(self, url: str, region: str, key: tuple[str, str] = DEFAULT_ACCESS_KEY) -> None:
         self.url = url
@@ -115,6 +136,18 @@ class Client:
         with self._open("GET", path, timeout=None) as response:
             for line in response:
                 if line.strip():
+                    yield json.loads(line)
+
+    def events(
+        self, task_id: str | None = None, until: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The engine's events as they happen (api/local_events.py): one task's from its start,
+        or every task's from now on; until the client stops reading, or ``until`` a status."""
+        query = {k: v for k, v in (("task", task_id), ("until", until)) if v}
+        path = "/_ecslocal/v1/events" + (f"?{urllib.parse.urlencode(query)}" if query else "")
+        with self._open("GET", path, timeout=None) as response:
+            for line in response:
+                if line.strip():  # empty lines are the stream's heartbeats
                     yield json.loads(line)
 
     def oidc_token(self, subject: str, audience: str, ttl: int) -> dict[str, Any]:

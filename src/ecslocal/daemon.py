@@ -19,6 +19,7 @@ from ecslocal.api.ecs import EcsApi
 from ecslocal.api.iam import IamApi
 from ecslocal.api.local import LocalApi
 from ecslocal.api.local_auth import LocalAuth
+from ecslocal.api.local_events import EventStream
 from ecslocal.api.logs import LogsApi
 from ecslocal.api.server import AwsRouter, build_app
 from ecslocal.api.sts import StsApi
@@ -127,6 +128,7 @@ class Daemon:
                 faults=self.faults,
             ).routes(),
             *local_auth.protect(local.routes()),
+            *local_auth.protect(EventStream(self.agent.events, self.agent).routes()),
             *local_auth.protect(auth_routes.routes(oidc, self.keys, config.account_id, self.clock)),
             local_auth.fallback(),  # last: any other /_ecslocal/v1 path
         ]

@@ -20,6 +20,7 @@ from ecslocal.endpoints.ratelimit import TaskRateLimits
 from ecslocal.errors import invalid_parameter
 from ecslocal.runtime import reasons
 from ecslocal.runtime.backends.base import Backend
+from ecslocal.runtime.events import Event, EventBus, TaskStateChanged
 from ecslocal.runtime.logs import LogRouter, awslogs_destination
 from ecslocal.runtime.task import ContainerRun, TaskRun, new_container_doc
 from ecslocal.runtime.timewarp import (
@@ -151,6 +152,10 @@ class Agent:
         self.timewarps = TimeWarps()
         #: One request budget per task for all its endpoints (credentials, metadata, agent API).
         self.rate_limits = TaskRateLimits(clock, enabled=config.credentials_rate_limit)
+        #: What the engine says happened (runtime/events.py). The store writer subscribes
+        #: first, synchronously: a task's new version is stored before anyone else sees it.
+        self.events = EventBus()
+        self.events.subscribe(self._persist, [TaskStateChanged], critical=True)
 
     # -- start ------------------------------------------------------------------------------
     def start_task(
@@ -231,7 +236,7 @@ class Agent:
             backend=self.backend,
             clock=self.clock,
             logs=self.logs,
-            save=self._save,
+            events=self.events,
             default_stop_timeout=self.config.default_stop_timeout,
             task_clock=warp.clock if warp is not None else None,
         )
@@ -398,6 +403,13 @@ class Agent:
         for run in list(self._unsaved.values()):
             self._save(run)
 
+    def _persist(self, event: Event) -> None:
+        run = self.tasks.get(event.task_id)
+        if run is None:  # every version is made while the task is in self.tasks
+            log.error("task %s: version %d not stored: no such task", event.task_id, event.version)
+            return
+        self._save(run)
+
     # -- queries and stop --------------------------------------------------------------------
     def get_task(self, task_id: str) -> dict[str, Any] | None:
         live = self.tasks.get(task_id) or self._unsaved.get(task_id)
@@ -457,3 +469,4 @@ class Agent:
         if self._retry is not None:
             self._retry.cancel()
         self._save_unsaved()
+        self.events.close()
