@@ -98,7 +98,7 @@ class Daemon:
         sts = StsApi(config, self.roles, oidc, self.clock)
         iam = IamApi(self.roles, self.clock)
         services = [ecs.service(), logs_api.service(), sts.service(), iam.service()]
-        router = AwsRouter(services, authenticator, self.faults)
+        router = AwsRouter(services, authenticator, self.faults, config.body_timeout)
         extra = [
             *self.credentials.routes(),
             *MetadataEndpoint(self.agent, self.faults).routes(),
@@ -116,7 +116,10 @@ class Daemon:
             *auth_routes.routes(oidc, self.keys, config.account_id, self.clock),
         ]
         app = build_app(router, extra)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # keepalive_timeout doubles as the header timeout (ecslocal.api.server)
+        self.runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, keepalive_timeout=config.header_timeout
+        )
         await self.runner.setup()
         site = web.TCPSite(self.runner, config.host, config.port, reuse_address=True)
         await site.start()
