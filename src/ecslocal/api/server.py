@@ -113,7 +113,12 @@ class AwsRouter:
             return web.Response(status=408)  # never sent: the connection is gone
         if answer.abort:
             _drop(request)
-        return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+        headers = answer.headers
+        if request.method != "HEAD":
+            # aiohttp sets the length of the body it sends; a HEAD answer keeps the length of
+            # the body a GET would have sent (S3's HeadObject: a ContentLength header member).
+            headers.pop("Content-Length", None)
+        return web.Response(status=answer.status, body=answer.body, headers=headers)
 
 
 def _drop(request: web.Request) -> None:

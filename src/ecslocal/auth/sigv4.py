@@ -77,7 +77,10 @@ class SignedRequest:
         return f"{self.date}/{self.region}/{self.service}/aws4_request"
 
     def canonical_request(self) -> str:
-        path = quote(self.raw_path or "/", safe="/~")
+        # S3 signs the path as sent; every other service encodes it once more (the signing
+        # guide's "each path segment must be URI-encoded twice (except for Amazon S3)").
+        raw = self.raw_path or "/"
+        path = raw if self.service == "s3" else quote(raw, safe="/~")
         query = "&".join(
             f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(self.query_pairs)
         )
