@@ -14,7 +14,6 @@ and :meth:`SignedRequest.verify` checks the signature with its secret.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import hmac
 import re
@@ -53,7 +52,7 @@ class SigV4Error(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SignedRequest:
     access_key_id: str
     date: str  # YYYYMMDD of the scope
@@ -265,7 +264,8 @@ def with_payload(claims: SignedRequest, body: bytes) -> SignedRequest:
             Failure.BAD_SIGNATURE,
             "The provided 'x-amz-content-sha256' header does not match what was computed.",
         )
-    return dataclasses.replace(claims, payload_hash=claimed or payload)
+    claims.payload_hash = claimed or payload  # in place: replace() costs ~5 us a request
+    return claims
 
 
 def parse_claims(
