@@ -29,12 +29,19 @@ from botocore.exceptions import ClientError
 from multidict import CIMultiDict
 
 from ecslocal.api.gateway import Gateway, too_large
-from ecslocal.api.protocols import HttpRequest
+from ecslocal.api.protocols import HttpRequest, by_name
 from ecslocal.api.routing import UriTemplate, virtual_host_bucket
-from ecslocal.api.service import Service
+from ecslocal.api.service import (
+    JSON_AUTH_ERRORS,
+    QUERY_AUTH_ERRORS,
+    REST_JSON_AUTH_ERRORS,
+    REST_XML_AUTH_ERRORS,
+    Service,
+)
 from ecslocal.auth.authenticator import Authenticator
 from ecslocal.auth.caller import Caller
 from ecslocal.auth.keys import KeyStore
+from ecslocal.auth.sigv4 import Failure
 from ecslocal.clock import Clock
 from ecslocal.errors import AwsError
 from ecslocal.model.shapes import service_model
@@ -643,3 +650,26 @@ def test_virtual_hosted_bucket_hosts() -> None:
     assert virtual_host_bucket("s3.localhost") is None
     assert virtual_host_bucket("localhost") is None
     assert virtual_host_bucket("127.0.0.1") is None
+
+
+@pytest.mark.parametrize(
+    ("service", "protocol"),
+    [
+        ("ecr", "json"),
+        ("sqs", "json"),
+        ("elbv2", "query"),
+        ("sns", "query"),
+        ("lambda", "rest-json"),
+        ("s3", "rest-xml"),
+    ],
+)
+def test_the_next_services_have_a_protocol(service: str, protocol: str) -> None:
+    """The protocol is chosen by the model's metadata, as botocore names it."""
+    assert by_name(service_model(service).metadata["protocol"]).name == protocol
+
+
+def test_every_sigv4_failure_has_a_code_in_every_protocol() -> None:
+    for codes in (JSON_AUTH_ERRORS, QUERY_AUTH_ERRORS, REST_JSON_AUTH_ERRORS, REST_XML_AUTH_ERRORS):
+        for kind in Failure:
+            code, status = codes.of(kind)
+            assert code and status in (400, 403)

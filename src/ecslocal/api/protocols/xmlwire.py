@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree
 from xml.sax.saxutils import escape, quoteattr
 
-from ecslocal.api.protocols.values import scalar_from_text, scalar_to_text
+from ecslocal.api.protocols.values import format_timestamp, scalar_from_text, scalar_to_text
+from ecslocal.errors import AwsError
 
 if TYPE_CHECKING:
     from botocore.model import Shape
@@ -73,8 +74,6 @@ def write(value: Any, shape: Shape, tag: str, parts: list[str], millis: bool = F
             parts.append(f"</{tag}>")
     else:
         if kind == "timestamp" and millis and "timestampFormat" not in shape.serialization:
-            from ecslocal.api.protocols.values import format_timestamp
-
             text = str(format_timestamp(value, "iso8601", millis=True))
         else:
             text = scalar_to_text(value, shape, "iso8601")
@@ -137,8 +136,7 @@ def _read_flat(found: list[ElementTree.Element], shape: Shape, where: str, bad_c
 
 
 def parse_document(body: bytes, bad_code: str, message: str) -> ElementTree.Element:
-    from ecslocal.errors import AwsError
-
+    """The root of an XML body (expat refuses entity-expansion bombs since 2.4.1)."""
     try:
         return ElementTree.fromstring(body)
     except ElementTree.ParseError:
