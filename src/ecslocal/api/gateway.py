@@ -116,9 +116,11 @@ class FaultStage:
     async def __call__(self, ex: Exchange) -> HttpResponse | None:
         """None to go on, or the answer to give instead (``abort`` for ``refuse``)."""
         service = ex.route.service
-        if self.faults is None or service is None:
+        if self.faults is None or service is None or not self.faults.list():
             return None
-        credential = ex.route.credential
+        credential = ex.route.credential or sigv4.credential_parts(
+            ex.request.headers, dict(sigv4.parse_query_string(ex.request.query_string))
+        )
         task_id = self.task_of_key(credential[0]) if credential else None
         fault = self.faults.active(service.name, task_id)
         if fault is None:

@@ -123,7 +123,8 @@ class OperationRouter:
 @dataclass(frozen=True, slots=True)
 class Route:
     service: Service | None
-    #: The request's ``Credential`` parts ([key id, date, region, service, terminator]).
+    #: The request's ``Credential`` parts ([key id, date, region, service, terminator]) when
+    #: routing needed them (not for AWS JSON, which routes by target).
     credential: Sequence[str] | None
     #: For S3 virtual-hosted style: the bucket the host names.
     bucket: str | None = None
@@ -141,10 +142,10 @@ class ServiceRouter:
         }
 
     def route(self, headers: Mapping[str, str], query: Mapping[str, str], host: str) -> Route:
-        credential = sigv4.credential_parts(headers, query)
         target = headers.get("X-Amz-Target")
-        if target is not None:
-            return Route(self.by_target.get(target.rpartition(".")[0]), credential)
+        if target is not None:  # the scope is not needed to route (the faults stage reads it)
+            return Route(self.by_target.get(target.rpartition(".")[0]), None)
+        credential = sigv4.credential_parts(headers, query)
         if credential is not None:
             service = self.by_scope.get(credential[3])
             bucket = None
