@@ -87,6 +87,17 @@ class Config:
         default_factory=lambda: parse_access_keys(os.environ.get("ECSLOCAL_ACCESS_KEYS", ""))
     )
 
+    #: Seconds a client has to send a complete request head, counted from the connection's
+    #: start or the previous answer; also how long an idle keep-alive connection is kept
+    #: (nginx: client_header_timeout 60 s, keepalive_timeout 75 s).
+    header_timeout: float = field(
+        default_factory=lambda: float(os.environ.get("ECSLOCAL_HEADER_TIMEOUT", 60))
+    )
+    #: Seconds a client may stay silent while sending a body (nginx: client_body_timeout 60 s).
+    body_timeout: float = field(
+        default_factory=lambda: float(os.environ.get("ECSLOCAL_BODY_TIMEOUT", 60))
+    )
+
     #: Whether the well-known test/test key is accepted (``serve --no-default-key``: no).
     default_key: bool = True
 

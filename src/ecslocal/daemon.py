@@ -111,7 +111,7 @@ class Daemon:
         sts = StsApi(config, self.roles, oidc, self.clock)
         iam = IamApi(self.roles, self.clock)
         services = [ecs.service(), logs_api.service(), sts.service(), iam.service()]
-        router = AwsRouter(services, authenticator, self.faults)
+        router = AwsRouter(services, authenticator, self.faults, config.body_timeout)
         # ecslocal's own API takes signatures of the account's long-term keys only.
         local_auth = LocalAuth(authenticator)
         extra = [
@@ -133,7 +133,10 @@ class Daemon:
             local_auth.fallback(),  # last: any other /_ecslocal/v1 path
         ]
         app = build_app(router, extra)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # keepalive_timeout doubles as the header timeout (ecslocal.api.server)
+        self.runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, keepalive_timeout=config.header_timeout
+        )
         await self.runner.setup()
         site = web.TCPSite(self.runner, config.host, config.port, reuse_address=True)
         await site.start()
