@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import io
-import sqlite3
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,6 +45,7 @@ from ecslocal.auth.sigv4 import Failure
 from ecslocal.clock import Clock
 from ecslocal.errors import AwsError
 from ecslocal.model.shapes import service_model
+from ecslocal.storage.db import Database
 
 T0 = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 T1 = datetime(2026, 3, 4, 5, 6, 8, 250000, tzinfo=UTC)
@@ -109,8 +110,9 @@ TARGETS = {"ecs": "AmazonEC2ContainerServiceV20141113", "logs": "Logs_20140328"}
 class Wire:
     """An in-process gateway that boto3 clients talk to through their ``before-send`` hook."""
 
-    def __init__(self) -> None:
-        keys = KeyStore(sqlite3.connect(":memory:"))
+    def __init__(self, data_dir: Path) -> None:
+        self.db = Database(data_dir / "state.db")
+        keys = KeyStore(self.db)
         keys.add_long_term("test", "test", "000000000000", time.time())
         self.recorder = Recorder()
         services = [
@@ -179,11 +181,12 @@ class Wire:
 
     def close(self) -> None:
         self.loop.close()
+        self.db.close()
 
 
 @pytest.fixture(scope="module")
-def wire() -> Iterator[Wire]:
-    w = Wire()
+def wire(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wire]:
+    w = Wire(tmp_path_factory.mktemp("wire"))
     yield w
     w.close()
 
@@ -677,7 +680,7 @@ def test_every_sigv4_failure_has_a_code_in_every_protocol() -> None:
 
 # -- the aiohttp side: a rest service served over real HTTP -------------------------------------
 @pytest.fixture(scope="module")
-def live_s3() -> Iterator[tuple[str, Recorder]]:
+def live_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Recorder]]:
     """The daemon's app (ecslocal.api.server.build_app) with a test S3 service, on a loopback
     port in a thread of its own: rest routing at any path, HEAD lengths, streamed bodies."""
     import threading
@@ -686,7 +689,8 @@ def live_s3() -> Iterator[tuple[str, Recorder]]:
 
     from ecslocal.api.server import AwsRouter, build_app
 
-    keys = KeyStore(sqlite3.connect(":memory:", check_same_thread=False))
+    db = Database(tmp_path_factory.mktemp("live-s3") / "state.db")
+    keys = KeyStore(db)
     keys.add_long_term("test", "test", "000000000000", time.time())
     recorder = Recorder()
     s3 = Service("s3", recorder.handlers(SERVICES["s3"]), signing_name="s3")
@@ -703,6 +707,7 @@ def live_s3() -> Iterator[tuple[str, Recorder]]:
     asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=30)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(timeout=30)
+    db.close()
     loop.close()
 
 
