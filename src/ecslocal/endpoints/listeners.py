@@ -14,8 +14,11 @@ and new connections are refused) while the socket keeps its port, *if* the port 
 explicitly (``SOCK_BINDPORT_LOCK``; a port-0 autobind is given back), and ``listen()`` resumes
 on it. Checked on this machine (Linux 6.18): after ``shutdown`` a connect gets
 ``ECONNREFUSED`` and another ``bind`` to the port ``EADDRINUSE``; after ``listen`` it connects.
-So a listener finds a free port with a port-0 probe and binds it explicitly, without
-``SO_REUSEADDR`` (which would let another socket bind the port while it is not listening).
+So a listener finds a free port with a port-0 probe and binds it explicitly. It sets
+``SO_REUSEADDR``: without it ``listen()`` again fails with ``EADDRINUSE`` while connections it
+accepted before (open ones, or in ``TIME_WAIT``) still hold the port — also checked here. (The
+cost: while refusing, another ``SO_REUSEADDR`` socket could bind that very port; a listener
+that cannot listen again says so in the log and tries at the next change.)
 
 Every listener serves the daemon's one aiohttp app (its ``web.Server`` is the protocol factory
 of each accepted connection), so the routes, middlewares and shutdown are the same as on the
@@ -61,6 +64,7 @@ def bind_explicit(host: str, attempts: int = 20) -> socket.socket:
             probe.bind(address)
             port = probe.getsockname()[1]
         sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((address[0], port, *address[2:]))
         except OSError as exc:
@@ -92,7 +96,11 @@ class Listener:
     def listen(self) -> None:
         if self.listening or self.closed:
             return
-        self._sock.listen(BACKLOG)
+        try:
+            self._sock.listen(BACKLOG)
+        except OSError as exc:
+            log.error("listener %s:%s cannot listen again: %s", self.target, self.port, exc)
+            return
         self.listening = True
         self._accepting = asyncio.get_running_loop().create_task(self._accept())
 
