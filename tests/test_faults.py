@@ -21,6 +21,7 @@ from tests.conftest import (
     container,
     ecs_task_role,
     run_task,
+    run_to_end,
     task_logs,
     taskdef,
     wait_stopped,
@@ -360,3 +361,15 @@ def test_refused_credentials_are_a_connection_refused_for_botocore_and_for_one_t
     assert "Connection refused" in refused, refused
     assert "Could not connect to the endpoint URL" in refused, refused
     assert first_of_b.startswith("key ASIA"), first_of_b
+
+
+def test_sts_endpoint_of_the_task_unless_the_definition_names_its_own(server: Server) -> None:
+    """Containers get their task's STS listener in AWS_ENDPOINT_URL_STS; a definition that sets
+    AWS_ENDPOINT_URL keeps it for STS too (the service-specific variable would win over it)."""
+    show = container("app", 'echo "sts=$AWS_ENDPOINT_URL_STS all=$AWS_ENDPOINT_URL"')
+    own = {**show, "environment": [{"name": "AWS_ENDPOINT_URL", "value": "http://127.0.0.9:1"}]}
+    _, lines = run_to_end(server, "faults-sts-env", show)
+    m = re.fullmatch(r"sts=(http://127\.0\.0\.1:\d+) all=(\S+)", lines[-1])
+    assert m and m[2] == server.url and m[1] != server.url, lines
+    _, lines = run_to_end(server, "faults-sts-env-own", own)
+    assert lines[-1] == "sts= all=http://127.0.0.9:1", lines
