@@ -94,7 +94,12 @@ def test_endpoint_contract_and_errors(server: Server) -> None:
     try:
         uri, token = endpoint_of(server, first)
         other_uri, other_token = endpoint_of(server, second)
-        assert uri.startswith(f"{server.url}/v2/credentials/") and uri != other_uri
+        # Each task's endpoint has a listener of its own (a refuse fault closes it); the
+        # daemon's port answers the same path for host clients.
+        assert re.match(r"^http://127\.0\.0\.1:\d+/v2/credentials/[-0-9a-f]{36}$", uri), uri
+        assert uri != other_uri and not uri.startswith(server.url + "/")
+        path = uri[uri.index("/v2/credentials/") :]
+        assert fetch(server.url + path, token)[0] == 200
         assert token != other_token
 
         status, body = fetch(uri, token)
@@ -126,8 +131,11 @@ def test_endpoint_contract_and_errors(server: Server) -> None:
             ecs.stop_task(task=arn)
     for arn in (first, second):
         wait_stopped(ecs, arn)
-    # a stopped task's credentials id is gone
-    assert fetch(uri, token)[1]["code"] == "InvalidIdInRequest"
+    # a stopped task's credentials id is gone, and so is its listener
+    assert fetch(server.url + path, token)[1]["code"] == "InvalidIdInRequest"
+    with pytest.raises(urllib.error.URLError) as refused:
+        fetch(uri, token)
+    assert isinstance(refused.value.reason, ConnectionRefusedError)
 
 
 def test_rate_limit_like_the_agent(server: Server) -> None:

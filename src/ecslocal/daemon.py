@@ -1,4 +1,8 @@
-"""The daemon: store, backend, agent and API wired together behind one HTTP listener.
+"""The daemon: store, backend, agent and API wired together behind one HTTP app.
+
+The app listens on the daemon's port (host clients: every AWS API, the local API, IMDS, and the
+task endpoints too) and on each task's own listeners for its credentials, metadata and STS
+endpoints (:mod:`ecslocal.endpoints.tasks`), which ``refuse`` faults close.
 
 ``Daemon.start()`` inside a running event loop serves in that loop (``ecslocal serve``);
 :class:`ThreadedDaemon` runs one in a background thread (``ecslocal run`` when no daemon is up).
@@ -29,11 +33,17 @@ from ecslocal.auth.oidc import OidcIssuer
 from ecslocal.auth.roles import RoleStore
 from ecslocal.clock import Clock
 from ecslocal.config import DEFAULT_ACCESS_KEY, Config
+from ecslocal.endpoints.app import TaskEndpointApps
 from ecslocal.endpoints.credentials import CredentialsManager
+from ecslocal.endpoints.credentials_handler import MOUNT as CREDENTIALS_MOUNT
+from ecslocal.endpoints.credentials_handler import CredentialsEndpoint
 from ecslocal.endpoints.faults import Faults
 from ecslocal.endpoints.faults import routes as fault_routes
 from ecslocal.endpoints.imds import InstanceMetadata
+from ecslocal.endpoints.listeners import Listeners, url_host
 from ecslocal.endpoints.metadata import MetadataEndpoint
+from ecslocal.endpoints.ratelimit import TaskRateLimits
+from ecslocal.endpoints.tasks import TaskEndpoints
 from ecslocal.runtime.agent import Agent
 from ecslocal.runtime.backends.process import ProcessBackend
 from ecslocal.runtime.backends.spool import Spool
@@ -57,6 +67,7 @@ class Daemon:
         self.keys: KeyStore | None = None
         self.roles: RoleStore | None = None
         self.spool: Spool | None = None
+        self.task_endpoints: TaskEndpoints | None = None
 
     @property
     def url(self) -> str:
@@ -64,12 +75,7 @@ class Daemon:
         when it listens on every address (botocore accepts only loopback literals or the
         ECS/EKS hosts in a plain-http AWS_CONTAINER_CREDENTIALS_FULL_URI)."""
         assert self.address is not None
-        host = self.address[0]
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        elif ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.address[1]}"
+        return f"http://{url_host(self.address[0])}:{self.address[1]}"
 
     async def start(self) -> tuple[str, int]:
         config = self.config
@@ -96,14 +102,13 @@ class Daemon:
         self.roles = RoleStore(self.store.db, self.keys, config.account_id)
         self.faults = Faults(self.clock)
         self.credentials = CredentialsManager(
-            self.store.db,
-            self.roles,
-            self.clock,
-            default_ttl=config.credential_ttl,
-            limits=self.agent.rate_limits,
-            faults=self.faults,
+            self.store.db, self.roles, self.clock, default_ttl=config.credential_ttl
         )
-        self.agent.credentials = self.credentials
+        # One request budget per task for all its endpoints (credentials, metadata, agent API).
+        limits = TaskRateLimits(self.clock, enabled=config.credentials_rate_limit)
+        listeners = Listeners(self.faults, self.clock, config.host)
+        self.task_endpoints = TaskEndpoints(self.credentials, limits, listeners)
+        self.agent.endpoints = self.task_endpoints
         ecs = EcsApi(config, self.store, self.agent, self.clock, self.roles)
         local = LocalApi(self.store, self.agent, logs, self.backend.describe())
         logs_api = LogsApi(config, self.store, self.clock)
@@ -115,29 +120,37 @@ class Daemon:
         # ecslocal's own API takes signatures of the account's long-term keys only.
         local_auth = LocalAuth(authenticator)
         extra = [
-            *self.credentials.routes(),
-            *MetadataEndpoint(self.agent, self.faults).routes(),
             *local_auth.protect(fault_routes(self.faults, self.credentials.expire_now)),
-            *InstanceMetadata(
-                self.roles,
-                self.clock,
-                config.region,
-                instance_seed=str(config.data_dir),
-                instance_role_arn=config.instance_role_arn,
-                allow_v1=config.imds_v1,
-                faults=self.faults,
-            ).routes(),
             *local_auth.protect(local.routes()),
             *local_auth.protect(EventStream(self.agent.events, self.agent).routes()),
             *local_auth.protect(auth_routes.routes(oidc, self.keys, config.account_id, self.clock)),
             local_auth.fallback(),  # last: any other /_ecslocal/v1 path
         ]
-        app = build_app(router, extra)
+        # The container-facing endpoints: sub-apps behind one fault and rate-limit pipeline.
+        endpoints = TaskEndpointApps(self.faults, limits)
+        credentials = CredentialsEndpoint(self.credentials)
+        endpoints.mount(CREDENTIALS_MOUNT, credentials.resolve, credentials.routes())
+        metadata = MetadataEndpoint(self.agent)
+        endpoints.mount("/v3", metadata.resolve, metadata.routes())
+        endpoints.mount("/v4", metadata.resolve, metadata.routes())
+        endpoints.mount("/api", metadata.resolve_agent_api, metadata.agent_api_routes())
+        imds = InstanceMetadata(
+            self.roles,
+            self.clock,
+            config.region,
+            instance_seed=str(config.data_dir),
+            instance_role_arn=config.instance_role_arn,
+            allow_v1=config.imds_v1,
+        )
+        endpoints.mount("/latest", imds.resolve, imds.routes())
+        app = build_app(router, extra, endpoints.add_to)
         # keepalive_timeout doubles as the header timeout (ecslocal.api.server)
         self.runner = web.AppRunner(
             app, access_log=None, handle_signals=False, keepalive_timeout=config.header_timeout
         )
         await self.runner.setup()
+        assert self.runner.server is not None
+        listeners.serve(self.runner.server)
         site = web.TCPSite(self.runner, config.host, config.port, reuse_address=True)
         await site.start()
         server = site._server
@@ -152,6 +165,8 @@ class Daemon:
     async def stop(self) -> None:
         if self.agent is not None:
             await self.agent.shutdown()
+        if self.task_endpoints is not None:
+            self.task_endpoints.close_all()
         if self.runner is not None:
             await self.runner.cleanup()
         if self.backend is not None:

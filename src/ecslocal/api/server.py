@@ -19,7 +19,7 @@ gateway's plain requests and bounds how long a client may take to send one:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -146,10 +146,19 @@ def with_body_timeout(route: web.RouteDef, timeout: float) -> web.RouteDef:
     return web.RouteDef(route.method, route.path, bounded, route.kwargs)
 
 
-def build_app(router: AwsRouter, extra_routes: list[web.RouteDef]) -> web.Application:
+def build_app(
+    router: AwsRouter,
+    extra_routes: list[web.RouteDef],
+    mount: Callable[[web.Application], None] | None = None,
+) -> web.Application:
+    """The daemon's app: the AWS API at ``/``, ``extra_routes``, whatever ``mount`` adds (the
+    container-facing sub-apps), and last the any-path route of the rest services, which would
+    otherwise shadow everything registered after it."""
     app = web.Application(client_max_size=CLIENT_MAX_SIZE)
     routes: list[Any] = [web.post("/", router.handle), web.get("/", router.handle)]
     app.add_routes([*routes, *(with_body_timeout(r, router.body_timeout) for r in extra_routes)])
+    if mount is not None:
+        mount(app)
     # rest services route by path: every path the other routes leave free
     app.router.add_route("*", "/{path:.*}", router.handle_path)
     return app
