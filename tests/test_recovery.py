@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
-from tests.conftest import Server, by_name, container, process_alive, run_task, taskdef, wait_for
+from tests.conftest import (
+    Server,
+    by_name,
+    container,
+    host_pids,
+    process_alive,
+    run_task,
+    taskdef,
+    wait_for,
+)
+
+
+def _marked(name: str, cmd: str) -> tuple[dict[str, object], str]:
+    """A container running ``cmd`` with a unique variable in its environment, and that
+    ``NAME=value`` (to find its processes on the host: ``$$`` inside is a namespace pid)."""
+    value = str(uuid.uuid4())
+    env = [{"name": "ECSLOCAL_TEST_MARK", "value": value}]
+    return container(name, cmd, environment=env), f"ECSLOCAL_TEST_MARK={value}"
 
 
 def test_kill_9_then_restart(fresh_server: Server, tmp_path: Path) -> None:
@@ -13,16 +31,15 @@ def test_kill_9_then_restart(fresh_server: Server, tmp_path: Path) -> None:
     ecs = server.ecs()
     pids = tmp_path / "pids"
     # A main process and a grandchild in its own session: both must die with the daemon.
-    cmd = (
-        f"setsid sh -c 'echo $$ >> {pids}; sleep 300' & "
-        f"echo $$ >> {pids}; sleep 300"
-    )
-    arn = run_task(ecs, taskdef("recover", container("app", cmd)))
+    cmd = f"setsid sh -c 'echo $$ >> {pids}; sleep 300' & echo $$ >> {pids}; sleep 300"
+    app, marker = _marked("app", cmd)
+    arn = run_task(ecs, taskdef("recover", app))
     wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and len(pids.read_text().split()) < 2:
         time.sleep(0.05)
-    procs = [int(p) for p in pids.read_text().split()]
+    seen = host_pids(marker)
+    procs = [seen[int(p)] for p in pids.read_text().split()]
     assert all(process_alive(p) for p in procs)
 
     server.kill9()
@@ -48,10 +65,11 @@ def test_clean_shutdown_stops_running_tasks(fresh_server: Server, tmp_path: Path
     server = fresh_server.start()
     ecs = server.ecs()
     pidfile = tmp_path / "pid"
-    arn = run_task(ecs, taskdef("shutdown", container("app", f"echo $$ > {pidfile}; sleep 300")))
+    app, marker = _marked("app", f"echo $$ > {pidfile}; sleep 300")
+    arn = run_task(ecs, taskdef("shutdown", app))
     wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING" and pidfile.exists())
     time.sleep(0.1)
-    pid = int(pidfile.read_text())
+    pid = host_pids(marker)[int(pidfile.read_text())]
     server.stop()
     assert not process_alive(pid)
     restarted = Server(server.data_dir).start()
@@ -61,3 +79,52 @@ def test_clean_shutdown_stops_running_tasks(fresh_server: Server, tmp_path: Path
         assert "shutting down" in task["stoppedReason"]
     finally:
         restarted.stop()
+
+
+def test_recovery_never_kills_a_stranger(fresh_server: Server) -> None:
+    """A restarted daemon checks a stored container's identity (boot, start time, PID
+    namespace) before it kills anything: a decoy now holding the stored pid and process group
+    survives recovery."""
+    import json
+    import sqlite3
+    import subprocess
+
+    server = fresh_server.start()
+    ecs = server.ecs()
+    app, marker = _marked("app", "sleep 300")
+    arn = run_task(ecs, taskdef("stranger", app))
+    wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
+    server.kill9()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and host_pids(marker):
+        time.sleep(0.05)
+    # The container is gone; a stranger (its own session and group) takes over its slot: the
+    # stored record is pointed at it, as PID reuse after a crash or a reboot would.
+    decoy = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        db = sqlite3.connect(server.data_dir / "state.db")
+        task_id = arn.rsplit("/", 1)[-1]
+        (runtime,) = db.execute(
+            "SELECT runtime FROM tasks WHERE task_id = ?", (task_id,)
+        ).fetchone()
+        records = json.loads(runtime)
+        assert records, "no recovery record was stored"
+        for record in records.values():
+            for key, value in record.items():
+                if key.endswith(("pid", "pgid")) and isinstance(value, int):
+                    record[key] = decoy.pid
+        db.execute("UPDATE tasks SET runtime = ? WHERE task_id = ?", (json.dumps(records), task_id))
+        db.commit()
+        db.close()
+        restarted = Server(server.data_dir).start()
+        try:
+            assert (
+                restarted.ecs().describe_tasks(tasks=[arn])["tasks"][0]["lastStatus"] == "STOPPED"
+            )
+            time.sleep(0.2)
+            assert decoy.poll() is None, "recovery killed a process that was not the container's"
+        finally:
+            restarted.stop()
+    finally:
+        decoy.kill()
+        decoy.wait()

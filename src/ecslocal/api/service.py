@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from botocore.model import OperationModel, ServiceModel, Shape
 
 
-
 @dataclass(frozen=True)
 class AuthErrorCodes:
     """How a protocol family names SigV4 failures (JSON services vs query services)."""

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from botocore.model import Shape
 
 
-
 _NUMBER_TYPES = ("integer", "long", "float", "double")
 
 

@@ -15,19 +15,26 @@ import asyncio
 import contextlib
 import errno
 import os
+import shutil
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ecslocal.clock import Clock
 from ecslocal.runtime.backends.base import (
     CannotStartContainer,
+    Capabilities,
     ContainerSpec,
     ExecResult,
     ExitStatus,
     LogCallback,
+    RunnableImage,
+    SandboxUnavailable,
 )
+from ecslocal.runtime.backends.namespaces import NamespaceMode, probe
+from ecslocal.runtime.backends.sandbox import ProcessSandbox
 from ecslocal.runtime.memory import (
     RSS_POLL_SECONDS,
     CgroupGroup,
@@ -35,7 +42,7 @@ from ecslocal.runtime.memory import (
     tree_cpu_seconds,
     tree_rss_bytes,
 )
-from ecslocal.runtime.reaper import ReaperClient
+from ecslocal.runtime.reaper import ReaperClient, boot_id, identity, kill_entry, start_time
 
 MAX_LINE = 16 * 1024  # Docker splits log lines longer than 16 KiB
 EXEC_OUTPUT_LIMIT = 4096  # Docker keeps at most 4 KiB of health check output
@@ -116,8 +123,13 @@ class _Collector(asyncio.Protocol):
             self.closed.set_result(None)
 
 
-def _exit_future(proc: subprocess.Popen[bytes]) -> asyncio.Future[int]:
-    """A future for ``proc``'s exit code (Docker's convention: 128 + signal if signalled)."""
+def _exit_future(
+    proc: subprocess.Popen[bytes], before_reap: Callable[[], None] | None = None
+) -> asyncio.Future[int]:
+    """A future for ``proc``'s exit code (Docker's convention: 128 + signal if signalled).
+
+    ``before_reap`` runs once ``proc`` has exited but before it is reaped: its pid (and so its
+    process group id) cannot be reused yet, so a group kill there cannot hit a stranger."""
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[int] = loop.create_future()
     pidfd = os.pidfd_open(proc.pid)
@@ -125,12 +137,77 @@ def _exit_future(proc: subprocess.Popen[bytes]) -> asyncio.Future[int]:
     def on_exit() -> None:
         loop.remove_reader(pidfd)
         os.close(pidfd)
+        if before_reap is not None:
+            before_reap()
         code = proc.wait()
         if not fut.done():
             fut.set_result(128 - code if code < 0 else code)
 
     loop.add_reader(pidfd, on_exit)
     return fut
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
+            return [int(c) for c in f.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class StartedInNamespace:
+    """A container's command as it started in its namespaces (see :mod:`.namespaces`)."""
+
+    mode: NamespaceMode
+    #: The exit code of the ``unshare`` process (the container's, as its init exits with it).
+    exit_code: asyncio.Future[int]
+    failed: bool = False
+    #: Why the app's exec failed (from the init's report), None if unknown.
+    errno: int | None = None
+    #: The namespace's init on the host, a pidfd on it, its identity; None once it is gone.
+    init_pid: int | None = None
+    init_pidfd: int = -1
+    init_identity: dict[str, Any] = field(default_factory=dict)
+    #: The container's command (the init's child) on the host.
+    app_pid: int | None = None
+
+
+async def _read_report(fd: int) -> bytes:
+    """One line from the pipe ``fd`` (without its newline), or what came before end-of-file;
+    then ``fd`` is closed. ``unshare`` keeps the write end open while it runs, so the init's
+    report is a line, and end-of-file means the chain exited before the init reported."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[bytes] = loop.create_future()
+    data = bytearray()
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 256)
+        except BlockingIOError:
+            return
+        data.extend(chunk)
+        if chunk and b"\n" not in data:
+            return
+        loop.remove_reader(fd)
+        done.set_result(bytes(data).split(b"\n", 1)[0])
+
+    os.set_blocking(fd, False)
+    loop.add_reader(fd, readable)
+    try:
+        return await done
+    finally:
+        if not done.done():
+            loop.remove_reader(fd)
+        os.close(fd)
 
 
 def _docker_env(env: dict[str, str]) -> dict[str, str]:
@@ -142,7 +219,9 @@ def _docker_env(env: dict[str, str]) -> dict[str, str]:
 
 
 class ProcessContainer:
-    """A container running as a local process group."""
+    """A container: a local process tree, in PID + mount namespaces of its own where the
+    machine allows it (then ``proc`` is the ``unshare`` process, ``init_pid`` the namespace's
+    init and ``app_pid`` the container's command)."""
 
     def __init__(
         self,
@@ -154,6 +233,8 @@ class ProcessContainer:
         clock: Clock,
         rss_limit_mib: int | None,
         attached: asyncio.Future[None] | None = None,
+        *,
+        namespace: StartedInNamespace | None = None,
     ) -> None:
         self.spec = spec
         self.proc = proc
@@ -162,11 +243,18 @@ class ProcessContainer:
         self.reaper = reaper
         self.clock = clock
         self._pid = proc.pid
+        self._namespaces = namespace.mode if namespace else None
+        self._init_pid = namespace.init_pid if namespace else None
+        self._init_identity = namespace.init_identity if namespace else {}
+        # A pidfd names the init for good: signals through it cannot reach a reused pid.
+        self._init_pidfd = namespace.init_pidfd if namespace else -1
+        self._app_pid = (namespace.app_pid if namespace else None) or self._init_pid or proc.pid
+        self._start = start_time(proc.pid)
         self._env = _docker_env(dict(spec.env))  # reused by every exec (health checks)
         self._attached = attached
         self._oom_at_start = group.oom_kills() if group else 0
         self._rss_oom = False
-        self._exit = _exit_future(proc)
+        self._exit = namespace.exit_code if namespace else _exit_future(proc, self._kill_group)
         self._watchdog: asyncio.Task[None] | None = None
         if rss_limit_mib:
             self._watchdog = asyncio.get_running_loop().create_task(
@@ -180,13 +268,10 @@ class ProcessContainer:
     def runtime_id(self) -> str:
         return self.spec.runtime_id
 
-    @property
-    def pid(self) -> int:
-        return self._pid
-
     async def _rss_watchdog(self, limit: int) -> None:
+        # The app's tree only: the namespace's init is ecslocal's, not the container's.
         while not self._exit.done():
-            if tree_rss_bytes(self._pid) > limit:
+            if tree_rss_bytes(self._app_pid) > limit:
                 self._rss_oom = True
                 self.kill()
                 return
@@ -204,11 +289,12 @@ class ProcessContainer:
         # The main process is gone: like a container's PID 1, it takes everything with it.
         self.kill()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                asyncio.gather(*(r.closed for r in self.readers)), DRAIN_SECONDS
-            )
+            await asyncio.wait_for(asyncio.gather(*(r.closed for r in self.readers)), DRAIN_SECONDS)
         if self.group is not None:
             await asyncio.to_thread(self.group.remove)
+        if self._init_pidfd >= 0:
+            os.close(self._init_pidfd)
+            self._init_pidfd = -1
         if self.reaper is not None:
             self.reaper.forget(self.runtime_id)
         if oom:
@@ -219,31 +305,69 @@ class ProcessContainer:
         return await asyncio.shield(self._result)
 
     def signal(self, sig: int) -> None:
-        if self.proc.returncode is None:
+        if self.proc.returncode is not None:
+            return
+        if self._init_pidfd >= 0:  # the init forwards it to the app
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self._pid, sig)
+                signal.pidfd_send_signal(self._init_pidfd, sig)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._pid, sig)
 
-    def kill(self) -> None:
+    def _kill_group(self) -> None:
+        """SIGKILL the process group while its leader is unreaped (so still ours)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._pid, signal.SIGKILL)
+
+    def kill(self) -> None:
+        if self._init_pidfd >= 0:  # the namespace ends with its init
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._init_pidfd, signal.SIGKILL)
+        if self.proc.returncode is None:
+            self._kill_group()
         if self.group is not None:
             self.group.kill_all()
 
     def stats(self) -> dict[str, Any]:
-        memory = self.group.usage_bytes() if self.group else tree_rss_bytes(self._pid)
+        pid = self._app_pid
+        memory = self.group.usage_bytes() if self.group else tree_rss_bytes(pid)
         return {
             "memory_bytes": memory,
-            "cpu_seconds": tree_cpu_seconds(self._pid),
+            "cpu_seconds": tree_cpu_seconds(pid),
             "pids": len(self.group.pids()) if self.group else 1,
         }
 
     async def exec(self, argv: Sequence[str], timeout: float) -> ExecResult:
-        return await run_command(argv, env=self._env, cwd=self.spec.working_dir, timeout=timeout)
+        if self._namespaces is None or self._init_pid is None:
+            return await run_command(
+                argv, env=self._env, cwd=self.spec.working_dir, timeout=timeout
+            )
+        # Run it where the container is (its PID and mount namespaces: its /proc, its view
+        # of processes). Found on the container's PATH first, so a missing command fails as
+        # it did before: not run at all.
+        if not list(argv) or not shutil.which(argv[0], path=self._env.get("PATH")):
+            name = argv[0] if argv else ""
+            missing = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+            return ExecResult(exit_code=None, output=f"exec failed: {missing}")
+        cwd = self.spec.working_dir or os.getcwd()
+        wrapped = self._namespaces.enter(self._init_pid, list(argv), cwd)
+        return await run_command(wrapped, env=self._env, cwd=None, timeout=timeout)
 
     def recovery_record(self) -> dict[str, Any]:
+        return self._record()
+
+    def _record(self) -> dict[str, Any]:
+        """The container's identity: boot, the group leader's start time, the namespace's
+        init and its PID-namespace inode, the cgroup. Recovery kills nothing that does not
+        match (see :func:`ecslocal.runtime.reaper.kill_entry`)."""
         return {
+            "boot": boot_id(),
             "pid": self._pid,
             "pgid": self._pid,
+            "start": self._start,
+            "init_pid": self._init_pid,
+            "init_start": self._init_identity.get("start"),
+            "pidns": self._init_identity.get("pidns"),
             "cgroup": str(self.group.path) if self.group else None,
         }
 
@@ -265,19 +389,21 @@ async def run_command(
         )
     except OSError as exc:
         return ExecResult(exit_code=None, output=f"exec failed: {exc}")
-    exited = _exit_future(proc)
+
+    def kill_group() -> None:  # anything the command left behind, while the pgid is ours
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    exited = _exit_future(proc, kill_group)
     assert proc.stdout is not None
     _, collector = await loop.connect_read_pipe(_Collector, proc.stdout)
     try:
         code = await asyncio.wait_for(asyncio.shield(exited), timeout)
         timed_out = False
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        kill_group()
         code = await exited
         timed_out = True
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # anything the command left behind
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(collector.closed, DRAIN_SECONDS)
     output = collector.data.decode("utf-8", "replace")
@@ -285,7 +411,7 @@ async def run_command(
 
 
 class ProcessBackend:
-    """Runs each container as a local process group (the embedded default)."""
+    """Runs each container as a local process tree (the embedded default)."""
 
     name = "process"
 
@@ -293,9 +419,24 @@ class ProcessBackend:
         self.memory = memory
         self.clock = clock
         self.reaper = ReaperClient() if use_reaper else None
+        self.namespaces = probe()
+        self.capabilities = Capabilities(
+            memory_limits=memory.mode,
+            pid_namespace=self.namespaces.enabled,
+            mount_namespace=self.namespaces.enabled,
+        )
 
     def describe(self) -> str:
-        return f"process backend; memory limits: {self.memory.describe()}"
+        return f"process backend; memory limits: {self.memory.describe()}; {self.namespaces.reason}"
+
+    def create_sandbox(self, task_id: str) -> ProcessSandbox:
+        if self.reaper is not None and self.reaper.failure:
+            raise SandboxUnavailable(self.reaper.failure)
+        return ProcessSandbox(task_id, self.namespaces, self.memory)
+
+    async def resolve_image(self, image: str) -> RunnableImage:
+        # No image is unpacked: entryPoint + command run on the host ("host command").
+        return RunnableImage(reference=image)
 
     async def start(self, spec: ContainerSpec) -> ProcessContainer:
         argv = list(spec.argv)
@@ -305,10 +446,16 @@ class ProcessBackend:
                 f" image '{spec.image}' is not available locally and the container definition"
                 " has neither entryPoint nor command"
             )
+        namespaces = self.namespaces if self.namespaces.enabled else None
         group = self.memory.create(spec.task_id, spec.name, spec.memory_mib, spec.task_memory_mib)
+        report_r = report_w = -1
+        command = argv
+        if namespaces is not None:
+            report_r, report_w = os.pipe2(os.O_CLOEXEC)
+            command = namespaces.wrap(argv, report_w)
         try:
             proc = subprocess.Popen(
-                argv,
+                command,
                 env=_docker_env(dict(spec.env)),
                 cwd=spec.working_dir,
                 stdin=subprocess.DEVNULL,
@@ -316,28 +463,51 @@ class ProcessBackend:
                 stderr=subprocess.PIPE,
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=(report_w,) if report_w >= 0 else (),
             )
         except OSError as exc:
+            _close(report_r, report_w)
             if group is not None:
                 group.remove()
             reason = cannot_start_reason(exc, argv[0], spec.working_dir)
             raise CannotStartContainer(reason) from None
         except ValueError as exc:  # a NUL byte in argv or the environment
+            _close(report_r, report_w)
             if group is not None:
                 group.remove()
             raise CannotStartContainer(_CANNOT_START.format(detail=str(exc))) from None
+        _close(report_w)
+        cgroup = str(group.path) if group else None
         if self.reaper is not None:
             self.reaper.watch(
-                spec.runtime_id, proc.pid, str(group.path) if group else None
+                spec.runtime_id,
+                {
+                    "pid": proc.pid,
+                    "pgid": proc.pid,
+                    "start": start_time(proc.pid),
+                    "cgroup": cgroup,
+                },
             )
+        started = None
+        if namespaces is not None:
+            started = await self._namespace_started(proc, report_r)
+            if started.failed:
+                await started.exit_code
+                if group is not None:
+                    group.remove()
+                if self.reaper is not None:
+                    self.reaper.forget(spec.runtime_id)
+                raise CannotStartContainer(self._failed_reason(started.errno, argv[0], spec))
+        app_pid = started.app_pid if started else None
         attached = None
         if group is not None:
             # Joining a cgroup costs a kernel RCU grace period (see docs/runtime.md), so it
             # runs in a worker thread while the pipes are set up; the sweep also moves anything
             # forked meanwhile. start() returns (the container is RUNNING) only once it is in,
-            # so nothing the container forks can escape its memory limit or the reaper's kill.
+            # so nothing the container forks can escape its memory limit. With a namespace only
+            # the app's tree joins: the init is ecslocal's, and the namespace contains the rest.
             attached = asyncio.get_running_loop().run_in_executor(
-                None, group.attach_tree, proc.pid
+                None, group.attach_tree, app_pid or proc.pid
             )
         loop = asyncio.get_running_loop()
         readers = []
@@ -351,19 +521,60 @@ class ProcessBackend:
         rss_limit = limit if (group is None and self.memory.mode == "rss") else None
         if attached is not None:
             await attached
-        return ProcessContainer(
-            spec, proc, group, readers, self.reaper, self.clock, rss_limit, attached
+        container = ProcessContainer(
+            spec,
+            proc,
+            group,
+            readers,
+            self.reaper,
+            self.clock,
+            rss_limit,
+            attached,
+            namespace=started,
         )
+        if self.reaper is not None and started is not None:
+            self.reaper.watch(spec.runtime_id, container.recovery_record())
+        return container
+
+    async def _namespace_started(
+        self, proc: subprocess.Popen[bytes], report_r: int
+    ) -> StartedInNamespace:
+        """Wait for the namespace's init to report the app's exec, then find both on the host:
+        the init is ``unshare``'s child, the app the init's."""
+
+        def kill_group() -> None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+        started = StartedInNamespace(self.namespaces, _exit_future(proc, kill_group))
+        report = await _read_report(report_r)
+        if report != b"ok":
+            started.failed = True
+            started.errno = int(report) if report.isdigit() else None
+            return started
+        for init in _children(proc.pid):
+            try:
+                pidfd = os.pidfd_open(init)
+            except OSError:
+                continue  # exited meanwhile (the app did at once): nothing left to name
+            if _parent(init) != proc.pid:  # the pid was reused before the pidfd was taken
+                os.close(pidfd)
+                continue
+            started.init_pid, started.init_pidfd = init, pidfd
+            started.init_identity = identity(init)
+            app = _children(init)
+            started.app_pid = app[0] if app else None
+        return started
+
+    @staticmethod
+    def _failed_reason(err: int | None, argv0: str, spec: ContainerSpec) -> str:
+        if err is None:
+            return _CANNOT_START.format(detail="namespace init (unshare) exited before the exec")
+        exc = OSError(err, os.strerror(err), argv0)
+        return cannot_start_reason(exc, argv0, spec.working_dir)
 
     def reap(self, record: dict[str, Any]) -> bool:
-        found = False
-        pgid = record.get("pgid")
-        if pgid:
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-                found = True
-            except (ProcessLookupError, PermissionError):
-                pass
+        found = kill_entry(record)
         if record.get("cgroup"):
             group = self.memory.group_at(record["cgroup"])
             found = group.kill_all() or found
@@ -373,3 +584,10 @@ class ProcessBackend:
     async def close(self) -> None:
         if self.reaper is not None:
             await asyncio.to_thread(self.reaper.close)
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)

@@ -1,0 +1,101 @@
+"""PID + mount namespaces for the process backend's containers, through util-linux.
+
+Each container's command runs as::
+
+    setpriv --pdeathsig KILL -- unshare --pid --fork --kill-child --mount-proc
+        [--map-current-user] -- python -I -S nsinit.py FD argv…
+
+* ``setpriv --pdeathsig KILL``: the kernel SIGKILLs ``unshare`` when the daemon dies, however
+  it dies (``kill -9`` included); PR_SET_PDEATHSIG survives the exec of a non-setuid binary
+  (prctl(2)).
+* ``unshare --fork --kill-child``: ``unshare`` forks the namespace's first process and sets
+  PDEATHSIG=SIGKILL on it, so the chain daemon → unshare → init holds without help.
+* ``--pid``: the init (:mod:`.nsinit`) is the namespace's PID 1; when it exits the kernel
+  SIGKILLs every other process in the namespace (pid_namespaces(7)) — setsid, double forks and
+  all, with or without a cgroup.
+* ``--mount-proc``: a mount namespace with a fresh /proc of that PID namespace, so a container
+  sees only its own processes (not another task's /proc/PID/environ and its credentials token).
+* ``--map-current-user`` (non-root only): a user namespace, without which an unprivileged user
+  may not create the other two.
+
+Namespaces are per container, as Fargate's default (``pidMode`` unset): the containers of a
+task do not see each other's processes. :func:`probe` runs the chain once when the backend
+starts; if it does not work (or ``ECSLOCAL_PID_NAMESPACE=off``), containers run as plain
+process groups and :attr:`NamespaceMode.reason` says why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+INIT = str(Path(__file__).with_name("nsinit.py"))
+
+
+@dataclass(frozen=True)
+class NamespaceMode:
+    #: PID + mount namespaces (private /proc) per container are in force.
+    enabled: bool
+    #: Why (or why not), for the ``serve`` ready line.
+    reason: str
+    #: A user namespace too (non-root).
+    user: bool = False
+
+    def wrap(self, argv: list[str], report_fd: int) -> list[str]:
+        """The command line that runs ``argv`` as the app of a fresh namespace."""
+        return [*self._unshare(), sys.executable, "-I", "-S", INIT, str(report_fd), *argv]
+
+    def _unshare(self) -> list[str]:
+        flags = ["--pid", "--fork", "--kill-child", "--mount-proc"]
+        if self.user:
+            flags.append("--map-current-user")
+        return ["setpriv", "--pdeathsig", "KILL", "--", "unshare", *flags, "--"]
+
+    def enter(self, init_pid: int, argv: list[str], cwd: str) -> list[str]:
+        """Run ``argv`` inside the namespaces of the container whose init is ``init_pid``.
+
+        Entering a mount namespace moves the working directory to its root, so it is set
+        again (``--wd``); the file system is the host's in either namespace."""
+        flags = ["-t", str(init_pid), "--pid", "--mount", f"--wd={cwd}"]
+        if self.user:
+            flags += ["--user", "--preserve-credentials"]
+        return ["nsenter", *flags, "--", *argv]
+
+
+def probe() -> NamespaceMode:
+    """Check once, at backend start, that the namespace chain works on this machine."""
+    if os.environ.get("ECSLOCAL_PID_NAMESPACE", "on").lower() in ("off", "0", "false", "no"):
+        return NamespaceMode(False, "no PID namespace (ECSLOCAL_PID_NAMESPACE=off)")
+    missing = [tool for tool in ("setpriv", "unshare", "nsenter") if not shutil.which(tool)]
+    if missing:
+        return NamespaceMode(False, f"no PID namespace ({', '.join(missing)} not found)")
+    user = os.geteuid() != 0
+    mode = NamespaceMode(True, "", user=user)
+    r, w = os.pipe()
+    try:
+        done = subprocess.run(
+            mode.wrap(["true"], w),
+            pass_fds=(w,),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=20,
+        )
+        os.close(w)
+        w = -1
+        report = os.read(r, 64)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return NamespaceMode(False, f"no PID namespace (unshare failed: {exc})")
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    if done.returncode != 0 or report != b"ok\n":
+        detail = done.stderr.decode(errors="replace").strip().splitlines()
+        why = detail[-1] if detail else f"exit {done.returncode}"
+        return NamespaceMode(False, f"no PID namespace (unshare failed: {why})")
+    how = "unshare, user namespace" if user else "unshare"
+    return NamespaceMode(True, f"PID+mount namespaces per container, private /proc ({how})", user)
