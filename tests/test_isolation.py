@@ -298,3 +298,43 @@ def test_a_dead_reaper_is_restarted(
     finally:
         s.stop()
         _kill_leftovers(marker)
+
+
+RUNC = (
+    "CannotStartContainerError: Error response from daemon: failed to create task for container:"
+    " failed to create shim task: OCI runtime create failed: runc create failed: unable to start"
+    " container process: {}: unknown"
+)
+
+
+def test_exec_failures_keep_runcs_reasons_through_the_namespace_init(
+    server: Server, tmp_path: Path
+) -> None:
+    """The app is exec'd by the namespace's init, which reports the errno back: the reasons
+    are runc's, word for word, as before namespaces."""
+    not_executable = tmp_path / "script.sh"
+    not_executable.write_text("#!/bin/sh\necho hi\n")
+    missing_dir = tmp_path / "no-such-dir"
+    cases = {
+        "path": (
+            {"command": ["no-such-binary-iso"]},
+            'exec: "no-such-binary-iso": executable file not found in $PATH',
+        ),
+        "absolute": (
+            {"command": [str(tmp_path / "nope")]},
+            f'exec: "{tmp_path}/nope": stat {tmp_path}/nope: no such file or directory',
+        ),
+        "eacces": (
+            {"command": [str(not_executable)]},
+            f'exec: "{not_executable}": permission denied',
+        ),
+        "cwd": (
+            {"command": ["true"], "workingDirectory": str(missing_dir)},
+            f'chdir to cwd ("{missing_dir}") set in config.json failed: no such file or directory',
+        ),
+    }
+    for name, (fields, detail) in cases.items():
+        definition = {"name": "app", "image": "busybox", "memory": 64, **fields}
+        task, _ = run_to_end(server, f"iso-fail-{name}", definition)
+        assert by_name(task)["app"]["reason"] == RUNC.format(detail), name
+        assert task["stopCode"] == "TaskFailedToStart", name

@@ -499,6 +499,7 @@ class ProcessBackend:
                     self.reaper.forget(spec.runtime_id)
                 raise CannotStartContainer(self._failed_reason(started.errno, argv[0], spec))
         app_pid = started.app_pid if started else None
+        # started.init_pid may be None (the app exited at once): then there is nothing to sweep.
         attached = None
         if group is not None:
             # Joining a cgroup costs a kernel RCU grace period (see docs/runtime.md), so it
@@ -507,7 +508,7 @@ class ProcessBackend:
             # so nothing the container forks can escape its memory limit. With a namespace only
             # the app's tree joins: the init is ecslocal's, and the namespace contains the rest.
             attached = asyncio.get_running_loop().run_in_executor(
-                None, group.attach_tree, app_pid or proc.pid
+                None, group.attach_tree, app_pid or proc.pid, started.init_pid if started else None
             )
         loop = asyncio.get_running_loop()
         readers = []
