@@ -38,16 +38,14 @@ class CgroupGroup:
     def procs_file(self) -> str:
         return str(self.path / "cgroup.procs")
 
-    def attach_tree(self, pid: int, sweep_from: int | None = None) -> None:
+    def attach_tree(self, pid: int) -> None:
         """Move ``pid`` and every descendant it has forked so far into this cgroup.
 
         ``pid`` moves first, so whatever it forks afterwards is born inside; then its
         descendants are swept until a pass finds none left outside (a child forked while the
-        sweep ran is caught by the next pass). ``sweep_from`` (a PID namespace's init, which
-        itself stays outside) widens the sweep to everything under it: orphans of a double
-        fork are re-parented to the init, no longer descendants of ``pid``."""
+        sweep ran is caught by the next pass)."""
         procs = self.path / "cgroup.procs"
-        moved: set[int] = {sweep_from} if sweep_from else set()
+        moved: set[int] = set()
         pending = [pid]
         while pending:
             for p in pending:
@@ -56,7 +54,7 @@ class CgroupGroup:
                     procs.write_text(str(p))
                 except OSError:  # exited meanwhile
                     continue
-            pending = [p for p in descendants(sweep_from or pid) if p not in moved]
+            pending = [p for p in descendants(pid) if p not in moved]
 
     def pids(self) -> list[int]:
         try:

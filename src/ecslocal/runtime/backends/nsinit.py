@@ -16,8 +16,9 @@ Standard library only and no site import: it stays small (its memory is not the 
 the daemon puts only the app's tree in the memory cgroup and the RSS watchdog starts at the app).
 """
 
+# The C module, not ``signal``: that one imports enum and functools (a few ms per start).
+import _signal as signal
 import os
-import signal
 import sys
 
 # Python ignores these at start-up; an exec'd program must get them back at their default

@@ -488,28 +488,31 @@ class ProcessBackend:
                     "cgroup": cgroup,
                 },
             )
+        attached = None
+        if group is not None:
+            # Joining a cgroup costs a kernel RCU grace period (see docs/runtime.md), so it
+            # runs in a worker thread while the namespace's init starts and the pipes are set
+            # up; the sweep also moves anything forked meanwhile. start() returns (the container
+            # is RUNNING) only once it is in, so nothing the container forks can escape its
+            # memory limit. With a namespace the init (about 3 MB of anonymous memory) is in the
+            # container's cgroup too: moving only the app after the init's report would add the
+            # grace period to every start.
+            attached = asyncio.get_running_loop().run_in_executor(None, group.attach_tree, proc.pid)
         started = None
         if namespaces is not None:
             started = await self._namespace_started(proc, report_r)
             if started.failed:
                 await started.exit_code
+                if attached is not None:
+                    await attached
+                for pipe in (proc.stdout, proc.stderr):
+                    if pipe is not None:
+                        pipe.close()
                 if group is not None:
                     group.remove()
                 if self.reaper is not None:
                     self.reaper.forget(spec.runtime_id)
                 raise CannotStartContainer(self._failed_reason(started.errno, argv[0], spec))
-        app_pid = started.app_pid if started else None
-        # started.init_pid may be None (the app exited at once): then there is nothing to sweep.
-        attached = None
-        if group is not None:
-            # Joining a cgroup costs a kernel RCU grace period (see docs/runtime.md), so it
-            # runs in a worker thread while the pipes are set up; the sweep also moves anything
-            # forked meanwhile. start() returns (the container is RUNNING) only once it is in,
-            # so nothing the container forks can escape its memory limit. With a namespace only
-            # the app's tree joins: the init is ecslocal's, and the namespace contains the rest.
-            attached = asyncio.get_running_loop().run_in_executor(
-                None, group.attach_tree, app_pid or proc.pid, started.init_pid if started else None
-            )
         loop = asyncio.get_running_loop()
         readers = []
         for source, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
