@@ -338,3 +338,21 @@ def test_exec_failures_keep_runcs_reasons_through_the_namespace_init(
         task, _ = run_to_end(server, f"iso-fail-{name}", definition)
         assert by_name(task)["app"]["reason"] == RUNC.format(detail), name
         assert task["stopCode"] == "TaskFailedToStart", name
+
+
+def test_a_reaper_that_keeps_dying_makes_new_tasks_refused(fresh_server: Server) -> None:
+    """Five restarts a minute are allowed; after that the daemon gives up on the reaper and
+    refuses new tasks with a one-line reason, instead of running them unguarded."""
+    s = fresh_server.start()
+    for n in range(1, 7):
+        os.kill(_reaper_pid(s), 9)
+        want = "could not be restarted" if n == 6 else "restarted as pid"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "".join(s.output).count(want) < (1 if n == 6 else n):
+            time.sleep(0.05)
+    log = "".join(s.output)
+    assert "could not be restarted" in log, log
+    task, _ = run_to_end(s, "iso-refused", container("app", "echo never"))
+    assert task["stopCode"] == "TaskFailedToStart"
+    assert "reaper" in task["stoppedReason"] and "no new tasks" in task["stoppedReason"]
+    assert by_name(task)["app"]["lastStatus"] == "STOPPED"

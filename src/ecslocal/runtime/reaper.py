@@ -33,6 +33,10 @@ from typing import IO, Any
 
 log = logging.getLogger("ecslocal.reaper")
 
+#: More restarts than this within RESTART_WINDOW seconds and the reaper is given up on.
+MAX_RESTARTS = 5
+RESTART_WINDOW = 60.0
+
 
 # -- process identity -------------------------------------------------------------------------
 def boot_id() -> str:
@@ -158,6 +162,7 @@ class ReaperClient:
         #: Why the reaper could not be restarted (None while it runs).
         self.failure: str | None = None
         self.restarts = 0
+        self._recent: list[float] = []  # monotonic times of recent restarts
         self._closing = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pidfd = -1
@@ -201,7 +206,11 @@ class ReaperClient:
         old = self._proc.pid
         with contextlib.suppress(OSError, ValueError):
             self._pipe.close()
+        now = time.monotonic()
+        self._recent = [t for t in self._recent if now - t < RESTART_WINDOW] + [now]
         try:
+            if len(self._recent) > MAX_RESTARTS:  # it dies as soon as it starts: give up
+                raise OSError(f"it exited {len(self._recent)} times in {RESTART_WINDOW:g} s")
             self._spawn()
             for entry in self.entries.values():
                 self._write("+", entry)
