@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import (
     Server,
@@ -128,3 +131,60 @@ def test_recovery_never_kills_a_stranger(fresh_server: Server) -> None:
     finally:
         decoy.kill()
         decoy.wait()
+
+
+def test_recovery_still_kills_its_own_leftovers(
+    fresh_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The identity check lets recovery kill what is really the container's. Without PID
+    namespaces (nothing then ends a container with the daemon but the reaper) and with the
+    reaper stopped, a daemon kill -9 leaves the container running; the restarted daemon finds
+    it by its record, checks it is the same process, and kills it."""
+    import os
+    import signal
+
+    monkeypatch.setenv("ECSLOCAL_PID_NAMESPACE", "off")
+    server = Server(fresh_server.data_dir, "--memory-enforcement", "rss").start()
+    app, marker = _marked("app", "sleep 300 & sleep 300")
+    reaper = None
+    try:
+        ecs = server.ecs()
+        arn = run_task(ecs, taskdef("leftovers", app))
+        wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(host_pids(marker)) < 2:
+            time.sleep(0.05)
+        reaper = next(
+            int(p)
+            for p in os.listdir("/proc")
+            if p.isdigit()
+            and _parent(int(p)) == server.proc.pid  # type: ignore[union-attr]
+            and b"ecslocal.runtime.reaper" in Path(f"/proc/{p}/cmdline").read_bytes()
+        )
+        os.kill(reaper, signal.SIGSTOP)
+        server.kill9()
+        time.sleep(0.5)
+        assert len(host_pids(marker)) >= 2, "the container should have outlived the daemon"
+        restarted = Server(server.data_dir).start()
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and host_pids(marker):
+                time.sleep(0.05)
+            assert host_pids(marker) == {}, "recovery left the container's processes running"
+            assert "killed what was left of container app" in "".join(restarted.output)
+        finally:
+            restarted.stop()
+    finally:
+        server.stop()
+        if reaper is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(reaper, signal.SIGKILL)
+        for pid in host_pids(marker).values():
+            os.kill(pid, signal.SIGKILL)
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
