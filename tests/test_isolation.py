@@ -8,6 +8,7 @@ https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_para
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -82,7 +83,7 @@ def _gone(marker: str, timeout: float = 10) -> dict[int, int]:
 
 def _kill_leftovers(marker: str) -> None:
     for pid in host_pids(marker).values():
-        with __import__("contextlib").suppress(ProcessLookupError):
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, 9)
 
 

@@ -26,12 +26,15 @@ process groups and :attr:`NamespaceMode.reason` says why.
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 INIT = str(Path(__file__).with_name("nsinit.py"))
 
@@ -88,3 +91,92 @@ def probe() -> NamespaceMode:
         return NamespaceMode(False, f"no PID namespace (unshare failed: {why})")
     how = "unshare, user namespace" if user else "unshare"
     return NamespaceMode(True, f"PID+mount namespaces per container, private /proc ({how})", user)
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
+            return [int(c) for c in f.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class StartedInNamespace:
+    """A container's command as it started in its namespaces (see :mod:`.namespaces`)."""
+
+    mode: NamespaceMode
+    #: The exit code of the ``unshare`` process (the container's, as its init exits with it).
+    exit_code: asyncio.Future[int]
+    failed: bool = False
+    #: Why the app's exec failed (from the init's report), None if unknown.
+    errno: int | None = None
+    #: The namespace's init on the host, a pidfd on it, its identity; None once it is gone.
+    init_pid: int | None = None
+    init_pidfd: int = -1
+    init_identity: dict[str, Any] = field(default_factory=dict)
+    #: The container's command (the init's child) on the host.
+    app_pid: int | None = None
+    #: Done once the init has reported (the fields above are then final).
+    ready: asyncio.Future[None] | None = None
+    #: Signals asked for before the init was known, sent once it is.
+    pending: list[int] = field(default_factory=list)
+
+
+async def read_report(fd: int) -> bytes:
+    """One line from the pipe ``fd`` (without its newline), or what came before end-of-file;
+    then ``fd`` is closed. ``unshare`` keeps the write end open while it runs, so the init's
+    report is a line, and end-of-file means the chain exited before the init reported."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[bytes] = loop.create_future()
+    data = bytearray()
+
+    def readable() -> None:
+        try:
+            chunk = os.read(fd, 256)
+        except BlockingIOError:
+            return
+        data.extend(chunk)
+        if chunk and b"\n" not in data:
+            return
+        loop.remove_reader(fd)
+        done.set_result(bytes(data).split(b"\n", 1)[0])
+
+    os.set_blocking(fd, False)
+    loop.add_reader(fd, readable)
+    try:
+        return await done
+    finally:
+        if not done.done():
+            loop.remove_reader(fd)
+        os.close(fd)
+
+
+def exec_error(argv0: str, path: str | None, cwd: str | None) -> OSError | None:
+    """The error execvp(argv0) would meet (ENOENT, EACCES), None if it would find a file it
+    may execute. Relative names resolve against ``cwd``; a bad ``cwd`` is left to Popen,
+    whose chdir fails first, as runc's does."""
+    base = cwd or os.getcwd()
+    if cwd and not os.path.isdir(cwd):
+        return None
+    if "/" in argv0:
+        candidates = [os.path.join(base, argv0)]
+    else:
+        candidates = [os.path.join(base, d, argv0) for d in (path or os.defpath).split(":")]
+    denied = False
+    for full in candidates:
+        if not os.path.exists(full):
+            continue
+        if os.path.isfile(full) and os.access(full, os.X_OK):
+            return None
+        denied = True
+    code = errno.EACCES if denied else errno.ENOENT
+    return OSError(code, os.strerror(code), argv0)

@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from ecslocal.clock import Clock
@@ -33,7 +33,14 @@ from ecslocal.runtime.backends.base import (
     RunnableImage,
     SandboxUnavailable,
 )
-from ecslocal.runtime.backends.namespaces import NamespaceMode, probe
+from ecslocal.runtime.backends.namespaces import (
+    StartedInNamespace,
+    children,
+    exec_error,
+    parent,
+    probe,
+    read_report,
+)
 from ecslocal.runtime.backends.sandbox import ProcessSandbox
 from ecslocal.runtime.memory import (
     RSS_POLL_SECONDS,
@@ -43,6 +50,8 @@ from ecslocal.runtime.memory import (
     tree_rss_bytes,
 )
 from ecslocal.runtime.reaper import ReaperClient, boot_id, identity, kill_entry, start_time
+
+log = logging.getLogger("ecslocal.backend")
 
 MAX_LINE = 16 * 1024  # Docker splits log lines longer than 16 KiB
 EXEC_OUTPUT_LIMIT = 4096  # Docker keeps at most 4 KiB of health check output
@@ -147,69 +156,6 @@ def _exit_future(
     return fut
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children", "rb") as f:
-            return [int(c) for c in f.read().split()]
-    except (OSError, ValueError):
-        return []
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-@dataclass
-class StartedInNamespace:
-    """A container's command as it started in its namespaces (see :mod:`.namespaces`)."""
-
-    mode: NamespaceMode
-    #: The exit code of the ``unshare`` process (the container's, as its init exits with it).
-    exit_code: asyncio.Future[int]
-    failed: bool = False
-    #: Why the app's exec failed (from the init's report), None if unknown.
-    errno: int | None = None
-    #: The namespace's init on the host, a pidfd on it, its identity; None once it is gone.
-    init_pid: int | None = None
-    init_pidfd: int = -1
-    init_identity: dict[str, Any] = field(default_factory=dict)
-    #: The container's command (the init's child) on the host.
-    app_pid: int | None = None
-
-
-async def _read_report(fd: int) -> bytes:
-    """One line from the pipe ``fd`` (without its newline), or what came before end-of-file;
-    then ``fd`` is closed. ``unshare`` keeps the write end open while it runs, so the init's
-    report is a line, and end-of-file means the chain exited before the init reported."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[bytes] = loop.create_future()
-    data = bytearray()
-
-    def readable() -> None:
-        try:
-            chunk = os.read(fd, 256)
-        except BlockingIOError:
-            return
-        data.extend(chunk)
-        if chunk and b"\n" not in data:
-            return
-        loop.remove_reader(fd)
-        done.set_result(bytes(data).split(b"\n", 1)[0])
-
-    os.set_blocking(fd, False)
-    loop.add_reader(fd, readable)
-    try:
-        return await done
-    finally:
-        if not done.done():
-            loop.remove_reader(fd)
-        os.close(fd)
-
-
 def _docker_env(env: dict[str, str]) -> dict[str, str]:
     """The container's environment: the task's, plus what a container image always has."""
     out = dict(env)
@@ -243,12 +189,8 @@ class ProcessContainer:
         self.reaper = reaper
         self.clock = clock
         self._pid = proc.pid
+        self._ns = namespace
         self._namespaces = namespace.mode if namespace else None
-        self._init_pid = namespace.init_pid if namespace else None
-        self._init_identity = namespace.init_identity if namespace else {}
-        # A pidfd names the init for good: signals through it cannot reach a reused pid.
-        self._init_pidfd = namespace.init_pidfd if namespace else -1
-        self._app_pid = (namespace.app_pid if namespace else None) or self._init_pid or proc.pid
         self._start = start_time(proc.pid)
         self._env = _docker_env(dict(spec.env))  # reused by every exec (health checks)
         self._attached = attached
@@ -263,13 +205,35 @@ class ProcessContainer:
         self._result: asyncio.Task[ExitStatus] = asyncio.get_running_loop().create_task(
             self._finish()
         )
+        if namespace is not None and namespace.ready is not None and reaper is not None:
+            # Once the init is known, the reaper learns its identity too.
+            namespace.ready.add_done_callback(lambda _: self._announce())
 
     @property
     def runtime_id(self) -> str:
         return self.spec.runtime_id
 
+    @property
+    def _init_pid(self) -> int | None:
+        return self._ns.init_pid if self._ns else None
+
+    @property
+    def _init_pidfd(self) -> int:
+        # A pidfd names the init for good: signals through it cannot reach a reused pid.
+        return self._ns.init_pidfd if self._ns else -1
+
+    @property
+    def _app_pid(self) -> int:
+        return (self._ns.app_pid if self._ns else None) or self._init_pid or self._pid
+
+    def _announce(self) -> None:
+        if self.reaper is not None and not self._exit.done():
+            self.reaper.watch(self.runtime_id, self._record())
+
     async def _rss_watchdog(self, limit: int) -> None:
         # The app's tree only: the namespace's init is ecslocal's, not the container's.
+        if self._ns is not None and self._ns.ready is not None:
+            await asyncio.shield(self._ns.ready)  # until then the tree is the init's
         while not self._exit.done():
             if tree_rss_bytes(self._app_pid) > limit:
                 self._rss_oom = True
@@ -292,9 +256,12 @@ class ProcessContainer:
             await asyncio.wait_for(asyncio.gather(*(r.closed for r in self.readers)), DRAIN_SECONDS)
         if self.group is not None:
             await asyncio.to_thread(self.group.remove)
-        if self._init_pidfd >= 0:
-            os.close(self._init_pidfd)
-            self._init_pidfd = -1
+        if self._ns is not None:
+            if self._ns.ready is not None:
+                await asyncio.shield(self._ns.ready)
+            if self._ns.init_pidfd >= 0:
+                os.close(self._ns.init_pidfd)
+                self._ns.init_pidfd = -1
         if self.reaper is not None:
             self.reaper.forget(self.runtime_id)
         if oom:
@@ -306,6 +273,9 @@ class ProcessContainer:
 
     def signal(self, sig: int) -> None:
         if self.proc.returncode is not None:
+            return
+        if self._ns is not None and self._ns.ready is not None and not self._ns.ready.done():
+            self._ns.pending.append(sig)  # sent (to the init, which forwards it) once known
             return
         if self._init_pidfd >= 0:  # the init forwards it to the app
             with contextlib.suppress(ProcessLookupError):
@@ -338,6 +308,8 @@ class ProcessContainer:
         }
 
     async def exec(self, argv: Sequence[str], timeout: float) -> ExecResult:
+        if self._ns is not None and self._ns.ready is not None:
+            await asyncio.shield(self._ns.ready)
         if self._namespaces is None or self._init_pid is None:
             return await run_command(
                 argv, env=self._env, cwd=self.spec.working_dir, timeout=timeout
@@ -366,8 +338,8 @@ class ProcessContainer:
             "pgid": self._pid,
             "start": self._start,
             "init_pid": self._init_pid,
-            "init_start": self._init_identity.get("start"),
-            "pidns": self._init_identity.get("pidns"),
+            "init_start": self._ns.init_identity.get("start") if self._ns else None,
+            "pidns": self._ns.init_identity.get("pidns") if self._ns else None,
             "cgroup": str(self.group.path) if self.group else None,
         }
 
@@ -451,6 +423,16 @@ class ProcessBackend:
         report_r = report_w = -1
         command = argv
         if namespaces is not None:
+            # The init execs the command; its errno would come back only after the init
+            # started, so runc's reasons for the usual failures are found here first (as
+            # execvp would meet them). A failure this misses (ENOEXEC, a race) is logged and
+            # the container exits 127.
+            path = _docker_env(dict(spec.env)).get("PATH")
+            failure = exec_error(argv[0], path, spec.working_dir)
+            if failure is not None:
+                if group is not None:
+                    group.remove()
+                raise CannotStartContainer(cannot_start_reason(failure, argv[0], spec.working_dir))
             report_r, report_w = os.pipe2(os.O_CLOEXEC)
             command = namespaces.wrap(argv, report_w)
         try:
@@ -500,19 +482,7 @@ class ProcessBackend:
             attached = asyncio.get_running_loop().run_in_executor(None, group.attach_tree, proc.pid)
         started = None
         if namespaces is not None:
-            started = await self._namespace_started(proc, report_r)
-            if started.failed:
-                await started.exit_code
-                if attached is not None:
-                    await attached
-                for pipe in (proc.stdout, proc.stderr):
-                    if pipe is not None:
-                        pipe.close()
-                if group is not None:
-                    group.remove()
-                if self.reaper is not None:
-                    self.reaper.forget(spec.runtime_id)
-                raise CannotStartContainer(self._failed_reason(started.errno, argv[0], spec))
+            started = self._namespace_started(spec, proc, report_r)
         loop = asyncio.get_running_loop()
         readers = []
         for source, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
@@ -536,38 +506,50 @@ class ProcessBackend:
             attached,
             namespace=started,
         )
-        if self.reaper is not None and started is not None:
-            self.reaper.watch(spec.runtime_id, container.recovery_record())
         return container
 
-    async def _namespace_started(
-        self, proc: subprocess.Popen[bytes], report_r: int
+    def _namespace_started(
+        self, spec: ContainerSpec, proc: subprocess.Popen[bytes], report_r: int
     ) -> StartedInNamespace:
-        """Wait for the namespace's init to report the app's exec, then find both on the host:
-        the init is ``unshare``'s child, the app the init's."""
+        """The container's namespace, filled in (in the background) once its init reports
+        the app's exec: the init is ``unshare``'s child on the host, the app the init's. The
+        container is RUNNING meanwhile, as it is right after a plain exec."""
 
         def kill_group() -> None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
 
         started = StartedInNamespace(self.namespaces, _exit_future(proc, kill_group))
-        report = await _read_report(report_r)
-        if report != b"ok":
-            started.failed = True
-            started.errno = int(report) if report.isdigit() else None
-            return started
-        for init in _children(proc.pid):
-            try:
-                pidfd = os.pidfd_open(init)
-            except OSError:
-                continue  # exited meanwhile (the app did at once): nothing left to name
-            if _parent(init) != proc.pid:  # the pid was reused before the pidfd was taken
-                os.close(pidfd)
-                continue
-            started.init_pid, started.init_pidfd = init, pidfd
-            started.init_identity = identity(init)
-            app = _children(init)
-            started.app_pid = app[0] if app else None
+
+        async def learn() -> None:
+            report = await read_report(report_r)
+            if report != b"ok":
+                err = int(report) if report.isdigit() else None
+                log.warning(
+                    "container %s of task %s: %s",
+                    spec.name,
+                    spec.task_id,
+                    self._failed_reason(err, spec.argv[0], spec),
+                )
+                return
+            for init in children(proc.pid):
+                try:
+                    pidfd = os.pidfd_open(init)
+                except OSError:
+                    continue  # exited meanwhile (the app did at once): nothing left to name
+                if parent(init) != proc.pid:  # the pid was reused before the pidfd was taken
+                    os.close(pidfd)
+                    continue
+                started.init_pid, started.init_pidfd = init, pidfd
+                started.init_identity = identity(init)
+                app = children(init)
+                started.app_pid = app[0] if app else None
+            for sig in started.pending:
+                if started.init_pidfd >= 0:
+                    with contextlib.suppress(ProcessLookupError):
+                        signal.pidfd_send_signal(started.init_pidfd, sig)
+
+        started.ready = asyncio.get_running_loop().create_task(learn())
         return started
 
     @staticmethod
