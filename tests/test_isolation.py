@@ -256,16 +256,23 @@ def test_without_namespaces_serve_says_so(tmp_path: Path, monkeypatch: pytest.Mo
         s.stop()
 
 
-def _reaper_pid(server: Server) -> int:
+def _reaper_pid(server: Server, timeout: float = 10) -> int:
+    """The daemon's live reaper (waiting a little: a restarted one may still be starting)."""
     assert server.proc is not None
     root = server.proc.pid
-    for tid in os.listdir(f"/proc/{root}/task"):
-        with open(f"/proc/{root}/task/{tid}/children") as f:
-            for child in f.read().split():
-                with open(f"/proc/{child}/cmdline", "rb") as c:
+    deadline = time.monotonic() + timeout
+    while True:
+        for tid in os.listdir(f"/proc/{root}/task"):
+            kids: list[str] = []
+            with contextlib.suppress(OSError), open(f"/proc/{root}/task/{tid}/children") as f:
+                kids = f.read().split()
+            for child in kids:
+                with contextlib.suppress(OSError), open(f"/proc/{child}/cmdline", "rb") as c:
                     if b"ecslocal.runtime.reaper" in c.read():
                         return int(child)
-    raise AssertionError("no reaper among the daemon's children")
+        if time.monotonic() > deadline:
+            raise AssertionError("no reaper among the daemon's children")
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("namespaces", ["on", "off"])
