@@ -7,8 +7,9 @@ today's host semantics: an app without a SIGTERM handler dies of it, exit 143). 
 * forwards every catchable signal it receives to the app (a namespace's init only receives
   signals from outside for which it has a handler, so it installs one for each);
 * reaps every process re-parented to it (orphans of double forks, health checks' leftovers);
-* reports on file descriptor FD whether the app's exec worked, one line: ``ok`` or the errno, so the
-  daemon gives exactly runc's CannotStartContainer reason; FD is close-on-exec for the app;
+* reports on file descriptor FD, one line, whether the app's exec worked: ``ok`` or the errno
+  (the daemon learns the init's identity then, and logs runc's reason for a failure its
+  look-up before the spawn could not foresee); FD is close-on-exec for the app;
 * exits with the app's status (128 + signal if it was signalled). When it exits the kernel
   SIGKILLs everything else in the namespace: nothing the container started outlives it.
 
