@@ -60,9 +60,8 @@ def test_credentials_faults_scoped_to_one_task_and_timed(fresh_server: Server) -
     a, uri_a, token_a = _task_with_role(server, "faults-a")
     b, uri_b, token_b = _task_with_role(server, "faults-b")
     try:
-        status, fault = _post(
-            server, {"target": "credentials", "kind": "refuse", "task": a, "durationSeconds": 1.5}
-        )
+        status, fault = _post(server, {"target": "credentials", "kind": "refuse",
+                                       "task": a, "durationSeconds": 1.5})
         assert status == 201 and fault["task"] == a.rsplit("/", 1)[-1]
         assert _refused(uri_a, token_a)
         assert fetch(uri_b, token_b)[0] == 200  # the other task is not touched
@@ -78,9 +77,8 @@ def test_credentials_faults_scoped_to_one_task_and_timed(fresh_server: Server) -
         assert server.cli("fault", "clear", fault_id).stdout.strip() == "cleared 1"
         assert fetch(uri_a, token_a)[0] == 200
 
-        _post(
-            server, {"target": "credentials", "kind": "slow", "delayMs": 400, "durationSeconds": 10}
-        )
+        _post(server, {"target": "credentials", "kind": "slow", "delayMs": 400,
+                       "durationSeconds": 10})
         began = time.monotonic()
         assert fetch(uri_b, token_b)[0] == 200
         assert time.monotonic() - began >= 0.4
@@ -141,16 +139,12 @@ def test_sts_refusing_at_start_default_retries_give_up_raised_attempts_get_throu
     status, _ = _post(server, {"target": "sts", "kind": "refuse", "durationSeconds": 16})
     assert status == 201
     arns = {}
-    for name, env in (("default", []), ("patient", [{"name": "AWS_MAX_ATTEMPTS", "value": "12"}])):
+    for name, env in (("default", []), ("patient", [{"name": "AWS_MAX_ATTEMPTS",
+                                                      "value": "12"}])):
         definition = taskdef(
             f"faults-sts-{name}",
-            {
-                "name": "app",
-                "image": "python",
-                "memory": 256,
-                "environment": env,
-                "command": [sys.executable, "-c", STS_AT_START],
-            },
+            {"name": "app", "image": "python", "memory": 256, "environment": env,
+             "command": [sys.executable, "-c", STS_AT_START]},
             taskRoleArn=role,
         )
         arns[name] = run_task(ecs, definition)
@@ -196,13 +190,13 @@ def test_every_metadata_and_credentials_fault_kind(server: Server) -> None:
         assert meta, lines
         assert _get(meta)[0] == 200
         for kind, expected in (("refuse", 0), ("http-500", 500)):
-            status, fault = _post(
-                server, {"target": "metadata", "kind": kind, "task": arn, "durationSeconds": 30}
-            )
+            status, fault = _post(server, {"target": "metadata", "kind": kind, "task": arn,
+                                           "durationSeconds": 30})
             assert status == 201, fault
             assert _get(meta)[0] == expected, kind
             server.cli("fault", "clear", fault["id"])
-        _post(server, {"target": "metadata", "kind": "slow", "delayMs": 300, "durationSeconds": 30})
+        _post(server, {"target": "metadata", "kind": "slow", "delayMs": 300,
+                       "durationSeconds": 30})
         status, seconds = _get(meta)
         assert status == 200 and seconds >= 0.3
         server.cli("fault", "clear")
@@ -227,15 +221,12 @@ def test_sts_faults_for_one_task_and_for_all(server: Server) -> None:
         _, creds = fetch(uri, token)
         once = Config(retries={"total_max_attempts": 1})
         as_task = server.client(
-            "sts",
-            key=(creds["AccessKeyId"], creds["SecretAccessKey"]),
-            token=creds["Token"],
-            config=once,
+            "sts", key=(creds["AccessKeyId"], creds["SecretAccessKey"]),
+            token=creds["Token"], config=once,
         )
         as_root = server.client("sts", config=once)
-        status, fault = _post(
-            server, {"target": "sts", "kind": "http-503", "task": arn, "durationSeconds": 30}
-        )
+        status, fault = _post(server, {"target": "sts", "kind": "http-503", "task": arn,
+                                       "durationSeconds": 30})
         assert status == 201, fault
         # The task's own credentials say which task calls: only its requests are refused.
         with pytest.raises(ClientError) as info:

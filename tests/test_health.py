@@ -10,20 +10,16 @@ from tests.conftest import by_name, container, run_task, taskdef, wait_for, wait
 
 def test_health_transitions_and_task_health(ecs: Any, tmp_path: Path) -> None:
     flag = tmp_path / "healthy"
-    check = {"command": ["CMD-SHELL", f"test -f {flag}"], "interval": 5, "retries": 1, "timeout": 2}
+    check = {"command": ["CMD-SHELL", f"test -f {flag}"], "interval": 5, "retries": 1,
+             "timeout": 2}
     arn = run_task(
         ecs,
         taskdef(
             "hc-transitions",
             container("web", "sleep 60", healthCheck=check, stopTimeout=2),
             # A non-essential container's health does not count toward the task's.
-            container(
-                "extra",
-                "sleep 60",
-                essential=False,
-                stopTimeout=2,
-                healthCheck={"command": ["CMD", "false"], "interval": 5, "retries": 1},
-            ),
+            container("extra", "sleep 60", essential=False, stopTimeout=2,
+                      healthCheck={"command": ["CMD", "false"], "interval": 5, "retries": 1}),
         ),
     )
     task = wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
@@ -44,9 +40,8 @@ def test_health_transitions_and_task_health(ecs: Any, tmp_path: Path) -> None:
 
 def test_health_check_timeout_counts_as_failure(ecs: Any) -> None:
     check = {"command": ["CMD-SHELL", "sleep 10"], "interval": 5, "timeout": 2, "retries": 1}
-    arn = run_task(
-        ecs, taskdef("hc-timeout", container("web", "sleep 60", healthCheck=check, stopTimeout=2))
-    )
+    arn = run_task(ecs, taskdef("hc-timeout", container("web", "sleep 60", healthCheck=check,
+                                                         stopTimeout=2)))
     task = wait_for(ecs, arn, lambda t: by_name(t)["web"]["healthStatus"] == "UNHEALTHY", 15)
     assert task["healthStatus"] == "UNHEALTHY"
     ecs.stop_task(task=arn)
@@ -55,9 +50,8 @@ def test_health_check_timeout_counts_as_failure(ecs: Any) -> None:
 
 def test_start_period_failures_do_not_count(ecs: Any, tmp_path: Path) -> None:
     check = {"command": ["CMD", "false"], "interval": 5, "retries": 1, "startPeriod": 60}
-    arn = run_task(
-        ecs, taskdef("hc-grace", container("web", "sleep 60", healthCheck=check, stopTimeout=2))
-    )
+    arn = run_task(ecs, taskdef("hc-grace", container("web", "sleep 60", healthCheck=check,
+                                                       stopTimeout=2)))
     wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
     import time
 

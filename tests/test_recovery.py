@@ -34,7 +34,10 @@ def test_kill_9_then_restart(fresh_server: Server, tmp_path: Path) -> None:
     ecs = server.ecs()
     pids = tmp_path / "pids"
     # A main process and a grandchild in its own session: both must die with the daemon.
-    cmd = f"setsid sh -c 'echo $$ >> {pids}; sleep 300' & echo $$ >> {pids}; sleep 300"
+    cmd = (
+        f"setsid sh -c 'echo $$ >> {pids}; sleep 300' & "
+        f"echo $$ >> {pids}; sleep 300"
+    )
     app, marker = _marked("app", cmd)
     arn = run_task(ecs, taskdef("recover", app))
     wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")

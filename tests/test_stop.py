@@ -53,7 +53,7 @@ def test_sigterm_goes_to_main_process_only_and_sigkill_to_all(ecs: Any, tmp_path
     child_saw = tmp_path / "child-saw-term"
     # The main process (sh) exits on TERM; its child ignores nothing but would log a TERM.
     cmd = (
-        f'sh -c \'trap "touch {child_saw}" TERM; echo $$ > {child_pid}; '
+        f"sh -c 'trap \"touch {child_saw}\" TERM; echo $$ > {child_pid}; "
         f"while true; do sleep 0.1; done' & "
         "trap 'exit 0' TERM; while true; do sleep 0.1; done"
     )
@@ -69,6 +69,8 @@ def test_sigterm_goes_to_main_process_only_and_sigkill_to_all(ecs: Any, tmp_path
     assert not child_saw.exists()  # SIGTERM went to the main process only
     time.sleep(0.2)
     assert not process_alive(pid)  # and the child went down with the container
+
+
 
 
 def test_stop_unknown_task_is_an_error(ecs: Any) -> None:

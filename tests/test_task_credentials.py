@@ -154,9 +154,8 @@ def test_one_budget_for_all_of_a_tasks_endpoints(server: Server) -> None:
     arn = run_task(ecs, taskdef("creds-budget", container("app", command), taskRoleArn=role))
     try:
         uri, token = endpoint_of(server, arn)
-        meta = next(
-            e["message"][5:] for e in task_logs(server, arn) if e["message"].startswith("meta=")
-        )
+        meta = next(e["message"][5:] for e in task_logs(server, arn)
+                    if e["message"].startswith("meta="))
         assert [_status_and_text(meta, "")[0] for _ in range(45)] == [200] * 45
         statuses = [_status_and_text(uri, token) for _ in range(40)]
         assert (429, "You have reached maximum request limit.") in statuses, statuses
@@ -338,12 +337,8 @@ def test_js_sdk_v3_keeps_working_across_rotations(fresh_server: Server) -> None:
     fresh_server.extra = ("--credential-ttl", "6")
     server = fresh_server.start()
     node = str(shutil.which("node"))
-    app = {
-        "name": "app",
-        "image": "node",
-        "memory": 512,
-        "command": [node, str(JS_DIR / "rotation.js"), "14"],
-    }
+    app = {"name": "app", "image": "node", "memory": 512,
+           "command": [node, str(JS_DIR / "rotation.js"), "14"]}
     task, lines = run_to_end(server, "creds-js", app, role=True, timeout=90)
     assert task["containers"][0]["exitCode"] == 0, lines
     oks = [line.split() for line in lines if line.startswith("ok ")]
@@ -389,10 +384,7 @@ os.execv(sys.executable, [sys.executable, "-c", sys.argv[1]])
 
 def test_first_credentials_exported_at_start_expire_with_expiredtoken(server: Server) -> None:
     task, lines = run_to_end(
-        server,
-        "creds-export",
-        python_container(EXPORT_THEN_RUN, STATIC_LOOP),
-        role=True,
+        server, "creds-export", python_container(EXPORT_THEN_RUN, STATIC_LOOP), role=True,
         tags=[{"key": "ecslocal:credential-ttl", "value": "4"}],
     )
     events = task_logs(server, task["taskArn"])

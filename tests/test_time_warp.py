@@ -103,16 +103,18 @@ def test_js_sdk_v3_meets_three_rotations_of_a_six_hour_lifetime_within_a_minute(
     # The JS SDK moves its signing clock to the server's Date header when they disagree by
     # 5 min: ecslocal answers a warped task in its clock's Date, or this would fail at once.
     node = str(shutil.which("node"))
-    _three_rotations_within_a_minute(server, "warp-node", [node, str(JS_DIR / "warp_rotation.js")])
+    _three_rotations_within_a_minute(
+        server, "warp-node", [node, str(JS_DIR / "warp_rotation.js")]
+    )
 
 
 CLOCK_PROBE = (
-    "python3 -c \"import time; print('t', time.time())\";"
+    'python3 -c "import time; print(\'t\', time.time())";'
     ' python3 -c "import json, os, time, urllib.request;'
     " r = urllib.request.Request(os.environ['AWS_CONTAINER_CREDENTIALS_FULL_URI'],"
     " headers={'Authorization': os.environ['AWS_CONTAINER_AUTHORIZATION_TOKEN']});"
     " body = json.load(urllib.request.urlopen(r));"
-    " print('creds', time.time(), body['Expiration'])\";"
+    ' print(\'creds\', time.time(), body[\'Expiration\'])";'
     " sleep 100; date +'t %s.%N'; sleep 100; date +'t %s.%N'"
 )
 
@@ -173,7 +175,8 @@ print("hours", round((time.time() - start) / 3600, 1), flush=True)
 def test_static_keys_signed_on_a_warped_clock_are_accepted(server: Server) -> None:
     # Two hours of task time in about 5 s: far past SigV4's 15-minute window on the real
     # clock, so ecslocal has to check the signature time against the task's clock.
-    task, lines = run_to_end(server, "warp-static", python_container(STATIC_KEYS), tags=WARP_1440)
+    task, lines = run_to_end(server, "warp-static", python_container(STATIC_KEYS),
+                             tags=WARP_1440)
     assert task["containers"][0]["exitCode"] == 0, lines
     assert lines[-1] == "hours 2.0", lines
 
@@ -181,9 +184,8 @@ def test_static_keys_signed_on_a_warped_clock_are_accepted(server: Server) -> No
 @pytest.mark.parametrize("value", ["fast", "1", "0", "-5", "nan", "1e9"])
 def test_bad_time_warp_values_are_refused(server: Server, value: str) -> None:
     ecs = server.ecs()
-    definition = taskdef(
-        "warp-bad", {"name": "app", "image": "busybox", "memory": 64, "command": ["true"]}
-    )
+    definition = taskdef("warp-bad", {"name": "app", "image": "busybox", "memory": 64,
+                                      "command": ["true"]})
     with pytest.raises(ClientError) as info:
         run_task(ecs, definition, tags=[{"key": "ecslocal:time-warp", "value": value}])
     error = info.value.response["Error"]
@@ -202,13 +204,8 @@ def test_a_task_refused_after_its_clock_was_made_leaves_nothing_behind(
     ecs = server.ecs()
     definition = taskdef(
         "warp-envfile",
-        {
-            "name": "app",
-            "image": "busybox",
-            "memory": 64,
-            "command": ["true"],
-            "environmentFiles": [{"type": "s3", "value": "/no/such/file.env"}],
-        },
+        {"name": "app", "image": "busybox", "memory": 64, "command": ["true"],
+         "environmentFiles": [{"type": "s3", "value": "/no/such/file.env"}]},
     )
     with pytest.raises(ClientError) as info:
         run_task(ecs, definition, tags=[{"key": "ecslocal:time-warp", "value": "10"}])
@@ -221,13 +218,11 @@ def test_without_libfaketime_the_option_says_so(
 ) -> None:
     monkeypatch.setenv("ECSLOCAL_LIBFAKETIME", "/nonexistent/libfaketime.so.1")
     server = fresh_server.start()
-    assert any(
-        "time warp (tag ecslocal:time-warp) unavailable" in line for line in server.output
-    ), server.output
+    assert any("time warp (tag ecslocal:time-warp) unavailable" in line
+               for line in server.output), server.output
     ecs = server.ecs()
-    definition = taskdef(
-        "warp-missing", {"name": "app", "image": "busybox", "memory": 64, "command": ["true"]}
-    )
+    definition = taskdef("warp-missing", {"name": "app", "image": "busybox", "memory": 64,
+                                          "command": ["true"]})
     with pytest.raises(ClientError) as info:
         run_task(ecs, definition, tags=[{"key": "ecslocal:time-warp", "value": "60"}])
     error = info.value.response["Error"]
@@ -238,29 +233,21 @@ def test_without_libfaketime_the_option_says_so(
     ), error
     assert ecs.list_tasks(family="warp-missing")["taskArns"] == []
     # the CLI says the same
-    out = server.cli(
-        "run",
-        str(Path(__file__).parent.parent / "examples/hello/taskdef.json"),
-        "-d",
-        "--time-warp",
-        "60",
-    )
+    out = server.cli("run", str(Path(__file__).parent.parent / "examples/hello/taskdef.json"),
+                     "-d", "--time-warp", "60")
     assert out.returncode != 0
     assert "needs libfaketime" in out.stderr
 
 
 @needs_libfaketime
 def test_a_container_preload_is_kept_after_libfaketime(server: Server) -> None:
-    app = {
-        "name": "app",
-        "image": "busybox",
-        "memory": 64,
-        "command": ["sh", "-c", 'echo "$LD_PRELOAD|$FAKETIME|$FAKETIME_SHARED"'],
-        "environment": [{"name": "LD_PRELOAD", "value": "libc.so.6"}],
-    }
-    task, lines = run_to_end(
-        server, "warp-preload", app, tags=[{"key": "ecslocal:time-warp", "value": "2"}]
-    )
+    app = {"name": "app", "image": "busybox", "memory": 64,
+           "command": ["sh", "-c", 'echo "$LD_PRELOAD|$FAKETIME|$FAKETIME_SHARED"'],
+           "environment": [{"name": "LD_PRELOAD", "value": "libc.so.6"}]}
+    task, lines = run_to_end(server, "warp-preload", app,
+                             tags=[{"key": "ecslocal:time-warp", "value": "2"}])
     task_id = task["taskArn"].rsplit("/", 1)[-1]
     shared = f"/ecslocal-warp-{task_id}"
-    assert lines == [f"{find_libfaketime()}:libc.so.6|+0 x2|{shared} {shared}"]
+    assert lines == [
+        f"{find_libfaketime()}:libc.so.6|+0 x2|{shared} {shared}"
+    ]

@@ -39,10 +39,8 @@ INVALID = {
         "Container.image should not be null or empty.",
     ),
     "depends-on-unknown": (
-        taskdef(
-            "v",
-            container("a", "true", dependsOn=[{"containerName": "ghost", "condition": "START"}]),
-        ),
+        taskdef("v", container("a", "true", dependsOn=[{"containerName": "ghost",
+                                                         "condition": "START"}])),
         "'ghost' does not exist",
     ),
     "depends-on-cycle": (
@@ -62,50 +60,27 @@ INVALID = {
         "A dependency container with SUCCESS or COMPLETE condition cannot be an essential"
         " container",
     ),
-    "interval-too-small": (
-        taskdef("v", container("a", "true", healthCheck=_hc(interval=4))),
-        "between 5 and 300",
-    ),
-    "timeout-too-big": (
-        taskdef("v", container("a", "true", healthCheck=_hc(timeout=61))),
-        "between 2 and 60",
-    ),
-    "retries-too-big": (
-        taskdef("v", container("a", "true", healthCheck=_hc(retries=11))),
-        "between 1 and 10",
-    ),
+    "interval-too-small": (taskdef("v", container("a", "true", healthCheck=_hc(interval=4))),
+                           "between 5 and 300"),
+    "timeout-too-big": (taskdef("v", container("a", "true", healthCheck=_hc(timeout=61))),
+                        "between 2 and 60"),
+    "retries-too-big": (taskdef("v", container("a", "true", healthCheck=_hc(retries=11))),
+                        "between 1 and 10"),
     "start-period-too-big": (
         taskdef("v", container("a", "true", healthCheck=_hc(startPeriod=301))),
         "between 0 and 300",
     ),
-    "stop-timeout-too-big": (
-        taskdef("v", container("a", "true", stopTimeout=121)),
-        "between 0 and 120",
-    ),
+    "stop-timeout-too-big": (taskdef("v", container("a", "true", stopTimeout=121)),
+                             "between 0 and 120"),
     "awslogs-without-group": (
-        taskdef(
-            "v",
-            container(
-                "a",
-                "true",
-                logConfiguration={
-                    "logDriver": "awslogs",
-                    "options": {"awslogs-region": "us-east-1"},
-                },
-            ),
-        ),
+        taskdef("v", container("a", "true", logConfiguration={
+            "logDriver": "awslogs", "options": {"awslogs-region": "us-east-1"}})),
         "Log driver awslogs requires options: awslogs-group",
     ),
     "bad-family": (taskdef("bad family!", container("a", "true")), "Family contains invalid"),
     "fargate-bad-size": (
-        taskdef(
-            "v",
-            container("a", "true"),
-            requiresCompatibilities=["FARGATE"],
-            networkMode="awsvpc",
-            cpu="256",
-            memory="4096",
-        ),
+        taskdef("v", container("a", "true"), requiresCompatibilities=["FARGATE"],
+                networkMode="awsvpc", cpu="256", memory="4096"),
         "No Fargate configuration exists",
     ),
 }
@@ -139,12 +114,8 @@ def test_defaults_filled_in_like_describe_task_definition(ecs: Any) -> None:
     )["taskDefinition"]
     c = td["containerDefinitions"][0]
     assert c["essential"] is True
-    assert c["healthCheck"] == {
-        "command": ["CMD-SHELL", "true"],
-        "interval": 30,
-        "timeout": 5,
-        "retries": 3,
-    }
+    assert c["healthCheck"] == {"command": ["CMD-SHELL", "true"], "interval": 30, "timeout": 5,
+                                "retries": 3}
     assert td["status"] == "ACTIVE" and td["revision"] >= 1
     again = ecs.describe_task_definition(taskDefinition="v-defaults")["taskDefinition"]
     assert again["taskDefinitionArn"] == td["taskDefinitionArn"]

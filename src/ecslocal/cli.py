@@ -63,8 +63,6 @@ def ClientError() -> type[Exception]:  # noqa: N802 - used as `except ClientErro
     from botocore.exceptions import ClientError as BotoClientError
 
     return BotoClientError
-
-
 COLORS = ["cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan"]
 
 #: `ecslocal run`'s exit code when the task failed to start (docker run's 125).
@@ -98,13 +96,8 @@ def connect(port: int) -> Client:
 
 @click.group()
 @click.version_option(__version__, prog_name="ecslocal")
-@click.option(
-    "--port",
-    type=int,
-    default=default_port,
-    show_default="4600, or $ECSLOCAL_PORT",
-    help="The daemon's port.",
-)
+@click.option("--port", type=int, default=default_port, show_default="4600, or $ECSLOCAL_PORT",
+              help="The daemon's port.")
 @click.pass_context
 def cli(ctx: click.Context, port: int) -> None:
     """AWS ECS/Fargate on one machine."""
@@ -115,58 +108,25 @@ def cli(ctx: click.Context, port: int) -> None:
 @cli.command()
 @click.option("--host", default=DEFAULT_HOST, show_default=True)
 @click.option("--port", "serve_port", type=int, default=None, help="Default: the global --port.")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Where state lives (default: $ECSLOCAL_DATA_DIR or the user data dir).",
-)
-@click.option(
-    "--memory-enforcement",
-    type=click.Choice(["auto", "cgroup", "rss", "off"]),
-    default=None,
-    help="How memory limits are enforced (default auto).",
-)
-@click.option(
-    "--access-key",
-    "access_keys",
-    multiple=True,
-    metavar="ID:SECRET",
-    help="Another access key the API accepts (besides test/test; repeatable;"
-    " also $ECSLOCAL_ACCESS_KEYS=ID:SECRET,...).",
-)
-@click.option(
-    "--credential-ttl",
-    type=click.FloatRange(min=2),
-    default=None,
-    metavar="SECONDS",
-    help="Lifetime of task-role credentials (default 21600 = 6 h, as ECS;"
-    " $ECSLOCAL_CREDENTIAL_TTL).",
-)
-@click.option(
-    "--instance-role",
-    default=None,
-    metavar="ROLE_ARN",
-    help="The EC2 instance role IMDS serves to EC2-launch tasks ($ECSLOCAL_INSTANCE_ROLE).",
-)
-@click.option(
-    "--imds-v1",
-    is_flag=True,
-    default=False,
-    help="Allow IMDSv1 (GETs without a session token); IMDSv2 is required otherwise.",
-)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="Where state lives (default: $ECSLOCAL_DATA_DIR or the user data dir).")
+@click.option("--memory-enforcement", type=click.Choice(["auto", "cgroup", "rss", "off"]),
+              default=None, help="How memory limits are enforced (default auto).")
+@click.option("--access-key", "access_keys", multiple=True, metavar="ID:SECRET",
+              help="Another access key the API accepts (besides test/test; repeatable;"
+                   " also $ECSLOCAL_ACCESS_KEYS=ID:SECRET,...).")
+@click.option("--credential-ttl", type=click.FloatRange(min=2), default=None, metavar="SECONDS",
+              help="Lifetime of task-role credentials (default 21600 = 6 h, as ECS;"
+                   " $ECSLOCAL_CREDENTIAL_TTL).")
+@click.option("--instance-role", default=None, metavar="ROLE_ARN",
+              help="The EC2 instance role IMDS serves to EC2-launch tasks"
+                   " ($ECSLOCAL_INSTANCE_ROLE).")
+@click.option("--imds-v1", is_flag=True, default=False,
+              help="Allow IMDSv1 (GETs without a session token); IMDSv2 is required otherwise.")
 @click.pass_context
-def serve(
-    ctx: click.Context,
-    host: str,
-    serve_port: int | None,
-    data_dir: Path | None,
-    memory_enforcement: str | None,
-    access_keys: tuple[str, ...],
-    credential_ttl: float | None,
-    instance_role: str | None,
-    imds_v1: bool,
-) -> None:
+def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path | None,
+          memory_enforcement: str | None, access_keys: tuple[str, ...],
+          credential_ttl: float | None, instance_role: str | None, imds_v1: bool) -> None:
     """Run the daemon in the foreground."""
     from ecslocal.daemon import Daemon
 
@@ -259,60 +219,27 @@ class Printer:
 @cli.command()
 @click.argument("taskdef", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--cluster", default="default", show_default=True)
-@click.option(
-    "--env",
-    "-e",
-    "env",
-    multiple=True,
-    metavar="K=V",
-    help="Set an environment variable in every container (repeatable).",
-)
+@click.option("--env", "-e", "env", multiple=True, metavar="K=V",
+              help="Set an environment variable in every container (repeatable).")
 @click.option("--launch-type", type=click.Choice(["FARGATE", "EC2"]), default=None)
 @click.option("--detach", "-d", is_flag=True, help="Print the task ARN and return.")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="State directory for the in-process daemon (when none is running).",
-)
-@click.option(
-    "--time-warp",
-    type=float,
-    default=None,
-    metavar="N",
-    help="The task's clock runs N times faster, for its processes (libfaketime) and"
-    " for ecslocal (credential lifetimes): the task tag ecslocal:time-warp.",
-)
-@click.option(
-    "--credential-ttl",
-    type=float,
-    default=None,
-    metavar="SECONDS",
-    help="This task's credential lifetime, in seconds of its clock: the task tag"
-    " ecslocal:credential-ttl.",
-)
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="State directory for the in-process daemon (when none is running).")
+@click.option("--time-warp", type=float, default=None, metavar="N",
+              help="The task's clock runs N times faster, for its processes (libfaketime) and"
+                   " for ecslocal (credential lifetimes): the task tag ecslocal:time-warp.")
+@click.option("--credential-ttl", type=float, default=None, metavar="SECONDS",
+              help="This task's credential lifetime, in seconds of its clock: the task tag"
+                   " ecslocal:credential-ttl.")
 @click.pass_context
-def run(
-    ctx: click.Context,
-    taskdef: Path,
-    cluster: str,
-    env: tuple[str, ...],
-    launch_type: str | None,
-    detach: bool,
-    data_dir: Path | None,
-    time_warp: float | None,
-    credential_ttl: float | None,
-) -> None:
+def run(ctx: click.Context, taskdef: Path, cluster: str, env: tuple[str, ...],
+        launch_type: str | None, detach: bool, data_dir: Path | None,
+        time_warp: float | None, credential_ttl: float | None) -> None:
     """Register TASKDEF and run it; stream its logs; exit with its exit code."""
     request = load_task_definition(taskdef)
-    tags = [
-        {"key": key, "value": f"{value:g}"}
-        for key, value in (
-            ("ecslocal:time-warp", time_warp),
-            ("ecslocal:credential-ttl", credential_ttl),
-        )
-        if value is not None
-    ]
+    tags = [{"key": key, "value": f"{value:g}"} for key, value in
+            (("ecslocal:time-warp", time_warp), ("ecslocal:credential-ttl", credential_ttl))
+            if value is not None]
     overrides: dict[str, Any] = {}
     if env:
         pairs = []
@@ -337,28 +264,20 @@ def run(
         local = ThreadedDaemon(config)
         url = local.start()
     try:
-        code = _run(Client(url, region()), request, cluster, overrides, launch_type, detach, tags)
+        code = _run(Client(url, region()), request, cluster, overrides, launch_type, detach,
+                    tags)
     finally:
         if local is not None:
             local.stop()
     sys.exit(code)
 
 
-def _run(
-    client: Client,
-    request: dict[str, Any],
-    cluster: str,
-    overrides: dict[str, Any],
-    launch_type: str | None,
-    detach: bool,
-    tags: list[dict[str, str]],
-) -> int:
+def _run(client: Client, request: dict[str, Any], cluster: str, overrides: dict[str, Any],
+         launch_type: str | None, detach: bool, tags: list[dict[str, str]]) -> int:
     try:
         td = client.ecs.register_task_definition(**request)["taskDefinition"]
         params: dict[str, Any] = {
-            "cluster": cluster,
-            "taskDefinition": td["taskDefinitionArn"],
-            "startedBy": "ecslocal",
+            "cluster": cluster, "taskDefinition": td["taskDefinitionArn"], "startedBy": "ecslocal"
         }
         if overrides:
             params["overrides"] = overrides
@@ -422,9 +341,8 @@ def _exit_code(client: Client, task: dict[str, Any], task_id: str, essential: se
         return int(c["exitCode"])
     # Stopped from outside (Ctrl-C, StopTask): how the first essential container took it, so a
     # clean SIGTERM handler shows as 0 and a stopTimeout kill as 137.
-    exited = [
-        c for c in task["containers"] if c.get("exitCode") is not None and c["name"] in essential
-    ]
+    exited = [c for c in task["containers"]
+              if c.get("exitCode") is not None and c["name"] in essential]
     return int(exited[0]["exitCode"]) if exited else EXIT_INTERRUPTED
 
 
@@ -508,9 +426,8 @@ def _resolve(client: Client, task: str, cluster: str) -> str:
 @click.argument("task")
 @click.option("--reason", default=None, help="stoppedReason (default: Task stopped by user).")
 @click.option("--cluster", default="default", show_default=True)
-@click.option(
-    "--wait/--no-wait", default=True, show_default=True, help="Wait until the task is STOPPED."
-)
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait until the task is STOPPED.")
 @click.pass_context
 def stop(ctx: click.Context, task: str, reason: str | None, cluster: str, wait: bool) -> None:
     """Stop a task as StopTask does (stop signal, stopTimeout, SIGKILL)."""
@@ -557,13 +474,8 @@ def describe(ctx: click.Context, task: str, cluster: str) -> None:
 @cli.command("oidc-token")
 @click.option("--sub", "subject", required=True, help="The token's subject (sub claim).")
 @click.option("--aud", "audience", default="sts.amazonaws.com", show_default=True)
-@click.option(
-    "--ttl",
-    type=click.IntRange(1, 7 * 86400),
-    default=3600,
-    show_default=True,
-    help="Lifetime in seconds.",
-)
+@click.option("--ttl", type=click.IntRange(1, 7 * 86400), default=3600, show_default=True,
+              help="Lifetime in seconds.")
 @click.pass_context
 def oidc_token(ctx: click.Context, subject: str, audience: str, ttl: int) -> None:
     """Print a JWT from the local OIDC issuer, for sts:AssumeRoleWithWebIdentity.
@@ -587,9 +499,8 @@ def fault() -> None:
 @click.option("--duration", type=float, default=60.0, show_default=True, help="Seconds.")
 @click.option("--delay-ms", type=int, default=0, help="For `slow`: the delay per request.")
 @click.pass_context
-def fault_add(
-    ctx: click.Context, target: str, kind: str, task: str | None, duration: float, delay_ms: int
-) -> None:
+def fault_add(ctx: click.Context, target: str, kind: str, task: str | None, duration: float,
+              delay_ms: int) -> None:
     """Start a fault, e.g. `ecslocal fault add sts refuse --duration 5`."""
     body = {"target": target, "kind": kind, "durationSeconds": duration, "delayMs": delay_ms}
     if task:

@@ -29,6 +29,8 @@ def is_up(url: str, timeout: float = 0.5) -> bool:
         return False
 
 
+
+
 class Client:
     def __init__(self, url: str, region: str) -> None:
         self.url = url
@@ -103,3 +105,4 @@ class Client:
                 return response.status, json.loads(response.read())
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"{}")
+

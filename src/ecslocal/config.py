@@ -51,7 +51,9 @@ class Config:
     account_id: str = field(
         default_factory=lambda: os.environ.get("ECSLOCAL_ACCOUNT_ID", DEFAULT_ACCOUNT)
     )
-    region: str = field(default_factory=lambda: os.environ.get("ECSLOCAL_REGION", DEFAULT_REGION))
+    region: str = field(
+        default_factory=lambda: os.environ.get("ECSLOCAL_REGION", DEFAULT_REGION)
+    )
     #: "auto" (cgroup where the machine allows it, else the RSS watchdog), "cgroup", "rss" or "off".
     memory_enforcement: str = field(
         default_factory=lambda: os.environ.get("ECSLOCAL_MEMORY_ENFORCEMENT", "auto")

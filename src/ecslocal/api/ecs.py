@@ -258,32 +258,26 @@ class EcsApi(TaggingMixin):
         for ref in refs:
             parsed = self.refs.task_definition(ref)
             if parsed is None or parsed.revision is None:
-                failures.append(
-                    {
-                        "arn": ref,
-                        "reason": "The specified task definition identifier is invalid. Specify a"
-                        " valid name or ARN and try again.",
-                    }
-                )
+                failures.append({
+                    "arn": ref,
+                    "reason": "The specified task definition identifier is invalid. Specify a"
+                    " valid name or ARN and try again.",
+                })
                 continue
             arn = parsed.arn(self.arn_prefix) if parsed.own else ref
             found = self._lookup_task_definition(ref)
             if found is None:
-                failures.append(
-                    {
-                        "arn": arn,
-                        "reason": "The specified task definition does not exist. Specify a valid"
-                        " account, family, revision and try again.",
-                    }
-                )
+                failures.append({
+                    "arn": arn,
+                    "reason": "The specified task definition does not exist. Specify a valid"
+                    " account, family, revision and try again.",
+                })
             elif found[0]["status"] == "ACTIVE":
-                failures.append(
-                    {
-                        "arn": arn,
-                        "reason": "The specified task definition is still in ACTIVE status. Please"
-                        " deregister the target and try again.",
-                    }
-                )
+                failures.append({
+                    "arn": arn,
+                    "reason": "The specified task definition is still in ACTIVE status. Please"
+                    " deregister the target and try again.",
+                })
             else:
                 body = {
                     **found[0],

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from botocore.model import OperationModel, Shape, StructureShape
 
 
+
 def parse_operation(
     service: Service, form: Mapping[str, str]
 ) -> tuple[OperationModel, dict[str, Any]]:

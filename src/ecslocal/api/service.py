@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from botocore.model import OperationModel, ServiceModel, Shape
 
 
+
 @dataclass(frozen=True)
 class AuthErrorCodes:
     """How a protocol family names SigV4 failures (JSON services vs query services)."""

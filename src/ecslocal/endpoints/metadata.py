@@ -152,12 +152,8 @@ class MetadataEndpoint:
             "KnownStatus": CONTAINER_KNOWN_STATUS.get(c.status, "NONE"),
             "Limits": {
                 "CPU": cpu,
-                "Memory": int(
-                    c.definition.get("memory")
-                    or c.definition.get("memoryReservation")
-                    or task.get("memory")
-                    or 0
-                ),
+                "Memory": int(c.definition.get("memory") or c.definition.get("memoryReservation")
+                              or task.get("memory") or 0),
             },
             "Type": "NORMAL",
             "Networks": [
@@ -244,11 +240,8 @@ class MetadataEndpoint:
             "pids_stats": {"current": usage["pids"]},
             "memory_stats": {"usage": usage["memory_bytes"], "limit": limit, "stats": {}},
             "cpu_stats": {
-                "cpu_usage": {
-                    "total_usage": cpu_ns,
-                    "usage_in_kernelmode": 0,
-                    "usage_in_usermode": cpu_ns,
-                },
+                "cpu_usage": {"total_usage": cpu_ns, "usage_in_kernelmode": 0,
+                              "usage_in_usermode": cpu_ns},
                 "system_cpu_usage": system,
                 "online_cpus": ncpu,
                 "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
@@ -262,18 +255,9 @@ class MetadataEndpoint:
             "storage_stats": {},
             "name": c.name,
             "id": c.runtime_id,
-            "networks": {
-                "eth0": {
-                    "rx_bytes": 0,
-                    "rx_packets": 0,
-                    "rx_errors": 0,
-                    "rx_dropped": 0,
-                    "tx_bytes": 0,
-                    "tx_packets": 0,
-                    "tx_errors": 0,
-                    "tx_dropped": 0,
-                }
-            },
+            "networks": {"eth0": {"rx_bytes": 0, "rx_packets": 0, "rx_errors": 0,
+                                  "rx_dropped": 0, "tx_bytes": 0, "tx_packets": 0,
+                                  "tx_errors": 0, "tx_dropped": 0}},
             "network_rate_stats": {"rx_bytes_per_sec": 0, "tx_bytes_per_sec": 0},
         }
         c.last_stats = {"read": doc["read"], "cpu": cpu_ns, "system": system}
@@ -300,9 +284,8 @@ class MetadataEndpoint:
             }
         }
 
-    def _protection_error(
-        self, run: TaskRun | None, code: str, message: str, status: int
-    ) -> web.Response:
+    def _protection_error(self, run: TaskRun | None, code: str, message: str,
+                          status: int) -> web.Response:
         arn = run.task["taskArn"] if run else ""
         body = {"requestID": None, "error": {"Arn": arn, "Code": code, "Message": message}}
         return web.json_response(body, status=status)
@@ -316,10 +299,8 @@ class MetadataEndpoint:
             return too_many_requests()
         if not run.definition.get("taskRoleArn") and not run.task["overrides"].get("taskRoleArn"):
             return self._protection_error(
-                run,
-                "AccessDeniedException",
-                "Invalid Request: no task IAM role credentials available for task",
-                403,
+                run, "AccessDeniedException",
+                "Invalid Request: no task IAM role credentials available for task", 403,
             )
         return web.json_response(self._protection_doc(run))
 
@@ -336,35 +317,29 @@ class MetadataEndpoint:
             body = None
         if not isinstance(body, dict) or set(body) - {"ProtectionEnabled", "ExpiresInMinutes"}:
             return self._protection_error(
-                run,
-                "InvalidParameterException",
-                "Invalid request: failed to decode request",
+                run, "InvalidParameterException", "Invalid request: failed to decode request",
                 400,
             )
         if not isinstance(body.get("ProtectionEnabled"), bool):
             return self._protection_error(
-                run,
-                "InvalidParameterException",
-                "Invalid request: does not contain 'ProtectionEnabled' field",
-                400,
+                run, "InvalidParameterException",
+                "Invalid request: does not contain 'ProtectionEnabled' field", 400,
             )
         minutes = body.get("ExpiresInMinutes", PROTECTION_DEFAULT_MINUTES)
         if not isinstance(minutes, int) or not 1 <= minutes <= PROTECTION_MAX_MINUTES:
             return self._protection_error(
-                run,
-                "InvalidParameterException",
-                "expiresInMinutes must be between 1 and 2880",
-                400,
+                run, "InvalidParameterException",
+                "expiresInMinutes must be between 1 and 2880", 400,
             )
         if not run.definition.get("taskRoleArn") and not run.task["overrides"].get("taskRoleArn"):
             return self._protection_error(
-                run,
-                "AccessDeniedException",
-                "Invalid Request: no task IAM role credentials available for task",
-                403,
+                run, "AccessDeniedException",
+                "Invalid Request: no task IAM role credentials available for task", 403,
             )
         run.protection = (
-            {"expires": run.task_clock.time() + minutes * 60} if body["ProtectionEnabled"] else None
+            {"expires": run.task_clock.time() + minutes * 60}
+            if body["ProtectionEnabled"]
+            else None
         )
         return web.json_response(self._protection_doc(run))
 
@@ -397,7 +372,9 @@ class MetadataEndpoint:
         found = self._find(request)
         if found is None:
             return self._not_found(request, "container stats")
-        return await self._faulted(request, found[0]) or web.json_response(self.stats_doc(*found))
+        return await self._faulted(request, found[0]) or web.json_response(
+            self.stats_doc(*found)
+        )
 
     async def task_stats(self, request: web.Request) -> web.Response:
         found = self._find(request)

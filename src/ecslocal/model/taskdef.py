@@ -253,7 +253,7 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in graph[node]:
             if color[nxt] == GREY:
-                return stack[stack.index(nxt) :] + [nxt]
+                return stack[stack.index(nxt):] + [nxt]
             if color[nxt] == WHITE:
                 found = visit(nxt)
                 if found:
@@ -272,7 +272,9 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
 
 def _validate_fargate(request: dict[str, Any]) -> None:
     if request.get("networkMode") != "awsvpc":
-        raise client_exception("Fargate only supports network mode 'awsvpc'.")
+        raise client_exception(
+            "Fargate only supports network mode 'awsvpc'."
+        )
     cpu, memory = request.get("cpu"), request.get("memory")
     if not cpu or not memory:
         raise client_exception(

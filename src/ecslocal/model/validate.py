@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from botocore.model import Shape
 
 
+
 _NUMBER_TYPES = ("integer", "long", "float", "double")
 
 

@@ -101,8 +101,6 @@ def with_time_warp(env: dict[str, str], warp: TimeWarp) -> None:
         if key == "LD_PRELOAD" and env.get(key):
             value = f"{value}:{env[key]}"
         env[key] = value
-
-
 STATIC_KEY_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
 
 

@@ -115,7 +115,9 @@ class TaskRun:
         self._save(self)
 
     def recovery_records(self) -> dict[str, Any]:
-        return {name: c.handle.recovery_record() for name, c in self.containers.items() if c.handle}
+        return {
+            name: c.handle.recovery_record() for name, c in self.containers.items() if c.handle
+        }
 
     def _notify(self) -> None:
         async def notify() -> None:
