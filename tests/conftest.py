@@ -289,3 +289,26 @@ def run_to_end(
     arn = run_task(ecs, taskdef(family, *containers, **fields), **params)
     task = wait_stopped(ecs, arn, timeout)
     return task, [e["message"] for e in task_logs(server, arn)]
+
+
+def host_pids(marker: str) -> dict[int, int]:
+    """``{pid as its container sees it: host pid}`` for every live process whose environment
+    holds ``marker`` (a ``NAME=value`` a test put in the container's environment).
+
+    Containers run in PID namespaces of their own (as on Fargate), so ``echo $$`` inside one is
+    not a host pid; the last field of ``NSpid`` in /proc/PID/status is the innermost one."""
+    found: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if marker.encode() not in f.read().split(b"\0"):
+                    continue
+            with open(f"/proc/{entry}/status") as f:
+                for line in f:
+                    if line.startswith("NSpid:"):
+                        found[int(line.split()[-1])] = int(entry)
+        except (OSError, ValueError):
+            continue
+    return {ns: pid for ns, pid in found.items() if process_alive(pid)}

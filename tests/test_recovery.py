@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+import uuid
 from pathlib import Path
 
-from tests.conftest import Server, by_name, container, process_alive, run_task, taskdef, wait_for
+import pytest
+
+from tests.conftest import (
+    Server,
+    by_name,
+    container,
+    host_pids,
+    process_alive,
+    run_task,
+    taskdef,
+    wait_for,
+)
+
+
+def _marked(name: str, cmd: str) -> tuple[dict[str, object], str]:
+    """A container running ``cmd`` with a unique variable in its environment, and that
+    ``NAME=value`` (to find its processes on the host: ``$$`` inside is a namespace pid)."""
+    value = str(uuid.uuid4())
+    env = [{"name": "ECSLOCAL_TEST_MARK", "value": value}]
+    return container(name, cmd, environment=env), f"ECSLOCAL_TEST_MARK={value}"
 
 
 def test_kill_9_then_restart(fresh_server: Server, tmp_path: Path) -> None:
@@ -17,12 +38,14 @@ def test_kill_9_then_restart(fresh_server: Server, tmp_path: Path) -> None:
         f"setsid sh -c 'echo $$ >> {pids}; sleep 300' & "
         f"echo $$ >> {pids}; sleep 300"
     )
-    arn = run_task(ecs, taskdef("recover", container("app", cmd)))
+    app, marker = _marked("app", cmd)
+    arn = run_task(ecs, taskdef("recover", app))
     wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and len(pids.read_text().split()) < 2:
         time.sleep(0.05)
-    procs = [int(p) for p in pids.read_text().split()]
+    seen = host_pids(marker)
+    procs = [seen[int(p)] for p in pids.read_text().split()]
     assert all(process_alive(p) for p in procs)
 
     server.kill9()
@@ -48,10 +71,11 @@ def test_clean_shutdown_stops_running_tasks(fresh_server: Server, tmp_path: Path
     server = fresh_server.start()
     ecs = server.ecs()
     pidfile = tmp_path / "pid"
-    arn = run_task(ecs, taskdef("shutdown", container("app", f"echo $$ > {pidfile}; sleep 300")))
+    app, marker = _marked("app", f"echo $$ > {pidfile}; sleep 300")
+    arn = run_task(ecs, taskdef("shutdown", app))
     wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING" and pidfile.exists())
     time.sleep(0.1)
-    pid = int(pidfile.read_text())
+    pid = host_pids(marker)[int(pidfile.read_text())]
     server.stop()
     assert not process_alive(pid)
     restarted = Server(server.data_dir).start()
@@ -79,3 +103,109 @@ def test_user_stopped_reason_survives_kill_9(fresh_server: Server, tmp_path: Pat
         assert task["stopCode"] == "UserInitiated"
     finally:
         restarted.stop()
+
+
+def test_recovery_never_kills_a_stranger(fresh_server: Server) -> None:
+    """A restarted daemon checks a stored container's identity (boot, start time, PID
+    namespace) before it kills anything: a decoy now holding the stored pid and process group
+    survives recovery."""
+    import json
+    import sqlite3
+    import subprocess
+
+    server = fresh_server.start()
+    ecs = server.ecs()
+    app, marker = _marked("app", "sleep 300")
+    arn = run_task(ecs, taskdef("stranger", app))
+    wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
+    server.kill9()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and host_pids(marker):
+        time.sleep(0.05)
+    # The container is gone; a stranger (its own session and group) takes over its slot: the
+    # stored record is pointed at it, as PID reuse after a crash or a reboot would.
+    decoy = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        db = sqlite3.connect(server.data_dir / "state.db")
+        task_id = arn.rsplit("/", 1)[-1]
+        (runtime,) = db.execute(
+            "SELECT runtime FROM tasks WHERE task_id = ?", (task_id,)
+        ).fetchone()
+        records = json.loads(runtime)
+        assert records, "no recovery record was stored"
+        for record in records.values():
+            for key, value in record.items():
+                if key.endswith(("pid", "pgid")) and isinstance(value, int):
+                    record[key] = decoy.pid
+        db.execute("UPDATE tasks SET runtime = ? WHERE task_id = ?", (json.dumps(records), task_id))
+        db.commit()
+        db.close()
+        restarted = Server(server.data_dir).start()
+        try:
+            assert (
+                restarted.ecs().describe_tasks(tasks=[arn])["tasks"][0]["lastStatus"] == "STOPPED"
+            )
+            time.sleep(0.2)
+            assert decoy.poll() is None, "recovery killed a process that was not the container's"
+        finally:
+            restarted.stop()
+    finally:
+        decoy.kill()
+        decoy.wait()
+
+
+def test_recovery_still_kills_its_own_leftovers(
+    fresh_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The identity check lets recovery kill what is really the container's. Without PID
+    namespaces (nothing then ends a container with the daemon but the reaper) and with the
+    reaper stopped, a daemon kill -9 leaves the container running; the restarted daemon finds
+    it by its record, checks it is the same process, and kills it."""
+    import os
+    import signal
+
+    monkeypatch.setenv("ECSLOCAL_PID_NAMESPACE", "off")
+    server = Server(fresh_server.data_dir, "--memory-enforcement", "rss").start()
+    app, marker = _marked("app", "sleep 300 & sleep 300")
+    reaper = None
+    try:
+        ecs = server.ecs()
+        arn = run_task(ecs, taskdef("leftovers", app))
+        wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(host_pids(marker)) < 2:
+            time.sleep(0.05)
+        reaper = next(
+            int(p)
+            for p in os.listdir("/proc")
+            if p.isdigit()
+            and _parent(int(p)) == server.proc.pid  # type: ignore[union-attr]
+            and b"ecslocal.runtime.reaper" in Path(f"/proc/{p}/cmdline").read_bytes()
+        )
+        os.kill(reaper, signal.SIGSTOP)
+        server.kill9()
+        time.sleep(0.5)
+        assert len(host_pids(marker)) >= 2, "the container should have outlived the daemon"
+        restarted = Server(server.data_dir).start()
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and host_pids(marker):
+                time.sleep(0.05)
+            assert host_pids(marker) == {}, "recovery left the container's processes running"
+            assert "killed what was left of container app" in "".join(restarted.output)
+        finally:
+            restarted.stop()
+    finally:
+        server.stop()
+        if reaper is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(reaper, signal.SIGKILL)
+        for pid in host_pids(marker).values():
+            os.kill(pid, signal.SIGKILL)
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import (
     by_name,
     container,
+    host_pids,
     process_alive,
     run_task,
     taskdef,
@@ -55,10 +57,13 @@ def test_sigterm_goes_to_main_process_only_and_sigkill_to_all(ecs: Any, tmp_path
         f"while true; do sleep 0.1; done' & "
         "trap 'exit 0' TERM; while true; do sleep 0.1; done"
     )
-    arn = run_task(ecs, taskdef("stop-tree", container("app", cmd, stopTimeout=5)))
+    marker = f"ECSLOCAL_TEST_MARK={uuid.uuid4()}"
+    env = [{"name": "ECSLOCAL_TEST_MARK", "value": marker.partition("=")[2]}]
+    arn = run_task(ecs, taskdef("stop-tree", container("app", cmd, stopTimeout=5, environment=env)))
     wait_for(ecs, arn, lambda t: child_pid.exists() and child_pid.read_text().strip() != "")
     time.sleep(0.3)
-    pid = int(child_pid.read_text())
+    # $$ is the child's pid in the container's PID namespace; find it on the host.
+    pid = host_pids(marker)[int(child_pid.read_text())]
     ecs.stop_task(task=arn)
     wait_stopped(ecs, arn)
     assert not child_saw.exists()  # SIGTERM went to the main process only

@@ -428,8 +428,13 @@ class Agent:
         recovered = []
         now = self.clock.time()
         for task, runtime in list(self.store.list_tasks(not_stopped=True)):
-            for record in runtime.values():
-                self.backend.reap(record)
+            for name, record in runtime.items():
+                # The backend kills only what still matches the record's identity (boot,
+                # start time, PID namespace, cgroup): never a process that reused a pid.
+                if self.backend.reap(record):
+                    log.info(
+                        "killed what was left of container %s of task %s", name, task["taskArn"]
+                    )
             task["desiredStatus"] = "STOPPED"
             task["lastStatus"] = "STOPPED"
             task.setdefault("stoppingAt", now)

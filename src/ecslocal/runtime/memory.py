@@ -155,6 +155,20 @@ class MemoryControl:
             _set_limit(path, memory_mib, self.version)
         return CgroupGroup(path, self.version)
 
+    def remove_task(self, task_id: str) -> None:
+        """Remove the task's cgroup directory once its containers' are gone (a safety net:
+        the last container's :meth:`CgroupGroup.remove` normally does it)."""
+        if self.base is None:
+            return
+        task_dir = self.base / task_id
+        with contextlib.suppress(OSError):
+            for child in task_dir.iterdir():
+                if child.is_dir():
+                    CgroupGroup(child, self.version).kill_all()
+                    with contextlib.suppress(OSError):
+                        child.rmdir()
+            task_dir.rmdir()
+
     def group_at(self, path: str) -> CgroupGroup:
         return CgroupGroup(Path(path), self.version or 1)
 

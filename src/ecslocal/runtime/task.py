@@ -25,6 +25,8 @@ from ecslocal.runtime.backends.base import (
     CannotStartContainer,
     ContainerHandle,
     ContainerSpec,
+    SandboxUnavailable,
+    TaskSandbox,
 )
 from ecslocal.runtime.events import EventBus, TaskEvents
 from ecslocal.runtime.health import HEALTHY, UNHEALTHY, UNKNOWN, HealthMonitor
@@ -107,6 +109,9 @@ class TaskRun:
         self._stop_requested = asyncio.Event()
         self.done = asyncio.Event()
         self.job: asyncio.Task[None] | None = None
+        #: What the task's containers share (the backend's), from before the first starts
+        #: until after the last stopped.
+        self.sandbox: TaskSandbox | None = None
 
     # -- state ------------------------------------------------------------------------------
     def save(self) -> None:
@@ -170,14 +175,30 @@ class TaskRun:
         try:
             await self._run()
         finally:
+            if self.sandbox is not None:
+                self.sandbox.close()
             self.done.set()
 
     async def _run(self) -> None:
+        try:
+            self.sandbox = self.backend.create_sandbox(self.task_id)
+        except SandboxUnavailable as exc:
+            for c in self.containers.values():
+                c.doc["lastStatus"] = STOPPED
+                c.doc["reason"] = str(exc)[:1024]
+                c.start_resolved.set()
+            self.request_stop(reasons.TASK_FAILED_TO_START_CODE, str(exc)[:255])
+            await self._stop_containers()
+            return
         now = self.clock.time()
         self.task["lastStatus"] = PENDING
-        # No image to pull for a host command: the pull starts and ends at once.
         self.task["pullStartedAt"] = now
-        self.task["pullStoppedAt"] = now
+        images = [
+            await self.backend.resolve_image(c.definition["image"])
+            for c in self.containers.values()
+        ]
+        # A host command has no image to pull: the pull starts and ends at once.
+        self.task["pullStoppedAt"] = self.clock.time() if any(i.pulled for i in images) else now
         self.save()
         for c in self.containers.values():
             c.start_job = asyncio.get_running_loop().create_task(self._run_container(c))
@@ -224,6 +245,7 @@ class TaskRun:
             memory_mib=c.definition.get("memory"),
             task_memory_mib=int(self.task["memory"]) if self.task.get("memory") else None,
             on_log=self._log_callback(c, group, stream),
+            sandbox=self.sandbox,
         )
         try:
             handle = await self.backend.start(spec)

@@ -15,20 +15,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
+import shutil
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ecslocal.clock import Clock
 from ecslocal.runtime.backends.base import (
     CannotStartContainer,
+    Capabilities,
     ContainerSpec,
     ExecResult,
     ExitStatus,
     LogCallback,
+    RunnableImage,
+    SandboxUnavailable,
 )
+from ecslocal.runtime.backends.namespaces import (
+    StartedInNamespace,
+    children,
+    exec_error,
+    parent,
+    probe,
+    read_report,
+)
+from ecslocal.runtime.backends.sandbox import ProcessSandbox
 from ecslocal.runtime.backends.spool import LineSplitter, Spool, SpoolFollower
 from ecslocal.runtime.memory import (
     RSS_POLL_SECONDS,
@@ -37,7 +51,9 @@ from ecslocal.runtime.memory import (
     tree_cpu_seconds,
     tree_rss_bytes,
 )
-from ecslocal.runtime.reaper import ReaperClient
+from ecslocal.runtime.reaper import ReaperClient, boot_id, identity, kill_entry, start_time
+
+log = logging.getLogger("ecslocal.backend")
 
 EXEC_OUTPUT_LIMIT = 4096  # Docker keeps at most 4 KiB of health check output
 DRAIN_SECONDS = 1.0  # how long to wait for output pipes after a container's processes are gone
@@ -116,8 +132,13 @@ class _Collector(asyncio.Protocol):
             self.closed.set_result(None)
 
 
-def _exit_future(proc: subprocess.Popen[bytes]) -> asyncio.Future[int]:
-    """A future for ``proc``'s exit code (Docker's convention: 128 + signal if signalled)."""
+def _exit_future(
+    proc: subprocess.Popen[bytes], before_reap: Callable[[], None] | None = None
+) -> asyncio.Future[int]:
+    """A future for ``proc``'s exit code (Docker's convention: 128 + signal if signalled).
+
+    ``before_reap`` runs once ``proc`` has exited but before it is reaped: its pid (and so its
+    process group id) cannot be reused yet, so a group kill there cannot hit a stranger."""
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[int] = loop.create_future()
     pidfd = os.pidfd_open(proc.pid)
@@ -125,6 +146,8 @@ def _exit_future(proc: subprocess.Popen[bytes]) -> asyncio.Future[int]:
     def on_exit() -> None:
         loop.remove_reader(pidfd)
         os.close(pidfd)
+        if before_reap is not None:
+            before_reap()
         code = proc.wait()
         if not fut.done():
             fut.set_result(128 - code if code < 0 else code)
@@ -142,7 +165,9 @@ def _docker_env(env: dict[str, str]) -> dict[str, str]:
 
 
 class ProcessContainer:
-    """A container running as a local process group."""
+    """A container: a local process tree, in PID + mount namespaces of its own where the
+    machine allows it (then ``proc`` is the ``unshare`` process, ``init_pid`` the namespace's
+    init and ``app_pid`` the container's command)."""
 
     def __init__(
         self,
@@ -154,6 +179,8 @@ class ProcessContainer:
         clock: Clock,
         rss_limit_mib: int | None,
         attached: asyncio.Future[None] | None = None,
+        *,
+        namespace: StartedInNamespace | None = None,
     ) -> None:
         self.spec = spec
         self.proc = proc
@@ -162,11 +189,14 @@ class ProcessContainer:
         self.reaper = reaper
         self.clock = clock
         self._pid = proc.pid
+        self._ns = namespace
+        self._namespaces = namespace.mode if namespace else None
+        self._start = start_time(proc.pid)
         self._env = _docker_env(dict(spec.env))  # reused by every exec (health checks)
         self._attached = attached
         self._oom_at_start = group.oom_kills() if group else 0
         self._rss_oom = False
-        self._exit = _exit_future(proc)
+        self._exit = namespace.exit_code if namespace else _exit_future(proc, self._kill_group)
         self._watchdog: asyncio.Task[None] | None = None
         if rss_limit_mib:
             self._watchdog = asyncio.get_running_loop().create_task(
@@ -175,18 +205,37 @@ class ProcessContainer:
         self._result: asyncio.Task[ExitStatus] = asyncio.get_running_loop().create_task(
             self._finish()
         )
+        if namespace is not None and namespace.ready is not None and reaper is not None:
+            # Once the init is known, the reaper learns its identity too.
+            namespace.ready.add_done_callback(lambda _: self._announce())
 
     @property
     def runtime_id(self) -> str:
         return self.spec.runtime_id
 
     @property
-    def pid(self) -> int:
-        return self._pid
+    def _init_pid(self) -> int | None:
+        return self._ns.init_pid if self._ns else None
+
+    @property
+    def _init_pidfd(self) -> int:
+        # A pidfd names the init for good: signals through it cannot reach a reused pid.
+        return self._ns.init_pidfd if self._ns else -1
+
+    @property
+    def _app_pid(self) -> int:
+        return (self._ns.app_pid if self._ns else None) or self._init_pid or self._pid
+
+    def _announce(self) -> None:
+        if self.reaper is not None and not self._exit.done():
+            self.reaper.watch(self.runtime_id, self._record())
 
     async def _rss_watchdog(self, limit: int) -> None:
+        # The app's tree only: the namespace's init is ecslocal's, not the container's.
+        if self._ns is not None and self._ns.ready is not None:
+            await asyncio.shield(self._ns.ready)  # until then the tree is the init's
         while not self._exit.done():
-            if tree_rss_bytes(self._pid) > limit:
+            if tree_rss_bytes(self._app_pid) > limit:
                 self._rss_oom = True
                 self.kill()
                 return
@@ -215,6 +264,12 @@ class ProcessContainer:
                 r.finish()
         if self.group is not None:
             await asyncio.to_thread(self.group.remove)
+        if self._ns is not None:
+            if self._ns.ready is not None:
+                await asyncio.shield(self._ns.ready)
+            if self._ns.init_pidfd >= 0:
+                os.close(self._ns.init_pidfd)
+                self._ns.init_pidfd = -1
         if self.reaper is not None:
             self.reaper.forget(self.runtime_id)
         if oom:
@@ -225,31 +280,74 @@ class ProcessContainer:
         return await asyncio.shield(self._result)
 
     def signal(self, sig: int) -> None:
-        if self.proc.returncode is None:
+        if self.proc.returncode is not None:
+            return
+        if self._ns is not None and self._ns.ready is not None and not self._ns.ready.done():
+            self._ns.pending.append(sig)  # sent (to the init, which forwards it) once known
+            return
+        if self._init_pidfd >= 0:  # the init forwards it to the app
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self._pid, sig)
+                signal.pidfd_send_signal(self._init_pidfd, sig)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self._pid, sig)
 
-    def kill(self) -> None:
+    def _kill_group(self) -> None:
+        """SIGKILL the process group while its leader is unreaped (so still ours)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._pid, signal.SIGKILL)
+
+    def kill(self) -> None:
+        if self._init_pidfd >= 0:  # the namespace ends with its init
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._init_pidfd, signal.SIGKILL)
+        if self.proc.returncode is None:
+            self._kill_group()
         if self.group is not None:
             self.group.kill_all()
 
     def stats(self) -> dict[str, Any]:
-        memory = self.group.usage_bytes() if self.group else tree_rss_bytes(self._pid)
+        pid = self._app_pid
+        memory = self.group.usage_bytes() if self.group else tree_rss_bytes(pid)
         return {
             "memory_bytes": memory,
-            "cpu_seconds": tree_cpu_seconds(self._pid),
+            "cpu_seconds": tree_cpu_seconds(pid),
             "pids": len(self.group.pids()) if self.group else 1,
         }
 
     async def exec(self, argv: Sequence[str], timeout: float) -> ExecResult:
-        return await run_command(argv, env=self._env, cwd=self.spec.working_dir, timeout=timeout)
+        if self._ns is not None and self._ns.ready is not None:
+            await asyncio.shield(self._ns.ready)
+        if self._namespaces is None or self._init_pid is None:
+            return await run_command(
+                argv, env=self._env, cwd=self.spec.working_dir, timeout=timeout
+            )
+        # Run it where the container is (its PID and mount namespaces: its /proc, its view
+        # of processes). Found on the container's PATH first, so a missing command fails as
+        # it did before: not run at all.
+        if not list(argv) or not shutil.which(argv[0], path=self._env.get("PATH")):
+            name = argv[0] if argv else ""
+            missing = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+            return ExecResult(exit_code=None, output=f"exec failed: {missing}")
+        cwd = self.spec.working_dir or os.getcwd()
+        wrapped = self._namespaces.enter(self._init_pid, list(argv), cwd)
+        return await run_command(wrapped, env=self._env, cwd=None, timeout=timeout)
 
     def recovery_record(self) -> dict[str, Any]:
+        return self._record()
+
+    def _record(self) -> dict[str, Any]:
+        """The container's identity: boot, the group leader's start time, the namespace's
+        init and its PID-namespace inode, the cgroup. Recovery kills nothing that does not
+        match (see :func:`ecslocal.runtime.reaper.kill_entry`)."""
         return {
+            "boot": boot_id(),
             "pid": self._pid,
             "pgid": self._pid,
+            "start": self._start,
+            "init_pid": self._init_pid,
+            "init_start": self._ns.init_identity.get("start") if self._ns else None,
+            "pidns": self._ns.init_identity.get("pidns") if self._ns else None,
             "cgroup": str(self.group.path) if self.group else None,
         }
 
@@ -271,19 +369,21 @@ async def run_command(
         )
     except OSError as exc:
         return ExecResult(exit_code=None, output=f"exec failed: {exc}")
-    exited = _exit_future(proc)
+
+    def kill_group() -> None:  # anything the command left behind, while the pgid is ours
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    exited = _exit_future(proc, kill_group)
     assert proc.stdout is not None
     _, collector = await loop.connect_read_pipe(_Collector, proc.stdout)
     try:
         code = await asyncio.wait_for(asyncio.shield(exited), timeout)
         timed_out = False
     except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        kill_group()
         code = await exited
         timed_out = True
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # anything the command left behind
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(collector.closed, DRAIN_SECONDS)
     output = collector.data.decode("utf-8", "replace")
@@ -291,7 +391,7 @@ async def run_command(
 
 
 class ProcessBackend:
-    """Runs each container as a local process group (the embedded default)."""
+    """Runs each container as a local process tree (the embedded default)."""
 
     name = "process"
 
@@ -307,9 +407,24 @@ class ProcessBackend:
         #: Where containers' stdout/stderr go (files the daemon follows); pipes without one.
         self.spool = spool
         self.reaper = ReaperClient() if use_reaper else None
+        self.namespaces = probe()
+        self.capabilities = Capabilities(
+            memory_limits=memory.mode,
+            pid_namespace=self.namespaces.enabled,
+            mount_namespace=self.namespaces.enabled,
+        )
 
     def describe(self) -> str:
-        return f"process backend; memory limits: {self.memory.describe()}"
+        return f"process backend; memory limits: {self.memory.describe()}; {self.namespaces.reason}"
+
+    def create_sandbox(self, task_id: str) -> ProcessSandbox:
+        if self.reaper is not None and self.reaper.failure:
+            raise SandboxUnavailable(self.reaper.failure)
+        return ProcessSandbox(task_id, self.namespaces, self.memory)
+
+    async def resolve_image(self, image: str) -> RunnableImage:
+        # No image is unpacked: entryPoint + command run on the host ("host command").
+        return RunnableImage(reference=image)
 
     async def start(self, spec: ContainerSpec) -> ProcessContainer:
         argv = list(spec.argv)
@@ -319,7 +434,23 @@ class ProcessBackend:
                 f" image '{spec.image}' is not available locally and the container definition"
                 " has neither entryPoint nor command"
             )
+        namespaces = self.namespaces if self.namespaces.enabled else None
         group = self.memory.create(spec.task_id, spec.name, spec.memory_mib, spec.task_memory_mib)
+        report_r = report_w = -1
+        command = argv
+        if namespaces is not None:
+            # The init execs the command; its errno would come back only after the init
+            # started, so runc's reasons for the usual failures are found here first (as
+            # execvp would meet them). A failure this misses (ENOEXEC, a race) is logged and
+            # the container exits 127.
+            path = _docker_env(dict(spec.env)).get("PATH")
+            failure = exec_error(argv[0], path, spec.working_dir)
+            if failure is not None:
+                if group is not None:
+                    group.remove()
+                raise CannotStartContainer(cannot_start_reason(failure, argv[0], spec.working_dir))
+            report_r, report_w = os.pipe2(os.O_CLOEXEC)
+            command = namespaces.wrap(argv, report_w)
         outputs: list[int] = []
         spooled: list[SpoolFollower] = []
         try:
@@ -337,7 +468,7 @@ class ProcessBackend:
                     outputs.append(fd)
                     spooled.append(follower)
             proc = subprocess.Popen(
-                argv,
+                command,
                 env=_docker_env(dict(spec.env)),
                 cwd=spec.working_dir,
                 stdin=subprocess.DEVNULL,
@@ -345,8 +476,10 @@ class ProcessBackend:
                 stderr=outputs[1] if outputs else subprocess.PIPE,
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=(report_w,) if report_w >= 0 else (),
             )
         except (OSError, ValueError, _SpoolFailed) as exc:
+            _close(report_r, report_w)
             if group is not None:
                 group.remove()
             for follower in spooled:
@@ -363,19 +496,31 @@ class ProcessBackend:
             # IN_CLOSE_WRITE, the spool's end-of-file.
             for fd in outputs:
                 os.close(fd)
+        _close(report_w)
+        cgroup = str(group.path) if group else None
         if self.reaper is not None:
             self.reaper.watch(
-                spec.runtime_id, proc.pid, str(group.path) if group else None
+                spec.runtime_id,
+                {
+                    "pid": proc.pid,
+                    "pgid": proc.pid,
+                    "start": start_time(proc.pid),
+                    "cgroup": cgroup,
+                },
             )
         attached = None
         if group is not None:
             # Joining a cgroup costs a kernel RCU grace period (see docs/runtime.md), so it
-            # runs in a worker thread while the pipes are set up; the sweep also moves anything
-            # forked meanwhile. start() returns (the container is RUNNING) only once it is in,
-            # so nothing the container forks can escape its memory limit or the reaper's kill.
-            attached = asyncio.get_running_loop().run_in_executor(
-                None, group.attach_tree, proc.pid
-            )
+            # runs in a worker thread while the namespace's init starts and the pipes are set
+            # up; the sweep also moves anything forked meanwhile. start() returns (the container
+            # is RUNNING) only once it is in, so nothing the container forks can escape its
+            # memory limit. With a namespace the init (about 3 MB of anonymous memory) is in the
+            # container's cgroup too: moving only the app after the init's report would add the
+            # grace period to every start.
+            attached = asyncio.get_running_loop().run_in_executor(None, group.attach_tree, proc.pid)
+        started = None
+        if namespaces is not None:
+            started = self._namespace_started(spec, proc, report_r)
         loop = asyncio.get_running_loop()
         readers: list[_Reader] = list(spooled)
         for source, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
@@ -389,19 +534,72 @@ class ProcessBackend:
         rss_limit = limit if (group is None and self.memory.mode == "rss") else None
         if attached is not None:
             await attached
-        return ProcessContainer(
-            spec, proc, group, readers, self.reaper, self.clock, rss_limit, attached
+        container = ProcessContainer(
+            spec,
+            proc,
+            group,
+            readers,
+            self.reaper,
+            self.clock,
+            rss_limit,
+            attached,
+            namespace=started,
         )
+        return container
+
+    def _namespace_started(
+        self, spec: ContainerSpec, proc: subprocess.Popen[bytes], report_r: int
+    ) -> StartedInNamespace:
+        """The container's namespace, filled in (in the background) once its init reports
+        the app's exec: the init is ``unshare``'s child on the host, the app the init's. The
+        container is RUNNING meanwhile, as it is right after a plain exec."""
+
+        def kill_group() -> None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+        started = StartedInNamespace(self.namespaces, _exit_future(proc, kill_group))
+
+        async def learn() -> None:
+            report = await read_report(report_r)
+            if report != b"ok":
+                err = int(report) if report.isdigit() else None
+                log.warning(
+                    "container %s of task %s: %s",
+                    spec.name,
+                    spec.task_id,
+                    self._failed_reason(err, spec.argv[0], spec),
+                )
+                return
+            for init in children(proc.pid):
+                try:
+                    pidfd = os.pidfd_open(init)
+                except OSError:
+                    continue  # exited meanwhile (the app did at once): nothing left to name
+                if parent(init) != proc.pid:  # the pid was reused before the pidfd was taken
+                    os.close(pidfd)
+                    continue
+                started.init_pid, started.init_pidfd = init, pidfd
+                started.init_identity = identity(init)
+                app = children(init)
+                started.app_pid = app[0] if app else None
+            for sig in started.pending:
+                if started.init_pidfd >= 0:
+                    with contextlib.suppress(ProcessLookupError):
+                        signal.pidfd_send_signal(started.init_pidfd, sig)
+
+        started.ready = asyncio.get_running_loop().create_task(learn())
+        return started
+
+    @staticmethod
+    def _failed_reason(err: int | None, argv0: str, spec: ContainerSpec) -> str:
+        if err is None:
+            return _CANNOT_START.format(detail="namespace init (unshare) exited before the exec")
+        exc = OSError(err, os.strerror(err), argv0)
+        return cannot_start_reason(exc, argv0, spec.working_dir)
 
     def reap(self, record: dict[str, Any]) -> bool:
-        found = False
-        pgid = record.get("pgid")
-        if pgid:
-            try:
-                os.killpg(pgid, signal.SIGKILL)
-                found = True
-            except (ProcessLookupError, PermissionError):
-                pass
+        found = kill_entry(record)
         if record.get("cgroup"):
             group = self.memory.group_at(record["cgroup"])
             found = group.kill_all() or found
@@ -411,3 +609,10 @@ class ProcessBackend:
     async def close(self) -> None:
         if self.reaper is not None:
             await asyncio.to_thread(self.reaper.close)
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
