@@ -23,6 +23,7 @@ from tests.conftest import (
     ROOT,
     Server,
     container,
+    host_pids,
     process_alive,
     run_task,
     task_logs,
@@ -230,10 +231,16 @@ def test_disk_full_does_not_wedge_a_task(tmpfs: Path) -> None:
     try:
         ecs = server.ecs()
         pidfile = tmpfs / "pid"
-        app = container("app", f"echo $$ > {pidfile}; exec sleep 300")
+        marker = "ECSLOCAL_TEST_MARK=disk-full"
+        app = container(
+            "app",
+            f"echo $$ > {pidfile}; exec sleep 300",
+            environment=[{"name": "ECSLOCAL_TEST_MARK", "value": "disk-full"}],
+        )
         arn = run_task(ecs, taskdef("full", app))
         wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING" and pidfile.exists())
-        pid = int(pidfile.read_text())
+        # $$ is the pid inside the container's PID namespace: find its host pid.
+        pid = host_pids(marker)[int(pidfile.read_text())]
         filler = _fill(tmpfs)
         try:
             ecs.stop_task(task=arn, reason="release rollback")
