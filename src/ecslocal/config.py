@@ -82,6 +82,12 @@ class Config:
         default_factory=lambda: parse_access_keys(os.environ.get("ECSLOCAL_ACCESS_KEYS", ""))
     )
 
+    #: Seconds a stopped task stays described and listed after its stoppedAt ("stopped tasks
+    #: appear in the returned results for at least one hour" - DescribeTasks API reference).
+    stopped_task_retention: float = field(
+        default_factory=lambda: float(os.environ.get("ECSLOCAL_STOPPED_TASK_RETENTION", 3600))
+    )
+
     @property
     def db_path(self) -> Path:
         return self.data_dir / "state.db"

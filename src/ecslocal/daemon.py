@@ -34,6 +34,7 @@ from ecslocal.runtime.agent import Agent
 from ecslocal.runtime.backends.process import ProcessBackend
 from ecslocal.runtime.logs import LogRouter
 from ecslocal.runtime.memory import MemoryControl
+from ecslocal.runtime.retention import StoppedTaskRetention
 from ecslocal.store import Store
 
 log = logging.getLogger("ecslocal.daemon")
@@ -51,6 +52,7 @@ class Daemon:
         self.recovered: list[str] = []
         self.keys: KeyStore | None = None
         self.roles: RoleStore | None = None
+        self.retention: StoppedTaskRetention | None = None
 
     @property
     def url(self) -> str:
@@ -125,9 +127,15 @@ class Daemon:
         sock = server.sockets[0].getsockname()  # type: ignore[attr-defined]
         self.address = (sock[0], sock[1])
         self.agent.endpoint_url = self.url
+        self.retention = StoppedTaskRetention(
+            self.store, self.clock, config.stopped_task_retention, self.agent.tasks.__contains__
+        )
+        self.retention.start()
         return self.address
 
     async def stop(self) -> None:
+        if self.retention is not None:
+            await self.retention.stop()
         if self.agent is not None:
             await self.agent.shutdown()
         if self.runner is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ecslocal.api.ecs_refs import CLUSTER_PATTERN, CLUSTER_RE, Refs, paginate
+from ecslocal.api.ecs_refs import CLUSTER_PATTERN, CLUSTER_RE, MAX_PAGE, Refs, paginate
 from ecslocal.api.ecs_tags import TaggingMixin, Tags, check_tags, merge_tags
 from ecslocal.api.service import Handler, Service
 from ecslocal.auth.caller import Caller
@@ -30,6 +30,7 @@ from ecslocal.model.taskdef import (
 from ecslocal.runtime import reasons
 from ecslocal.runtime.agent import Agent
 from ecslocal.store import Store
+from ecslocal.task_index import decode_token, encode_token
 
 DEFAULT_CLUSTER = "default"
 MAX_RUN_COUNT = 10  # RunTask: "You can specify up to 10 tasks for each call."
@@ -420,18 +421,23 @@ class EcsApi(TaggingMixin):
         # return any results." No task here runs on a container instance or for a daemon.
         if desired == "PENDING" or p.get("containerInstance") or p.get("daemonName"):
             return paginate([], p, "taskArns")
-        launch_type = p.get("launchType")
-        arns = [
-            task["taskArn"]
-            for task, _ in self.store.list_tasks(
-                cluster=cluster,
-                desired_status=desired,
-                family=p.get("family"),
-                started_by=p.get("startedBy"),
-            )
-            if launch_type is None or task.get("launchType") == launch_type
-        ]
-        return paginate(arns, p, "taskArns")
+        limit = p.get("maxResults")
+        if limit is None:
+            limit = MAX_PAGE
+        if not 1 <= limit <= MAX_PAGE:
+            raise invalid_parameter(f"maxResults must be between 1 and {MAX_PAGE}.")
+        token = p.get("nextToken")
+        # One page from the store's index of task summaries: a bisection and a slice, however
+        # many stopped tasks are remembered (no SQLite read, no document parsed).
+        arns, last = self.store.tasks.page(
+            (cluster, desired, p.get("family"), p.get("startedBy"), None, p.get("launchType")),
+            decode_token(token) if token else None,
+            limit,
+        )
+        out: dict[str, Any] = {"taskArns": arns}
+        if last is not None:
+            out["nextToken"] = encode_token(last)
+        return out
 
 
 def _task_view(task: dict[str, Any], include_tags: bool) -> dict[str, Any]:
