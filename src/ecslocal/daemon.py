@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from typing import Any
 
 from aiohttp import web
 
@@ -118,6 +119,14 @@ class Daemon:
             *auth_routes.routes(oidc, self.keys, config.account_id, self.clock),
         ]
         app = build_app(router, extra)
+        store = self.store
+
+        async def flush_before_answering(request: web.Request, response: Any) -> None:
+            # Task rows are written once per event-loop turn; none is answered before its
+            # rows are on disk (a StopTask's reason survives a crash right after the answer).
+            store.flush_tasks()
+
+        app.on_response_prepare.append(flush_before_answering)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, config.host, config.port, reuse_address=True)

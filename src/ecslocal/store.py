@@ -7,6 +7,7 @@ loop thread; writes are small transactions.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -119,9 +120,13 @@ class Store:
         self._clusters: dict[str, str] = {}
         #: The tasks' summaries (ListTasks pages, the retention sweep), loaded once.
         self.tasks = TaskIndex()
+        #: Task rows not yet written (task id -> row), flushed once per event-loop turn.
+        self._pending_tasks: dict[str, tuple[Any, ...]] = {}
+        self._flush_scheduled = False
         self._load_task_index()
 
     def close(self) -> None:
+        self.flush_tasks()
         self.db.close()
 
     # -- clusters ---------------------------------------------------------------------------
@@ -244,27 +249,53 @@ class Store:
             )
 
     def put_task(self, task_id: str, body: dict[str, Any], runtime: dict[str, Any]) -> None:
+        """Record the task now in the index; its row is written with the other rows changed
+        in the same turn of the event loop, in one transaction (a task saves itself at every
+        status change: one commit each cost most of RunTask's time). :meth:`flush_tasks`
+        runs before any HTTP answer leaves (see the daemon), so what a client was told is on
+        disk first."""
         summary = summary_of(task_id, body)
-        self.db.execute(
-            "INSERT OR REPLACE INTO tasks (task_id, cluster, family, started_by, desired_status,"
-            " last_status, created_at, body, runtime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                task_id,
-                summary.cluster,
-                summary.family,
-                summary.started_by,
-                summary.desired_status,
-                summary.last_status,
-                summary.created_at,
-                json.dumps(body),
-                json.dumps(runtime),
-            ),
+        self._pending_tasks[task_id] = (
+            task_id,
+            summary.cluster,
+            summary.family,
+            summary.started_by,
+            summary.desired_status,
+            summary.last_status,
+            summary.created_at,
+            json.dumps(body),
+            json.dumps(runtime),
         )
         self.tasks.put(summary)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            try:
+                asyncio.get_running_loop().call_soon(self.flush_tasks)
+            except RuntimeError:  # no event loop (a tool, a test): write now
+                self.flush_tasks()
+
+    def flush_tasks(self) -> None:
+        """Write the task rows changed since the last flush, in one transaction."""
+        self._flush_scheduled = False
+        if not self._pending_tasks:
+            return
+        rows = list(self._pending_tasks.values())
+        self._pending_tasks.clear()
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "INSERT OR REPLACE INTO tasks (task_id, cluster, family, started_by,"
+                " desired_status, last_status, created_at, body, runtime)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
 
     def get_task(self, task_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         if self.tasks.get(task_id) is None:
             return None  # not stored: no SQLite read for an unknown id
+        pending = self._pending_tasks.get(task_id)
+        if pending is not None:
+            return json.loads(pending[7]), json.loads(pending[8])
         row = self.db.execute(
             "SELECT body, runtime FROM tasks WHERE task_id = ?", (task_id,)
         ).fetchone()
@@ -273,6 +304,7 @@ class Store:
     def forget_tasks(self, task_ids: list[str]) -> None:
         """Delete the tasks' rows (their log events stay: CloudWatch Logs keeps a task's logs
         independently of ECS forgetting the task)."""
+        self.flush_tasks()
         with self.db:
             self.db.execute("BEGIN")
             self.db.executemany("DELETE FROM tasks WHERE task_id = ?", [(t,) for t in task_ids])
@@ -289,6 +321,7 @@ class Store:
     ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
         """Full documents, by createdAt (start-up recovery and the cluster's task counts;
         ListTasks pages from the index instead)."""
+        self.flush_tasks()
         sql = "SELECT body, runtime FROM tasks WHERE 1=1"
         args: list[Any] = []
         for column, value in (

@@ -6,11 +6,13 @@ next to each. Where none could be found, the message says plainly what is wrong.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
 from ecslocal.api.ecs_refs import CLUSTER_PATTERN, CLUSTER_RE, MAX_PAGE, Refs, paginate
 from ecslocal.api.ecs_tags import TaggingMixin, Tags, check_tags, merge_tags
+from ecslocal.api.json_protocol import Encoded
 from ecslocal.api.service import Handler, Service
 from ecslocal.auth.caller import Caller
 from ecslocal.auth.policy import Principal
@@ -18,6 +20,7 @@ from ecslocal.auth.roles import ECS_TASKS_PRINCIPAL, RoleStore
 from ecslocal.clock import Clock
 from ecslocal.config import Config
 from ecslocal.errors import AwsError, client_exception, cluster_not_found, invalid_parameter
+from ecslocal.model.shapes import service_model, to_wire
 from ecslocal.model.taskdef import (
     FARGATE_SIZES,
     MIN_CONTAINER_MEMORY_MIB,
@@ -30,9 +33,11 @@ from ecslocal.model.taskdef import (
 from ecslocal.runtime import reasons
 from ecslocal.runtime.agent import Agent
 from ecslocal.store import Store
-from ecslocal.task_index import decode_token, encode_token
+from ecslocal.task_index import TaskSummary, decode_token, encode_token
 
 DEFAULT_CLUSTER = "default"
+#: DescribeTasks JSON kept at most (the cache starts over when full).
+MAX_CACHED_TASKS = 20_000
 MAX_RUN_COUNT = 10  # RunTask: "You can specify up to 10 tasks for each call."
 MAX_DESCRIBE_TASKS = 100  # DescribeTasks: "A list of up to 100 task IDs or full ARN entries."
 MAX_DELETE_TASK_DEFINITIONS = 10  # DeleteTaskDefinitions: "up to 10 task definitions"
@@ -62,6 +67,9 @@ class EcsApi(TaggingMixin):
         self.clock = clock
         self.refs = Refs(config.region, config.account_id)
         self.arn_prefix = self.refs.prefix
+        #: DescribeTasks' JSON of each task, with the summary it was built from.
+        self._wire_cache: dict[tuple[str, bool], tuple[TaskSummary, bytes]] = {}
+        self._shapes = _DescribeTasksShapes()
         if store.get_cluster(DEFAULT_CLUSTER) is None:
             store.put_cluster(DEFAULT_CLUSTER, self._new_cluster(DEFAULT_CLUSTER, []))
 
@@ -391,7 +399,7 @@ class EcsApi(TaggingMixin):
         stopped = self.agent.stop_task(task_id, reason, reasons.USER_INITIATED_CODE) or task
         return {"task": _task_view(stopped, include_tags=False)}
 
-    def describe_tasks(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    def describe_tasks(self, p: dict[str, Any], caller: Caller) -> Encoded:
         refs = p["tasks"]
         # ECS's messages: "Tasks cannot be empty." (aws/copilot-cli#3551) and "taskIds can have
         # at most 100 items." (gchq/sleeper#555).
@@ -401,15 +409,49 @@ class EcsApi(TaggingMixin):
             raise invalid_parameter(f"taskIds can have at most {MAX_DESCRIBE_TASKS} items.")
         cluster = self._cluster_name(p.get("cluster"))
         include_tags = "TAGS" in (p.get("include") or [])
-        tasks, failures, seen = [], [], set()
+        tasks: list[bytes] = []
+        failures: list[dict[str, str]] = []
+        seen: set[str] = set()
         for ref in refs:
-            task = self._find_task(ref, cluster)
-            if task is None:
+            found = self._described(ref, cluster, include_tags)
+            if found is None:
                 failures.append({"arn": self.refs.task_arn(ref, cluster), "reason": "MISSING"})
-            elif task["taskArn"] not in seen:
-                seen.add(task["taskArn"])
-                tasks.append(_task_view(task, include_tags))
-        return {"tasks": tasks, "failures": failures}
+            elif found[0] not in seen:
+                seen.add(found[0])
+                tasks.append(found[1])
+        failures_json = json.dumps(to_wire(failures, self._shapes.failures)).encode()
+        body = b'{"tasks": [' + b", ".join(tasks) + b'], "failures": ' + failures_json + b"}"
+        return Encoded(body)
+
+    def _described(self, ref: str, cluster: str, include_tags: bool) -> tuple[str, bytes] | None:
+        """(ARN, DescribeTasks JSON) of the task ``ref`` names in ``cluster``; None if none.
+        A task whose JSON is cached is answered from the index alone (no document read)."""
+        task_id = self.refs.task_id(ref, cluster)
+        summary = self.store.tasks.get(task_id) if task_id else None
+        if summary is not None and summary.cluster == cluster:
+            cached = self._wire_cache.get((summary.task_id, include_tags))
+            if cached is not None and cached[0] is summary:
+                return summary.arn, cached[1]
+        task = self._find_task(ref, cluster)
+        if task is None:
+            return None
+        return task["taskArn"], self._task_wire(task, include_tags)
+
+    def _task_wire(self, task: dict[str, Any], include_tags: bool) -> bytes:
+        """The task's DescribeTasks JSON, cached until the store records a change to the task
+        (every change goes through ``put_task``, which replaces the task's summary): building
+        it was most of DescribeTasks' cost."""
+        task_id = task["taskArn"].rsplit("/", 1)[-1]
+        summary = self.store.tasks.get(task_id)
+        cached = self._wire_cache.get((task_id, include_tags))
+        if cached is not None and summary is not None and cached[0] is summary:
+            return cached[1]
+        body = json.dumps(to_wire(_task_view(task, include_tags), self._shapes.task)).encode()
+        if summary is not None:
+            if len(self._wire_cache) >= MAX_CACHED_TASKS:
+                self._wire_cache.clear()
+            self._wire_cache[(task_id, include_tags)] = (summary, body)
+        return body
 
     def list_tasks(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         cluster = self._cluster_name(p.get("cluster"))
@@ -438,6 +480,22 @@ class EcsApi(TaggingMixin):
         if last is not None:
             out["nextToken"] = encode_token(last)
         return out
+
+
+class _DescribeTasksShapes:
+    """The botocore shapes of a DescribeTasks answer's members (the model loads on first use)."""
+
+    @functools.cached_property
+    def _output(self) -> Any:
+        return service_model("ecs").operation_model("DescribeTasks").output_shape
+
+    @functools.cached_property
+    def task(self) -> Any:
+        return self._output.members["tasks"].member
+
+    @functools.cached_property
+    def failures(self) -> Any:
+        return self._output.members["failures"]
 
 
 def _task_view(task: dict[str, Any], include_tags: bool) -> dict[str, Any]:

@@ -38,12 +38,26 @@ def parse_operation(service: Service, operation: str, body: bytes) -> tuple[Any,
     return op, params
 
 
+class Encoded:
+    """A result a handler has serialized itself (already shaped by the output shape with
+    :func:`to_wire`), e.g. from per-resource fragments it caches."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+
 def result_response(
-    service: Service, op: Any, result: dict[str, Any], request_id: str
+    service: Service, op: Any, result: dict[str, Any] | Encoded, request_id: str
 ) -> web.Response:
-    out = to_wire(result, op.output_shape) if op.output_shape is not None else {}
+    if isinstance(result, Encoded):
+        body = result.body
+    else:
+        out = to_wire(result, op.output_shape) if op.output_shape is not None else {}
+        body = json.dumps(out).encode()
     return web.Response(
-        body=json.dumps(out).encode(),
+        body=body,
         headers={"Content-Type": content_type(service), "x-amzn-RequestId": request_id},
     )
 
