@@ -121,7 +121,7 @@ class Store:
         #: The tasks' summaries (ListTasks pages, the retention sweep), loaded once.
         self.tasks = TaskIndex()
         #: Task rows not yet written (task id -> row), flushed once per event-loop turn.
-        self._pending_tasks: dict[str, tuple[Any, ...]] = {}
+        self._pending_tasks: dict[str, tuple[TaskSummary, dict[str, Any], dict[str, Any]]] = {}
         self._flush_scheduled = False
         self._load_task_index()
 
@@ -255,17 +255,8 @@ class Store:
         runs before any HTTP answer leaves (see the daemon), so what a client was told is on
         disk first."""
         summary = summary_of(task_id, body)
-        self._pending_tasks[task_id] = (
-            task_id,
-            summary.cluster,
-            summary.family,
-            summary.started_by,
-            summary.desired_status,
-            summary.last_status,
-            summary.created_at,
-            json.dumps(body),
-            json.dumps(runtime),
-        )
+        # Serialized when flushed: several saves of a task in one turn cost one json.dumps.
+        self._pending_tasks[task_id] = (summary, body, runtime)
         self.tasks.put(summary)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -279,7 +270,20 @@ class Store:
         self._flush_scheduled = False
         if not self._pending_tasks:
             return
-        rows = list(self._pending_tasks.values())
+        rows = [
+            (
+                summary.task_id,
+                summary.cluster,
+                summary.family,
+                summary.started_by,
+                summary.desired_status,
+                summary.last_status,
+                summary.created_at,
+                json.dumps(body),
+                json.dumps(runtime),
+            )
+            for summary, body, runtime in self._pending_tasks.values()
+        ]
         self._pending_tasks.clear()
         with self.db:
             self.db.execute("BEGIN")
@@ -295,7 +299,7 @@ class Store:
             return None  # not stored: no SQLite read for an unknown id
         pending = self._pending_tasks.get(task_id)
         if pending is not None:
-            return json.loads(pending[7]), json.loads(pending[8])
+            return json.loads(json.dumps(pending[1])), json.loads(json.dumps(pending[2]))
         row = self.db.execute(
             "SELECT body, runtime FROM tasks WHERE task_id = ?", (task_id,)
         ).fetchone()
