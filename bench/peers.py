@@ -317,9 +317,10 @@ def start_ministack() -> Target:
     return Target("ministack", f"http://127.0.0.1:{port}", proc, tmp)
 
 
-def start_ecslocal() -> Target:
-    server = BenchServer().__enter__()
-    target = Target("ecslocal", server.url, server.proc)
+def start_ecslocal(name: str = "ecslocal", src: str | None = None) -> Target:
+    """``ecslocal serve`` (of the checkout at ``src``, e.g. main's, for a before/after)."""
+    server = BenchServer(env={"PYTHONPATH": src} if src else None).__enter__()
+    target = Target(name, server.url, server.proc)
     target.tmp = server.tmp
     return target
 
@@ -398,7 +399,7 @@ def prepare(target: Target, run_command: list[str] | None, history_size: int) ->
         for _ in range(history_size // 10)
         for t in ecs.run_task(cluster="benchhist", taskDefinition="bench-nocmd", count=10)["tasks"]
     ]
-    if target.name == "ecslocal":
+    if target.name in ("ecslocal", "before"):
         # Their containers cannot start: each task stops on its own.
         deadline = time.monotonic() + 300
         while ecs.list_tasks(cluster="benchhist")["taskArns"]:
@@ -535,6 +536,12 @@ def main() -> None:
     parser.add_argument("--targets", default="ecslocal,moto,ministack")
     parser.add_argument("--cold-starts", type=int, default=5)
     parser.add_argument("--run-command", default="", help="RunTask's command (default: none)")
+    parser.add_argument(
+        "--baseline",
+        default="",
+        metavar="SRC",
+        help="also measure the ecslocal of this src directory (e.g. /work/main/src) as 'before'",
+    )
     parser.add_argument("--history", type=int, default=HISTORY, help="stopped tasks stored")
     parser.add_argument("--trivial-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -563,6 +570,9 @@ def main() -> None:
     try:
         for name in names:
             targets.append(starters[name]())
+        if args.baseline:
+            targets.append(start_ecslocal("before", args.baseline))
+            names.append("before")
         targets.append(start_trivial())
         command = args.run_command.split() or None
         for t in targets:
@@ -602,7 +612,7 @@ def report(
         rounds = results.get((op, name))
         return percentile([r["req_per_s"] for r in rounds], 50) if rounds else None
 
-    peers = [n for n in names if n != "ecslocal"]
+    peers = [n for n in names if n != "ecslocal"]  # "before": ecslocal before the change
     header = f"{'median req/s':24s}" + "".join(f"{n:>11s}" for n in names)
     header += "".join(f"{'vs ' + n:>15s}" for n in peers)
     print("\n" + header)
@@ -638,7 +648,7 @@ def report(
     page = median("ListTasks(10k stopped)", "ecslocal")
     if page is not None:
         print(
-            f"ListTasks page with {HISTORY:,} stopped tasks stored: {page:.0f} req/s"
+            f"ListTasks page with {history:,} stopped tasks stored: {page:.0f} req/s"
             " (goal >= 1,000)"
         )
         if page < 1000:

@@ -325,6 +325,14 @@ class Store:
     ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
         """Full documents, by createdAt (start-up recovery and the cluster's task counts;
         ListTasks pages from the index instead)."""
+        if not_stopped and cluster is not None and not (desired_status or family or started_by):
+            # A cluster's active tasks (DescribeClusters' counts, DeleteCluster's check): from
+            # the index, whatever the stopped history holds.
+            for summary in self.tasks.active(cluster):
+                found = self.get_task(summary.task_id)
+                if found is not None:
+                    yield found
+            return
         self.flush_tasks()
         sql = "SELECT body, runtime FROM tasks WHERE 1=1"
         args: list[Any] = []

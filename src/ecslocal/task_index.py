@@ -178,7 +178,8 @@ class TaskIndex:
         return arns, chosen[-1] if more and chosen else None
 
     def active(self, cluster: str) -> list[TaskSummary]:
-        """The cluster's tasks that have not reached STOPPED, in ListTasks' order."""
+        """The cluster's tasks that have not reached STOPPED: those desired RUNNING, then those
+        stopping (each group in ListTasks' order)."""
         out = []
         for desired in ("RUNNING", STOPPED):
             for key in self._buckets.get((cluster, desired, None, None, None, None), ()):
