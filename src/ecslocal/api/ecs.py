@@ -426,8 +426,12 @@ class EcsApi(TaggingMixin):
     def _described(self, ref: str, cluster: str, include_tags: bool) -> tuple[str, bytes] | None:
         """(ARN, DescribeTasks JSON) of the task ``ref`` names in ``cluster``; None if none.
         A task whose JSON is cached is answered from the index alone (no document read)."""
-        task_id = self.refs.task_id(ref, cluster)
-        summary = self.store.tasks.get(task_id) if task_id else None
+        # The usual reference is the task's own ARN or ID: matched against the index without
+        # parsing it (anything else goes the long way, through Refs).
+        candidate = ref.rsplit("/", 1)[-1]
+        summary = self.store.tasks.get(candidate)
+        if summary is not None and ref not in (summary.arn, candidate):
+            summary = None
         if summary is not None and summary.cluster == cluster:
             cached = self._wire_cache.get((summary.task_id, include_tags))
             if cached is not None and cached[0] is summary:
