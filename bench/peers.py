@@ -36,6 +36,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -548,6 +549,8 @@ def main() -> None:
     if args.trivial_server:
         trivial_server()
         return
+    # A SIGTERM (timeout, kill) still stops every target the bench started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     check_signer()
     ops = [o for o in args.ops.split(",") if o]
     unknown = set(ops) - set(OPERATIONS)
