@@ -13,7 +13,6 @@ import json
 import os
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -40,13 +39,15 @@ def endpoint(server: BenchServer) -> tuple[str, str]:
         "echo $AWS_CONTAINER_CREDENTIALS_FULL_URI $AWS_CONTAINER_AUTHORIZATION_TOKEN; sleep 600"]}])
     arn = ecs.run_task(taskDefinition="bench-creds")["tasks"][0]["taskArn"]
     task_id = arn.rsplit("/", 1)[-1]
+    from ecslocal.client import Client  # signs the local API's log call
+
+    local = Client(server.url, "us-east-1")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"{server.url}/_ecslocal/v1/tasks/{task_id}/logs") as r:
-            for line in r.read().decode().splitlines():
-                parts = json.loads(line)["message"].split()
-                if len(parts) == 2:
-                    return parts[0], parts[1]
+        for event in local.logs(task_id):
+            parts = event["message"].split()
+            if len(parts) == 2:
+                return parts[0], parts[1]
         time.sleep(0.1)
     raise RuntimeError("no credentials endpoint printed")
 

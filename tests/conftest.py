@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,16 +24,31 @@ READY = re.compile(r"ready on (http://127\.0\.0\.1:(\d+))")
 class Server:
     """One `ecslocal serve` process with its own data directory."""
 
-    def __init__(self, data_dir: Path, *extra: str) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *extra: str,
+        default_cluster: bool = True,
+        region: str = "us-east-1",
+    ) -> None:
         self.data_dir = data_dir
         self.extra = extra
+        self.region = region  # the daemon's (ECSLOCAL_REGION) and its clients'
+        #: ECS creates no cluster for an account (a fresh account's ListClusters is empty);
+        #: the tests that run tasks without naming a cluster get ``default`` created here, as
+        #: the console's first run creates it. ``default_cluster=False``: a fresh account.
+        self.default_cluster = default_cluster
         self.proc: subprocess.Popen[str] | None = None
         self.url = ""
         self.port = 0
         self.output: list[str] = []
 
     def start(self, port: int = 0) -> Server:
-        env = {**os.environ, "ECSLOCAL_DATA_DIR": str(self.data_dir)}
+        env = {
+            **os.environ,
+            "ECSLOCAL_DATA_DIR": str(self.data_dir),
+            "ECSLOCAL_REGION": self.region,
+        }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ecslocal", "serve", "--port", str(port), *self.extra],
             cwd=ROOT,
@@ -58,6 +74,8 @@ class Server:
         import threading
 
         threading.Thread(target=self._drain, daemon=True).start()
+        if self.default_cluster and "--no-default-key" not in self.extra:
+            self.ecs().create_cluster(clusterName="default")  # idempotent on a restart
         return self
 
     def _drain(self) -> None:
@@ -100,7 +118,7 @@ class Server:
             service,
             aws_session_token=token,
             endpoint_url=self.url,
-            region_name="us-east-1",
+            region_name=self.region,
             aws_access_key_id=key[0],
             aws_secret_access_key=key[1],
             config=base.merge(config) if config is not None else base,
@@ -177,11 +195,35 @@ def by_name(task: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in task["containers"]}
 
 
-def task_logs(server: Server, task_arn: str) -> list[dict[str, Any]]:
-    import urllib.request
+def signed(
+    request: str | urllib.request.Request,
+    key: tuple[str, str] = ("test", "test"),
+    token: str | None = None,
+    region: str = "us-east-1",
+) -> urllib.request.Request:
+    """``request`` (a URL or a urllib Request) to ecslocal's own API, SigV4-signed by
+    botocore's SigV4Auth for the service ``ecslocal`` (the local API takes nothing else)."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
 
+    if isinstance(request, str):
+        request = urllib.request.Request(request)
+    aws = AWSRequest(
+        method=request.get_method(),
+        url=request.full_url,
+        data=request.data,
+        headers=dict(request.header_items()),
+    )
+    SigV4Auth(Credentials(key[0], key[1], token), "ecslocal", region).add_auth(aws)
+    for name, value in aws.headers.items():
+        request.add_header(name, value)
+    return request
+
+
+def task_logs(server: Server, task_arn: str) -> list[dict[str, Any]]:
     task_id = task_arn.rsplit("/", 1)[-1]
-    with urllib.request.urlopen(f"{server.url}/_ecslocal/v1/tasks/{task_id}/logs") as r:
+    with urllib.request.urlopen(signed(f"{server.url}/_ecslocal/v1/tasks/{task_id}/logs")) as r:
         return [json.loads(line) for line in r if line.strip()]
 
 

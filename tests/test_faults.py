@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import sys
 import time
 import urllib.error
@@ -20,6 +21,8 @@ from tests.conftest import (
     container,
     ecs_task_role,
     run_task,
+    run_to_end,
+    signed,
     task_logs,
     taskdef,
     wait_stopped,
@@ -36,9 +39,9 @@ def _task_with_role(server: Server, name: str) -> tuple[str, str, str]:
 
 
 def _post(server: Server, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(
+    request = signed(urllib.request.Request(
         f"{server.url}/_ecslocal/v1/faults", data=json.dumps(body).encode(), method="POST"
-    )
+    ))
     try:
         with urllib.request.urlopen(request) as r:
             return r.status, json.loads(r.read())
@@ -60,8 +63,9 @@ def test_credentials_faults_scoped_to_one_task_and_timed(fresh_server: Server) -
     a, uri_a, token_a = _task_with_role(server, "faults-a")
     b, uri_b, token_b = _task_with_role(server, "faults-b")
     try:
-        status, fault = _post(server, {"target": "credentials", "kind": "refuse",
-                                       "task": a, "durationSeconds": 1.5})
+        status, fault = _post(
+            server, {"target": "credentials", "kind": "refuse", "task": a, "durationSeconds": 1.5}
+        )
         assert status == 201 and fault["task"] == a.rsplit("/", 1)[-1]
         assert _refused(uri_a, token_a)
         assert fetch(uri_b, token_b)[0] == 200  # the other task is not touched
@@ -77,8 +81,9 @@ def test_credentials_faults_scoped_to_one_task_and_timed(fresh_server: Server) -
         assert server.cli("fault", "clear", fault_id).stdout.strip() == "cleared 1"
         assert fetch(uri_a, token_a)[0] == 200
 
-        _post(server, {"target": "credentials", "kind": "slow", "delayMs": 400,
-                       "durationSeconds": 10})
+        _post(
+            server, {"target": "credentials", "kind": "slow", "delayMs": 400, "durationSeconds": 10}
+        )
         began = time.monotonic()
         assert fetch(uri_b, token_b)[0] == 200
         assert time.monotonic() - began >= 0.4
@@ -139,12 +144,16 @@ def test_sts_refusing_at_start_default_retries_give_up_raised_attempts_get_throu
     status, _ = _post(server, {"target": "sts", "kind": "refuse", "durationSeconds": 16})
     assert status == 201
     arns = {}
-    for name, env in (("default", []), ("patient", [{"name": "AWS_MAX_ATTEMPTS",
-                                                      "value": "12"}])):
+    for name, env in (("default", []), ("patient", [{"name": "AWS_MAX_ATTEMPTS", "value": "12"}])):
         definition = taskdef(
             f"faults-sts-{name}",
-            {"name": "app", "image": "python", "memory": 256, "environment": env,
-             "command": [sys.executable, "-c", STS_AT_START]},
+            {
+                "name": "app",
+                "image": "python",
+                "memory": 256,
+                "environment": env,
+                "command": [sys.executable, "-c", STS_AT_START],
+            },
             taskRoleArn=role,
         )
         arns[name] = run_task(ecs, definition)
@@ -190,13 +199,13 @@ def test_every_metadata_and_credentials_fault_kind(server: Server) -> None:
         assert meta, lines
         assert _get(meta)[0] == 200
         for kind, expected in (("refuse", 0), ("http-500", 500)):
-            status, fault = _post(server, {"target": "metadata", "kind": kind, "task": arn,
-                                           "durationSeconds": 30})
+            status, fault = _post(
+                server, {"target": "metadata", "kind": kind, "task": arn, "durationSeconds": 30}
+            )
             assert status == 201, fault
             assert _get(meta)[0] == expected, kind
             server.cli("fault", "clear", fault["id"])
-        _post(server, {"target": "metadata", "kind": "slow", "delayMs": 300,
-                       "durationSeconds": 30})
+        _post(server, {"target": "metadata", "kind": "slow", "delayMs": 300, "durationSeconds": 30})
         status, seconds = _get(meta)
         assert status == 200 and seconds >= 0.3
         server.cli("fault", "clear")
@@ -221,12 +230,15 @@ def test_sts_faults_for_one_task_and_for_all(server: Server) -> None:
         _, creds = fetch(uri, token)
         once = Config(retries={"total_max_attempts": 1})
         as_task = server.client(
-            "sts", key=(creds["AccessKeyId"], creds["SecretAccessKey"]),
-            token=creds["Token"], config=once,
+            "sts",
+            key=(creds["AccessKeyId"], creds["SecretAccessKey"]),
+            token=creds["Token"],
+            config=once,
         )
         as_root = server.client("sts", config=once)
-        status, fault = _post(server, {"target": "sts", "kind": "http-503", "task": arn,
-                                       "durationSeconds": 30})
+        status, fault = _post(
+            server, {"target": "sts", "kind": "http-503", "task": arn, "durationSeconds": 30}
+        )
         assert status == 201, fault
         # The task's own credentials say which task calls: only its requests are refused.
         with pytest.raises(ClientError) as info:
@@ -251,3 +263,114 @@ def test_imds_faults_cannot_be_scoped_to_a_task(server: Server) -> None:
     status, body = _post(server, {"target": "imds", "kind": "refuse", "task": "abc"})
     assert status == 400
     assert body["message"] == "imds faults are for every task: IMDS cannot tell which task asks"
+
+
+# -- refuse is a TCP refusal, scoped to its task -----------------------------------------------
+CALL = re.compile(r"^call (\d+): (.*)$")
+
+
+def calls(server: Server, arn: str) -> list[tuple[int, str]]:
+    """The ``call N: outcome`` lines a task's app printed, in order."""
+    out = []
+    for event in task_logs(server, arn):
+        m = CALL.match(event["message"])
+        if m:
+            out.append((int(m[1]), m[2]))
+    return out
+
+
+def wait_call(
+    server: Server, arn: str, ok: bool | None, after: int = 0, timeout: float = 60
+) -> tuple[int, str]:
+    """The first call numbered above ``after`` that succeeded (``ok``), failed (not ``ok``),
+    or either (None)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = calls(server, arn)
+        for n, outcome in seen:
+            if n > after and (ok is None or outcome.startswith("error") != ok):
+                return n, outcome
+        assert time.monotonic() < deadline, seen[-20:]
+        time.sleep(0.1)
+
+
+def refuse_one_task(
+    server: Server, target: str, definition: dict[str, Any], role: str
+) -> tuple[str, str]:
+    """Task A calls ``target`` in a loop; a ``refuse`` fault scoped to A: A's calls fail (the
+    error is returned), a task B started during the fault is not refused (its first call's
+    outcome is returned), and A's calls succeed again once the fault is cleared."""
+    ecs = server.ecs()
+    a = run_task(ecs, taskdef(f"{definition['name']}-a", definition, taskRoleArn=role))
+    b = None
+    try:
+        n_ok, _ = wait_call(server, a, ok=True)
+        status, fault = _post(
+            server, {"target": target, "kind": "refuse", "task": a, "durationSeconds": 300}
+        )
+        assert status == 201, fault
+        n_refused, refused = wait_call(server, a, ok=False, after=n_ok)
+        b = run_task(ecs, taskdef(f"{definition['name']}-b", definition, taskRoleArn=role))
+        _, first_of_b = wait_call(server, b, ok=None)
+        assert server.cli("fault", "clear", fault["id"]).stdout.strip() == "cleared 1"
+        wait_call(server, a, ok=True, after=n_refused)
+        return refused, first_of_b
+    finally:
+        for arn in (a, b):
+            if arn is not None:
+                ecs.stop_task(task=arn)
+                wait_stopped(ecs, arn)
+
+
+# botocore's container credentials provider, as the default chain builds it (its fetcher tries
+# 3 times) but without the fetcher's 1 s sleeps between attempts.
+BOTOCORE_CREDENTIALS_LOOP = """
+import itertools, time
+from botocore.credentials import ContainerProvider
+from botocore.utils import ContainerMetadataFetcher
+
+provider = ContainerProvider(fetcher=ContainerMetadataFetcher(sleep=lambda s: None))
+for call in itertools.count(1):
+    try:
+        key = provider.load().get_frozen_credentials().access_key
+        print(f"call {call}: key {key}", flush=True)
+    except Exception as error:
+        chain, e = [], error
+        while e is not None:  # botocore's message, and what it was raised from
+            chain.append(f"{type(e).__name__}: {e}")
+            e = e.__cause__ or e.__context__
+        print(f"call {call}: error: " + " <- ".join(chain), flush=True)
+    time.sleep(0.1)
+"""
+
+
+def test_refused_credentials_are_a_connection_refused_for_botocore_and_for_one_task_only(
+    server: Server,
+) -> None:
+    """botocore's container provider meets a TCP refusal (``[Errno 111] Connection refused``
+    under its "Could not connect to the endpoint URL"), not a connection that is accepted and
+    dropped ("Connection was closed before we received a valid response"); a task started
+    during the fault, scoped to another task, gets its credentials."""
+    role = ecs_task_role(server, "faults-refuse-creds")
+    app = {
+        "name": "creds-refuse",
+        "image": "python",
+        "memory": 256,
+        "command": [sys.executable, "-c", BOTOCORE_CREDENTIALS_LOOP],
+    }
+    refused, first_of_b = refuse_one_task(server, "credentials", app, role)
+    assert "Connection refused" in refused, refused
+    assert "Could not connect to the endpoint URL" in refused, refused
+    assert first_of_b.startswith("key ASIA"), first_of_b
+
+
+def test_sts_endpoint_of_the_task_unless_the_definition_names_its_own(server: Server) -> None:
+    """Containers get their task's STS listener in AWS_ENDPOINT_URL_STS; a definition that sets
+    AWS_ENDPOINT_URL keeps it for STS too (the service-specific variable would win over it)."""
+    show = container("app", 'echo "sts=$AWS_ENDPOINT_URL_STS all=$AWS_ENDPOINT_URL"')
+    own = {**show, "environment": [{"name": "AWS_ENDPOINT_URL", "value": "http://127.0.0.9:1"}]}
+    _, lines = run_to_end(server, "faults-sts-env", show)
+    m = re.fullmatch(r"sts=(http://127\.0\.0\.1:\d+) all=(\S+)", lines[-1])
+    assert m and m[2] == server.url and m[1] != server.url, lines
+    _, lines = run_to_end(server, "faults-sts-env-own", own)
+    assert lines[-1] == "sts= all=http://127.0.0.9:1", lines

@@ -60,3 +60,30 @@ def test_start_period_failures_do_not_count(ecs: Any, tmp_path: Path) -> None:
     assert by_name(task)["web"]["healthStatus"] == "UNKNOWN"
     ecs.stop_task(task=arn)
     wait_stopped(ecs, arn)
+
+
+def test_command_without_cmd_prefix_runs_no_check(ecs: Any, tmp_path: Path) -> None:
+    """The agent passes healthCheck.command to Docker as Healthcheck.Test unchanged
+    (agent/api/task/task.go decodes the raw Docker config ECS sends); Docker runs no probe for
+    a Test whose first element is neither CMD nor CMD-SHELL ("Unknown healthcheck type",
+    getProbe in moby daemon/health.go), and the agent does not report the "starting" health
+    that leaves, so healthStatus stays UNKNOWN. A sibling container with a CMD-SHELL check,
+    started after it (dependsOn START) with twice the interval, turning HEALTHY shows that
+    the unprefixed check's time has come and gone."""
+    never = tmp_path / "never"
+    ran = tmp_path / "ran"
+    arn = run_task(ecs, taskdef(
+        "hc-noprefix",
+        container("bare", "sleep 60", stopTimeout=2,
+                  healthCheck={"command": ["sh", "-c", f"touch {never}"], "interval": 5}),
+        container("probe", "sleep 60", stopTimeout=2, essential=False,
+                  dependsOn=[{"containerName": "bare", "condition": "START"}],
+                  healthCheck={"command": ["CMD-SHELL", f"touch {ran}"], "interval": 10}),
+    ))
+    task = wait_for(ecs, arn, lambda t: by_name(t)["probe"]["healthStatus"] == "HEALTHY", 30)
+    assert ran.exists()
+    assert not never.exists()
+    assert by_name(task)["bare"]["healthStatus"] == "UNKNOWN"
+    assert task["healthStatus"] == "UNKNOWN"
+    ecs.stop_task(task=arn)
+    wait_stopped(ecs, arn)

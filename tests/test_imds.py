@@ -10,7 +10,15 @@ import time
 import urllib.error
 import urllib.request
 
-from tests.conftest import ECS_TASKS_TRUST, Server, run_task, task_logs, taskdef, wait_stopped
+from tests.conftest import (
+    ECS_TASKS_TRUST,
+    Server,
+    run_task,
+    signed,
+    task_logs,
+    taskdef,
+    wait_stopped,
+)
 
 EC2_TRUST = ECS_TASKS_TRUST.replace("ecs-tasks.amazonaws.com", "ec2.amazonaws.com")
 
@@ -147,9 +155,9 @@ def _timed(server: Server, path: str, method: str = "GET",
 
 
 def _fault(server: Server, body: dict[str, object]) -> str:
-    request = urllib.request.Request(
+    request = signed(urllib.request.Request(
         server.url + "/_ecslocal/v1/faults", data=json.dumps(body).encode(), method="POST"
-    )
+    ))
     with urllib.request.urlopen(request, timeout=10) as r:
         assert r.status == 201
         fault = json.loads(r.read())
@@ -158,7 +166,7 @@ def _fault(server: Server, body: dict[str, object]) -> str:
 
 
 def _clear_faults(server: Server) -> None:
-    request = urllib.request.Request(server.url + "/_ecslocal/v1/faults", method="DELETE")
+    request = signed(urllib.request.Request(server.url + "/_ecslocal/v1/faults", method="DELETE"))
     urllib.request.urlopen(request, timeout=10).close()
 
 

@@ -61,3 +61,21 @@ def test_clean_shutdown_stops_running_tasks(fresh_server: Server, tmp_path: Path
         assert "shutting down" in task["stoppedReason"]
     finally:
         restarted.stop()
+
+
+def test_user_stopped_reason_survives_kill_9(fresh_server: Server, tmp_path: Path) -> None:
+    server = fresh_server.start()
+    ecs = server.ecs()
+    # The container ignores SIGTERM, so the task is still STOPPING when the daemon dies.
+    arn = run_task(ecs, taskdef("stubborn", container("app", "trap '' TERM; sleep 300 & wait")))
+    wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
+    ecs.stop_task(task=arn, reason="rolling back release 42")
+    server.kill9()
+    restarted = Server(server.data_dir).start()
+    try:
+        task = restarted.ecs().describe_tasks(tasks=[arn])["tasks"][0]
+        assert task["lastStatus"] == "STOPPED"
+        assert task["stoppedReason"] == "rolling back release 42"
+        assert task["stopCode"] == "UserInitiated"
+    finally:
+        restarted.stop()

@@ -17,7 +17,7 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.conftest import Server
+from tests.conftest import Server, signed
 
 ROOT = "arn:aws:iam::000000000000:root"
 PROVIDER_ARN = "arn:aws:iam::000000000000:oidc-provider/oidc.ecslocal.localhost"
@@ -233,9 +233,9 @@ def test_assume_missing_role_is_access_denied(server: Server) -> None:
 # -- web identity ---------------------------------------------------------------------------
 def mint(server: Server, sub: str, aud: str = "sts.amazonaws.com", ttl: int = 600) -> str:
     body = json.dumps({"sub": sub, "aud": aud, "ttl": ttl}).encode()
-    request = urllib.request.Request(
+    request = signed(urllib.request.Request(
         f"{server.url}/_ecslocal/v1/oidc/token", data=body, method="POST"
-    )
+    ))
     with urllib.request.urlopen(request) as response:
         out = json.loads(response.read())
     assert out["providerArn"] == PROVIDER_ARN

@@ -24,6 +24,7 @@ from tests.conftest import (
     python_container,
     run_task,
     run_to_end,
+    signed,
     task_logs,
     taskdef,
     wait_for,
@@ -93,7 +94,12 @@ def test_endpoint_contract_and_errors(server: Server) -> None:
     try:
         uri, token = endpoint_of(server, first)
         other_uri, other_token = endpoint_of(server, second)
-        assert uri.startswith(f"{server.url}/v2/credentials/") and uri != other_uri
+        # Each task's endpoint has a listener of its own (a refuse fault closes it); the
+        # daemon's port answers the same path for host clients.
+        assert re.match(r"^http://127\.0\.0\.1:\d+/v2/credentials/[-0-9a-f]{36}$", uri), uri
+        assert uri != other_uri and not uri.startswith(server.url + "/")
+        path = uri[uri.index("/v2/credentials/") :]
+        assert fetch(server.url + path, token)[0] == 200
         assert token != other_token
 
         status, body = fetch(uri, token)
@@ -125,8 +131,11 @@ def test_endpoint_contract_and_errors(server: Server) -> None:
             ecs.stop_task(task=arn)
     for arn in (first, second):
         wait_stopped(ecs, arn)
-    # a stopped task's credentials id is gone
-    assert fetch(uri, token)[1]["code"] == "InvalidIdInRequest"
+    # a stopped task's credentials id is gone, and so is its listener
+    assert fetch(server.url + path, token)[1]["code"] == "InvalidIdInRequest"
+    with pytest.raises(urllib.error.URLError) as refused:
+        fetch(uri, token)
+    assert isinstance(refused.value.reason, ConnectionRefusedError)
 
 
 def test_rate_limit_like_the_agent(server: Server) -> None:
@@ -268,7 +277,8 @@ def test_static_keys_shadow_the_role_and_expire_the_classic_fargate_bug(
     # said when the task starts
     assert "warning: container 'app' has AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY," in out.stderr
     assert "ExpiredToken" in out.stderr
-    with urllib.request.urlopen(f"{server.url}/_ecslocal/v1/tasks/{arn.rsplit('/', 1)[-1]}") as r:
+    extras = signed(f"{server.url}/_ecslocal/v1/tasks/{arn.rsplit('/', 1)[-1]}")
+    with urllib.request.urlopen(extras) as r:
         diagnostics = json.loads(r.read())["diagnostics"]
     assert len(diagnostics) == 1 and diagnostics[0].startswith(
         "container 'app' has AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN in its"
@@ -287,9 +297,9 @@ def test_static_keys_shadow_the_role_and_expire_the_classic_fargate_bug(
     # the SDK used the baked-in session, not the task role
     assert lines[0] == f"ok {session['AssumedRoleUser']['Arn']}", lines
     # ... until that session expires: nothing refreshes environment credentials
-    request = urllib.request.Request(
+    request = signed(urllib.request.Request(
         f"{server.url}/_ecslocal/v1/access-keys/{creds['AccessKeyId']}/expire", method="POST"
-    )
+    ))
     urllib.request.urlopen(request).close()
     task = wait_stopped(ecs, arn, timeout=30)
     lines = [e["message"] for e in task_logs(server, arn)]

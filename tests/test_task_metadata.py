@@ -334,3 +334,28 @@ def test_task_protection_through_ecs_agent_uri(server: Server) -> None:
         "Invalid request: does not contain 'ProtectionEnabled' field"
     )
     assert off[1]["protection"]["ProtectionEnabled"] is False
+
+
+TAGS_READER = """
+import os, urllib.request
+with urllib.request.urlopen(os.environ["ECS_CONTAINER_METADATA_URI_V4"] + "/taskWithTags") as r:
+    print("TAGS " + r.read().decode(), flush=True)
+"""
+
+
+def test_task_tag_without_a_value_is_an_empty_string_in_task_with_tags(server: Server) -> None:
+    # ECS's Tag.value is optional ("The optional part of a key-value pair that make up a tag",
+    # https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_Tag.html); the agent's
+    # TaskTags is a map[string]string (agent/handlers/v4 task response), so the tag is "".
+    ecs = server.ecs()
+    definition = taskdef(
+        "meta-novalue",
+        {"name": "app", "image": "python", "memory": 128,
+         "command": [sys.executable, "-c", TAGS_READER]},
+    )
+    arn = run_task(ecs, definition, tags=[{"key": "novalue"}, {"key": "team", "value": "core"}])
+    wait_stopped(ecs, arn)
+    lines = [e["message"] for e in task_logs(server, arn)]
+    found = [line[5:] for line in lines if line.startswith("TAGS ")]
+    assert found, lines
+    assert json.loads(found[0])["TaskTags"] == {"novalue": "", "team": "core"}

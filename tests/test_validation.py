@@ -148,3 +148,82 @@ def test_cli_refuses_unknown_fields_like_the_aws_cli(server: Server, tmp_path: P
     result = server.cli("run", str(path))
     assert result.returncode == 252
     assert 'Unknown parameter in containerDefinitions[0]: "healtCheck"' in result.stderr
+
+
+FARGATE = {"requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256",
+           "memory": "512"}
+
+
+def test_fargate_refuses_pid_mode_host(server: Server) -> None:
+    """Fargate supports pidMode "task" only ("pidMode: ... If task is specified ... Fargate"
+    - TaskDefinition API reference); ECS's ClientException words, as CloudFormation relayed
+    them in aws/aws-cdk#29619. EC2 task definitions may share the host's PID namespace."""
+    ecs = server.ecs(client_validation=False)
+    family = "v-pid-fargate"
+    assert _code_and_message(
+        ecs, taskdef(family, container("a", "true"), pidMode="host", **FARGATE)
+    ) == (
+        "ClientException",
+        "Tasks using the Fargate launch type do not support pidMode 'host'. The supported value"
+        " for pidMode is 'task'.",
+    )
+    assert ecs.list_task_definitions(familyPrefix=family)["taskDefinitionArns"] == []
+    task_mode = ecs.register_task_definition(
+        **taskdef(family, container("a", "true"), pidMode="task", **FARGATE)
+    )["taskDefinition"]
+    assert task_mode["pidMode"] == "task" and "FARGATE" in task_mode["compatibilities"]
+    ec2 = ecs.register_task_definition(
+        **taskdef("v-pid-ec2", container("a", "true"), pidMode="host")
+    )["taskDefinition"]
+    assert ec2["pidMode"] == "host"
+
+
+def test_at_most_ten_containers_per_task_definition(server: Server) -> None:
+    """ECS service quotas: "Container definitions per task definition: 10". ECS answers an
+    eleventh with ClientException "Too many containers." (aws/amazon-ecs-cli#184, #951)."""
+    ecs = server.ecs(client_validation=False)
+    eleven = [container(f"c{i}", "true") for i in range(11)]
+    assert _code_and_message(ecs, taskdef("v-eleven", *eleven)) == (
+        "ClientException",
+        "Too many containers.",
+    )
+    assert ecs.list_task_definitions(familyPrefix="v-eleven")["taskDefinitionArns"] == []
+    ten = ecs.register_task_definition(**taskdef("v-ten", *eleven[:10]))["taskDefinition"]
+    assert len(ten["containerDefinitions"]) == 10
+
+
+def _padded(family: str, size: int) -> dict[str, Any]:
+    """A task definition whose compact JSON is ``size`` bytes."""
+    definition = taskdef(family, container("a", "true", environment=[{"name": "PAD",
+                                                                     "value": ""}]))
+    base = len(json.dumps(definition, separators=(",", ":")).encode())
+    definition["containerDefinitions"][0]["environment"][0]["value"] = "x" * (size - base)
+    return definition
+
+
+def test_task_definition_size_limit(server: Server) -> None:
+    """ECS service quotas: "Task definition size: 64 KiB". ECS's ClientException names both
+    sizes: "Actual length: '66420'. Max allowed length is '65536' bytes." (CloudTrail record in
+    awsdocs/amazon-ecs-developer-guide#149). What ECS counts is not documented; ecslocal counts
+    the request's compact JSON, so a definition of exactly 65536 such bytes registers."""
+    ecs = server.ecs(client_validation=False)
+    assert _code_and_message(ecs, _padded("v-huge", 65537)) == (
+        "ClientException",
+        "Actual length: '65537'. Max allowed length is '65536' bytes.",
+    )
+    assert ecs.list_task_definitions(familyPrefix="v-huge")["taskDefinitionArns"] == []
+    registered = ecs.register_task_definition(**_padded("v-huge", 65536))["taskDefinition"]
+    assert registered["revision"] >= 1
+
+
+def test_health_check_command_without_cmd_prefix_is_registered(server: Server) -> None:
+    """ECS registers a healthCheck.command whatever its first element: the ADOT collector's
+    published Fargate task definitions use ["/healthcheck"] (aws-observability/
+    aws-otel-collector#2034). It is stored as given, with the HealthCheck defaults."""
+    ecs = server.ecs()
+    td = ecs.register_task_definition(
+        **taskdef("v-adot", container("a", "true", healthCheck={"command": ["/healthcheck"]}),
+                  **FARGATE)
+    )["taskDefinition"]
+    assert td["containerDefinitions"][0]["healthCheck"] == {
+        "command": ["/healthcheck"], "interval": 30, "timeout": 5, "retries": 3}

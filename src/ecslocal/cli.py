@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from ecslocal import __version__
-from ecslocal.errors import TaskNotFound
+from ecslocal.api.ecs_refs import DEFAULT_CLUSTER
+from ecslocal.arns import task_id_of
+from ecslocal.errors import LocalApiError, TaskNotFound
 
 if TYPE_CHECKING:
     from ecslocal.client import Client
@@ -85,13 +87,23 @@ def region() -> str:
     return os.environ.get("ECSLOCAL_REGION", "us-east-1")
 
 
+def client_key() -> tuple[str, str]:
+    """The key every CLI call is signed with, AWS API and ecslocal's own alike."""
+    from ecslocal.config import client_key as configured
+
+    try:
+        return configured()
+    except ValueError as exc:
+        fail(f"$ECSLOCAL_ACCESS_KEYS: {exc}")
+
+
 def connect(port: int) -> Client:
     from ecslocal.client import Client, daemon_url, is_up  # botocore: not on `serve`'s path
 
     url = daemon_url(port)
     if not is_up(url):
         fail(f"no ecslocal daemon is listening on {url} (start one with `ecslocal serve`)")
-    return Client(url, region())
+    return Client(url, region(), client_key())
 
 
 @click.group()
@@ -127,11 +139,14 @@ def cli(ctx: click.Context, port: int) -> None:
               metavar="SECONDS",
               help="How long stopped tasks stay described and listed (default 3600 = 1 h, as"
                    " ECS; $ECSLOCAL_STOPPED_TASK_RETENTION).")
+@click.option("--no-default-key", is_flag=True, default=False,
+              help="Refuse the well-known test/test key: only --access-key keys work (the CLI"
+                   " signs with the first of $ECSLOCAL_ACCESS_KEYS).")
 @click.pass_context
 def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path | None,
           memory_enforcement: str | None, access_keys: tuple[str, ...],
           credential_ttl: float | None, instance_role: str | None, imds_v1: bool,
-          stopped_task_retention: float | None) -> None:
+          stopped_task_retention: float | None, no_default_key: bool) -> None:
     """Run the daemon in the foreground."""
     from ecslocal.daemon import Daemon
 
@@ -153,6 +168,11 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
         config.access_keys += parse_access_keys(",".join(access_keys))
     except ValueError as exc:
         fail(str(exc))
+    if no_default_key:
+        if not config.access_keys:
+            fail("--no-default-key needs a key to accept: --access-key ID:SECRET"
+                 " (or $ECSLOCAL_ACCESS_KEYS)")
+        config.default_key = False
 
     async def main() -> None:
         daemon = Daemon(config)
@@ -160,8 +180,13 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        from ecslocal.storage.db import StorageError
+
         try:
             await daemon.start()
+        except StorageError as exc:  # a full disk, a read-only or corrupt state.db: one line
+            await daemon.stop()
+            fail(exc.message)
         except OSError as exc:
             await daemon.stop()
             fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}")
@@ -271,17 +296,34 @@ def run(ctx: click.Context, taskdef: Path, cluster: str, env: tuple[str, ...],
         local = ThreadedDaemon(config)
         url = local.start()
     try:
-        code = _run(Client(url, region()), request, cluster, overrides, launch_type, detach,
-                    tags)
+        code = _run(Client(url, region(), client_key()), request, cluster, overrides,
+                    launch_type, detach, tags)
     finally:
         if local is not None:
             local.stop()
     sys.exit(code)
 
 
+def _ensure_default_cluster(client: Client, cluster: str) -> None:
+    """Create the ``default`` cluster if the account has none, as the ECS console's first run
+    does: the API creates no cluster by itself (RunTask without one answers
+    ClusterNotFoundException), and `ecslocal run` should just run. Another cluster name is
+    the user's to create."""
+    if cluster != DEFAULT_CLUSTER:
+        return
+    found = client.ecs.describe_clusters(clusters=[cluster])["clusters"]
+    if any(c.get("status") == "ACTIVE" for c in found):
+        return
+    # "The console automatically associates the Fargate and Fargate Spot capacity providers
+    # with the cluster." (ECS Developer Guide, create-cluster-console-v2.html)
+    client.ecs.create_cluster(clusterName=cluster, capacityProviders=["FARGATE", "FARGATE_SPOT"])
+    err_console.print(f"[dim]created cluster {cluster} (the account had none)[/dim]")
+
+
 def _run(client: Client, request: dict[str, Any], cluster: str, overrides: dict[str, Any],
          launch_type: str | None, detach: bool, tags: list[dict[str, str]]) -> int:
     try:
+        _ensure_default_cluster(client, cluster)
         td = client.ecs.register_task_definition(**request)["taskDefinition"]
         params: dict[str, Any] = {
             "cluster": cluster, "taskDefinition": td["taskDefinitionArn"], "startedBy": "ecslocal"
@@ -299,7 +341,7 @@ def _run(client: Client, request: dict[str, Any], cluster: str, overrides: dict[
         fail(f"RunTask failed: {response['failures']}")
     task = response["tasks"][0]
     task_arn = task["taskArn"]
-    task_id = task_arn.rsplit("/", 1)[-1]
+    task_id = task_id_of(task_arn)
     for warning in client.task_extras(task_id).get("diagnostics") or []:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", markup=True)
     if detach:
@@ -418,6 +460,26 @@ def logs(ctx: click.Context, task: str, follow: bool, container: str | None, clu
     with contextlib.suppress(KeyboardInterrupt):
         for event in client.logs(arn.rsplit("/", 1)[-1], follow=follow, container=container):
             printer.line(event)
+
+
+@cli.command()
+@click.argument("task", required=False)
+@click.option("--until", default=None, metavar="STATUS",
+              help="Stop once the task reaches STATUS (RUNNING, STOPPED, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print each event as JSON (NDJSON).")
+@click.option("--cluster", default="default", show_default=True)
+@click.pass_context
+def events(ctx: click.Context, task: str | None, until: str | None, as_json: bool,
+           cluster: str) -> None:
+    """Stream the engine's task and container events: TASK's from its start (ARN, id or
+    unique prefix), else every task's from now on."""
+    from ecslocal.client import event_line
+
+    client = connect(ctx.obj["port"])
+    task_id = _resolve(client, task, cluster).rsplit("/", 1)[-1] if task else None
+    with contextlib.suppress(KeyboardInterrupt):
+        for event in client.events(task_id, until):
+            print(json.dumps(event) if as_json else event_line(event), flush=True)
 
 
 def _resolve(client: Client, task: str, cluster: str) -> str:
@@ -558,4 +620,7 @@ def main() -> None:
     # Ctrl-C in `run` must reach our handler even while blocked reading the log stream.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    cli(prog_name="ecslocal")
+    try:
+        cli(prog_name="ecslocal")
+    except LocalApiError as exc:  # e.g. the key the CLI signs with is not accepted
+        fail(f"the ecslocal API answered {exc.status}: {exc.message}")

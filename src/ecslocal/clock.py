@@ -24,11 +24,6 @@ class Clock:
         self.speed = speed
         self._wall0, self._mono0 = origin if origin is not None else (time.time(), time.monotonic())
 
-    @property
-    def origin(self) -> float:
-        """The wall-clock time at which this clock and the wall clock agreed."""
-        return self._wall0
-
     def time(self) -> float:
         """Seconds since the epoch, as this clock sees them."""
         if self.speed == 1.0:
@@ -48,6 +43,3 @@ class Clock:
     def real_seconds(self, seconds: float) -> float:
         """How many real seconds ``seconds`` of this clock's time take."""
         return seconds / self.speed
-
-
-SYSTEM_CLOCK = Clock()

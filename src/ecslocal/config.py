@@ -43,6 +43,13 @@ def parse_access_keys(spec: str) -> list[tuple[str, str]]:
     return keys
 
 
+def client_key() -> tuple[str, str]:
+    """The key the CLI signs with: the first of $ECSLOCAL_ACCESS_KEYS (the variable
+    ``ecslocal serve`` reads its extra keys from), else test/test."""
+    keys = parse_access_keys(os.environ.get("ECSLOCAL_ACCESS_KEYS", ""))
+    return keys[0] if keys else DEFAULT_ACCESS_KEY
+
+
 @dataclass
 class Config:
     data_dir: Path = field(default_factory=default_data_dir)
@@ -51,9 +58,7 @@ class Config:
     account_id: str = field(
         default_factory=lambda: os.environ.get("ECSLOCAL_ACCOUNT_ID", DEFAULT_ACCOUNT)
     )
-    region: str = field(
-        default_factory=lambda: os.environ.get("ECSLOCAL_REGION", DEFAULT_REGION)
-    )
+    region: str = field(default_factory=lambda: os.environ.get("ECSLOCAL_REGION", DEFAULT_REGION))
     #: "auto" (cgroup where the machine allows it, else the RSS watchdog), "cgroup", "rss" or "off".
     memory_enforcement: str = field(
         default_factory=lambda: os.environ.get("ECSLOCAL_MEMORY_ENFORCEMENT", "auto")
@@ -87,6 +92,24 @@ class Config:
     stopped_task_retention: float = field(
         default_factory=lambda: float(os.environ.get("ECSLOCAL_STOPPED_TASK_RETENTION", 3600))
     )
+
+    #: Seconds a client has to send a complete request head, counted from the connection's
+    #: start or the previous answer; also how long an idle keep-alive connection is kept
+    #: (nginx: client_header_timeout 60 s, keepalive_timeout 75 s).
+    header_timeout: float = field(
+        default_factory=lambda: float(os.environ.get("ECSLOCAL_HEADER_TIMEOUT", 60))
+    )
+    #: Seconds a client may stay silent while sending a body (nginx: client_body_timeout 60 s).
+    body_timeout: float = field(
+        default_factory=lambda: float(os.environ.get("ECSLOCAL_BODY_TIMEOUT", 60))
+    )
+
+    #: Whether the well-known test/test key is accepted (``serve --no-default-key``: no).
+    default_key: bool = True
+
+    def long_term_keys(self) -> list[tuple[str, str]]:
+        """Every long-term key the API accepts."""
+        return [*([DEFAULT_ACCESS_KEY] if self.default_key else []), *self.access_keys]
 
     @property
     def db_path(self) -> Path:

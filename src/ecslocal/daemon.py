@@ -1,4 +1,8 @@
-"""The daemon: store, backend, agent and API wired together behind one HTTP listener.
+"""The daemon: store, backend, agent and API wired together behind one HTTP app.
+
+The app listens on the daemon's port (host clients: every AWS API, the local API, IMDS, and the
+task endpoints too) and on each task's own listeners for its credentials, metadata and STS
+endpoints (:mod:`ecslocal.endpoints.tasks`), which ``refuse`` faults close.
 
 ``Daemon.start()`` inside a running event loop serves in that loop (``ecslocal serve``);
 :class:`ThreadedDaemon` runs one in a background thread (``ecslocal run`` when no daemon is up).
@@ -7,9 +11,10 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import sys
 import threading
-from typing import Any
 
 from aiohttp import web
 
@@ -17,6 +22,8 @@ from ecslocal.api import auth_routes
 from ecslocal.api.ecs import EcsApi
 from ecslocal.api.iam import IamApi
 from ecslocal.api.local import LocalApi
+from ecslocal.api.local_auth import LocalAuth
+from ecslocal.api.local_events import EventStream
 from ecslocal.api.logs import LogsApi
 from ecslocal.api.server import AwsRouter, build_app
 from ecslocal.api.sts import StsApi
@@ -26,13 +33,20 @@ from ecslocal.auth.oidc import OidcIssuer
 from ecslocal.auth.roles import RoleStore
 from ecslocal.clock import Clock
 from ecslocal.config import DEFAULT_ACCESS_KEY, Config
+from ecslocal.endpoints.app import TaskEndpointApps
 from ecslocal.endpoints.credentials import CredentialsManager
+from ecslocal.endpoints.credentials_handler import MOUNT as CREDENTIALS_MOUNT
+from ecslocal.endpoints.credentials_handler import CredentialsEndpoint
 from ecslocal.endpoints.faults import Faults
 from ecslocal.endpoints.faults import routes as fault_routes
 from ecslocal.endpoints.imds import InstanceMetadata
+from ecslocal.endpoints.listeners import Listeners, url_host
 from ecslocal.endpoints.metadata import MetadataEndpoint
+from ecslocal.endpoints.ratelimit import TaskRateLimits
+from ecslocal.endpoints.tasks import TaskEndpoints
 from ecslocal.runtime.agent import Agent
 from ecslocal.runtime.backends.process import ProcessBackend
+from ecslocal.runtime.backends.spool import Spool
 from ecslocal.runtime.logs import LogRouter
 from ecslocal.runtime.memory import MemoryControl
 from ecslocal.runtime.retention import StoppedTaskRetention
@@ -54,6 +68,8 @@ class Daemon:
         self.keys: KeyStore | None = None
         self.roles: RoleStore | None = None
         self.retention: StoppedTaskRetention | None = None
+        self.spool: Spool | None = None
+        self.task_endpoints: TaskEndpoints | None = None
 
     @property
     def url(self) -> str:
@@ -61,24 +77,26 @@ class Daemon:
         when it listens on every address (botocore accepts only loopback literals or the
         ECS/EKS hosts in a plain-http AWS_CONTAINER_CREDENTIALS_FULL_URI)."""
         assert self.address is not None
-        host = self.address[0]
-        if host in ("0.0.0.0", "::", ""):
-            host = "127.0.0.1"
-        elif ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.address[1]}"
+        return f"http://{url_host(self.address[0])}:{self.address[1]}"
 
     async def start(self) -> tuple[str, int]:
         config = self.config
         self.store = Store(config.db_path)
         memory = MemoryControl(config.memory_enforcement)
-        self.backend = ProcessBackend(memory, self.clock)
         logs = LogRouter(self.store, self.clock)
+        self.spool = Spool(config.data_dir / "spool", logs, self.clock)
+        self.backend = ProcessBackend(memory, self.clock, spool=self.spool)
         self.agent = Agent(config, self.store, self.backend, self.clock, logs)
         self.recovered = self.agent.recover()
+        # Only now: the previous daemon's containers are gone, their spools are final.
+        recovered_lines = self.spool.recover(self.store)
+        if recovered_lines:
+            log.info("stored %d log line(s) a previous run had not", recovered_lines)
         self.keys = KeyStore(self.store.db)
         now = self.clock.time()
-        for key_id, secret in [DEFAULT_ACCESS_KEY, *config.access_keys]:
+        long_term = config.long_term_keys()
+        self.keys.drop_long_term_except({key_id for key_id, _ in long_term})
+        for key_id, secret in long_term:
             self.keys.add_long_term(key_id, secret, config.account_id, now)
         authenticator = Authenticator(
             self.keys, self.clock, config.region, warped_clocks=self.agent.timewarps.clocks
@@ -86,14 +104,13 @@ class Daemon:
         self.roles = RoleStore(self.store.db, self.keys, config.account_id)
         self.faults = Faults(self.clock)
         self.credentials = CredentialsManager(
-            self.store.db,
-            self.roles,
-            self.clock,
-            default_ttl=config.credential_ttl,
-            limits=self.agent.rate_limits,
-            faults=self.faults,
+            self.store.db, self.roles, self.clock, default_ttl=config.credential_ttl
         )
-        self.agent.credentials = self.credentials
+        # One request budget per task for all its endpoints (credentials, metadata, agent API).
+        limits = TaskRateLimits(self.clock, enabled=config.credentials_rate_limit)
+        listeners = Listeners(self.faults, self.clock, config.host)
+        self.task_endpoints = TaskEndpoints(self.credentials, limits, listeners)
+        self.agent.endpoints = self.task_endpoints
         ecs = EcsApi(config, self.store, self.agent, self.clock, self.roles)
         local = LocalApi(self.store, self.agent, logs, self.backend.describe())
         logs_api = LogsApi(config, self.store, self.clock)
@@ -101,40 +118,49 @@ class Daemon:
         sts = StsApi(config, self.roles, oidc, self.clock)
         iam = IamApi(self.roles, self.clock)
         services = [ecs.service(), logs_api.service(), sts.service(), iam.service()]
-        router = AwsRouter(services, authenticator, self.faults)
+        router = AwsRouter(services, authenticator, self.faults, config.body_timeout)
+        # ecslocal's own API takes signatures of the account's long-term keys only.
+        local_auth = LocalAuth(authenticator)
         extra = [
-            *self.credentials.routes(),
-            *MetadataEndpoint(self.agent, self.faults).routes(),
-            *fault_routes(self.faults, self.credentials.expire_now),
-            *InstanceMetadata(
-                self.roles,
-                self.clock,
-                config.region,
-                instance_seed=str(config.data_dir),
-                instance_role_arn=config.instance_role_arn,
-                allow_v1=config.imds_v1,
-                faults=self.faults,
-            ).routes(),
-            *local.routes(),
-            *auth_routes.routes(oidc, self.keys, config.account_id, self.clock),
+            *local_auth.protect(fault_routes(self.faults, self.credentials.expire_now)),
+            *local_auth.protect(local.routes()),
+            *local_auth.protect(EventStream(self.agent.events, self.agent).routes()),
+            *local_auth.protect(auth_routes.routes(oidc, self.keys, config.account_id, self.clock)),
+            local_auth.fallback(),  # last: any other /_ecslocal/v1 path
         ]
-        app = build_app(router, extra)
-        store = self.store
-
-        async def flush_before_answering(request: web.Request, response: Any) -> None:
-            # Task rows are written once per event-loop turn; none is answered before its
-            # rows are on disk (a StopTask's reason survives a crash right after the answer).
-            store.flush_tasks()
-
-        app.on_response_prepare.append(flush_before_answering)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # The container-facing endpoints: sub-apps behind one fault and rate-limit pipeline.
+        endpoints = TaskEndpointApps(self.faults, limits)
+        credentials = CredentialsEndpoint(self.credentials)
+        endpoints.mount(CREDENTIALS_MOUNT, credentials.resolve, credentials.routes())
+        metadata = MetadataEndpoint(self.agent)
+        endpoints.mount("/v3", metadata.resolve, metadata.routes())
+        endpoints.mount("/v4", metadata.resolve, metadata.routes())
+        endpoints.mount("/api", metadata.resolve_agent_api, metadata.agent_api_routes())
+        imds = InstanceMetadata(
+            self.roles,
+            self.clock,
+            config.region,
+            instance_seed=str(config.data_dir),
+            instance_role_arn=config.instance_role_arn,
+            allow_v1=config.imds_v1,
+        )
+        endpoints.mount("/latest", imds.resolve, imds.routes())
+        app = build_app(router, extra, endpoints.add_to)
+        # keepalive_timeout doubles as the header timeout (ecslocal.api.server)
+        self.runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, keepalive_timeout=config.header_timeout
+        )
         await self.runner.setup()
+        assert self.runner.server is not None
+        listeners.serve(self.runner.server)
         site = web.TCPSite(self.runner, config.host, config.port, reuse_address=True)
         await site.start()
         server = site._server
         assert server is not None and server.sockets  # type: ignore[attr-defined]
-        sock = server.sockets[0].getsockname()  # type: ignore[attr-defined]
-        self.address = (sock[0], sock[1])
+        bound = [s.getsockname() for s in server.sockets]  # type: ignore[attr-defined]
+        self.address = (bound[0][0], bound[0][1])
+        if config.default_key and not all(_loopback(b[0]) for b in bound):
+            print(_exposed_warning(bound[0][0], bound[0][1]), file=sys.stderr, flush=True)
         self.agent.endpoint_url = self.url
         self.retention = StoppedTaskRetention(
             self.store, self.clock, config.stopped_task_retention, self.agent.tasks.__contains__
@@ -147,12 +173,34 @@ class Daemon:
             await self.retention.stop()
         if self.agent is not None:
             await self.agent.shutdown()
+        if self.task_endpoints is not None:
+            self.task_endpoints.close_all()
         if self.runner is not None:
             await self.runner.cleanup()
         if self.backend is not None:
             await self.backend.close()
+        if self.spool is not None:
+            self.spool.close()
         if self.store is not None:
             self.store.close()
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _exposed_warning(host: str, port: int) -> str:
+    key_id, secret = DEFAULT_ACCESS_KEY
+    return (
+        f"WARNING: ecslocal is listening on {host}:{port}, which is not a loopback address,"
+        f" and it accepts the well-known access key {key_id}/{secret}: anyone who can reach"
+        " this port can run processes on this machine as this user (RunTask), read every"
+        " task's logs and secrets, and inject faults. Listen on 127.0.0.1, or start with"
+        " --no-default-key and your own --access-key ID:SECRET."
+    )
 
 
 class ThreadedDaemon:

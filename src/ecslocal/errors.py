@@ -28,9 +28,15 @@ def cluster_not_found(message: str = "Cluster not found.") -> AwsError:
     return AwsError("ClusterNotFoundException", message)
 
 
-def server_exception(message: str) -> AwsError:
-    return AwsError("ServerException", message, status=500)
-
-
 class TaskNotFound(Exception):
     pass
+
+
+class LocalApiError(Exception):
+    """ecslocal's own API (/_ecslocal/v1) refused a client's call: its ``{"message"}`` and
+    the HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message

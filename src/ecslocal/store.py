@@ -7,14 +7,13 @@ loop thread; writes are small transactions.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ecslocal.storage.db import Database, Schema, StorageError
 from ecslocal.task_index import (
     SERVICE_GROUP_PREFIX,
     STOPPED,
@@ -23,7 +22,11 @@ from ecslocal.task_index import (
     summary_of,
 )
 
-SCHEMA = """
+#: Clusters, task definitions and tasks. Version 1 is the schema unversioned databases have.
+STORE_SCHEMA = Schema(
+    "store",
+    [
+        """
 CREATE TABLE IF NOT EXISTS clusters (
     name TEXT PRIMARY KEY,
     body TEXT NOT NULL
@@ -48,6 +51,15 @@ CREATE TABLE IF NOT EXISTS tasks (
     runtime TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS tasks_by_cluster ON tasks (cluster, desired_status, created_at);
+"""
+    ],
+)
+
+#: Captured log lines and the CloudWatch Logs API's groups and streams.
+LOGS_SCHEMA = Schema(
+    "logs",
+    [
+        """
 CREATE TABLE IF NOT EXISTS log_groups (
     name TEXT PRIMARY KEY,
     created_at REAL NOT NULL
@@ -81,7 +93,20 @@ CREATE TABLE IF NOT EXISTS log_group_meta (
     min_seq INTEGER NOT NULL DEFAULT 0,
     body TEXT NOT NULL DEFAULT '{}'
 );
-"""
+""",
+        # 2: how far each container's spool file (runtime/backends/spool.py) is stored,
+        # committed in the same transaction as the events read from it.
+        """
+CREATE TABLE IF NOT EXISTS log_spools (
+    name TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    container TEXT NOT NULL,
+    source TEXT NOT NULL,
+    offset INTEGER NOT NULL DEFAULT 0
+)
+""",
+    ],
+)
 
 
 @dataclass(frozen=True)
@@ -110,23 +135,21 @@ class LogEvent:
 
 class Store:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA busy_timeout=5000")
-        self.db.executescript(SCHEMA)
+        #: The daemon's one database; other components register their tables on it.
+        self.db = Database(path)
+        try:
+            self.db.register(STORE_SCHEMA)
+            self.db.register(LOGS_SCHEMA)
+        except StorageError:
+            self.db.close()
+            raise
         self._clusters: dict[str, str] = {}
         #: The tasks' summaries (ListTasks pages, the retention sweep), loaded once.
         self.tasks = TaskIndex()
-        #: Task rows not yet written (task id -> row), flushed once per event-loop turn.
-        self._pending_tasks: dict[str, tuple[TaskSummary, dict[str, Any], dict[str, Any]]] = {}
-        self._flush_scheduled = False
         self._load_task_index()
 
     def close(self) -> None:
-        self.flush_tasks()
         self.db.close()
 
     # -- clusters ---------------------------------------------------------------------------
@@ -249,57 +272,37 @@ class Store:
             )
 
     def put_task(self, task_id: str, body: dict[str, Any], runtime: dict[str, Any]) -> None:
-        """Record the task now in the index; its row is written with the other rows changed
-        in the same turn of the event loop, in one transaction (a task saves itself at every
-        status change: one commit each cost most of RunTask's time). :meth:`flush_tasks`
-        runs before any HTTP answer leaves (see the daemon), so what a client was told is on
-        disk first."""
+        """The task's summary in the index, then its row. The index follows the engine's
+        memory even when the write is refused (:class:`StorageError`: the agent keeps the task
+        live and retries), so nothing cached from the previous summary is served."""
         summary = summary_of(task_id, body)
-        # Serialized when flushed: several saves of a task in one turn cost one json.dumps.
-        self._pending_tasks[task_id] = (summary, body, runtime)
+        known = self.tasks.get(task_id) is not None
         self.tasks.put(summary)
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            try:
-                asyncio.get_running_loop().call_soon(self.flush_tasks)
-            except RuntimeError:  # no event loop (a tool, a test): write now
-                self.flush_tasks()
-
-    def flush_tasks(self) -> None:
-        """Write the task rows changed since the last flush, in one transaction."""
-        self._flush_scheduled = False
-        if not self._pending_tasks:
-            return
-        rows = [
-            (
-                summary.task_id,
-                summary.cluster,
-                summary.family,
-                summary.started_by,
-                summary.desired_status,
-                summary.last_status,
-                summary.created_at,
-                json.dumps(body),
-                json.dumps(runtime),
-            )
-            for summary, body, runtime in self._pending_tasks.values()
-        ]
-        self._pending_tasks.clear()
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.executemany(
+        try:
+            self.db.execute(
                 "INSERT OR REPLACE INTO tasks (task_id, cluster, family, started_by,"
                 " desired_status, last_status, created_at, body, runtime)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
+                (
+                    task_id,
+                    summary.cluster,
+                    summary.family,
+                    summary.started_by,
+                    summary.desired_status,
+                    summary.last_status,
+                    summary.created_at,
+                    json.dumps(body),
+                    json.dumps(runtime),
+                ),
             )
+        except StorageError:
+            if not known:  # a task never written is not known (RunTask fails)
+                self.tasks.remove(task_id)
+            raise
 
     def get_task(self, task_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         if self.tasks.get(task_id) is None:
             return None  # not stored: no SQLite read for an unknown id
-        pending = self._pending_tasks.get(task_id)
-        if pending is not None:
-            return json.loads(json.dumps(pending[1])), json.loads(json.dumps(pending[2]))
         row = self.db.execute(
             "SELECT body, runtime FROM tasks WHERE task_id = ?", (task_id,)
         ).fetchone()
@@ -308,9 +311,7 @@ class Store:
     def forget_tasks(self, task_ids: list[str]) -> None:
         """Delete the tasks' rows (their log events stay: CloudWatch Logs keeps a task's logs
         independently of ECS forgetting the task)."""
-        self.flush_tasks()
-        with self.db:
-            self.db.execute("BEGIN")
+        with self.db.transaction():
             self.db.executemany("DELETE FROM tasks WHERE task_id = ?", [(t,) for t in task_ids])
         for task_id in task_ids:
             self.tasks.remove(task_id)
@@ -333,7 +334,6 @@ class Store:
                 if found is not None:
                     yield found
             return
-        self.flush_tasks()
         sql = "SELECT body, runtime FROM tasks WHERE 1=1"
         args: list[Any] = []
         for column, value in (
@@ -357,15 +357,46 @@ class Store:
             "INSERT OR IGNORE INTO log_groups (name, created_at) VALUES (?, ?)", (name, created_at)
         )
 
-    def append_logs(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Rows: (task_id, container, source, log_group, log_stream, timestamp, ingestion, msg)."""
-        with self.db:
-            self.db.execute("BEGIN")
+    def append_logs(
+        self,
+        rows: Iterable[tuple[Any, ...]],
+        spools: Iterable[tuple[str, str, str, str, int]] = (),
+        forget_spools: Iterable[str] = (),
+    ) -> None:
+        """Rows: (task_id, container, source, log_group, log_stream, timestamp, ingestion, msg);
+        ``spools``: (name, task_id, container, source, offset) — how far each spool file is
+        stored, in the same transaction as the events read from it; ``forget_spools``: names of
+        spool files that are fully stored and deleted."""
+        with self.db.transaction():
             self.db.executemany(
                 "INSERT INTO log_events (task_id, container, source, log_group, log_stream,"
                 " timestamp, ingestion_time, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            self.db.executemany(
+                "INSERT INTO log_spools (name, task_id, container, source, offset)"
+                " VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET offset = excluded.offset",
+                spools,
+            )
+            self.db.executemany(
+                "DELETE FROM log_spools WHERE name = ?", [(name,) for name in forget_spools]
+            )
+
+    def spool_offsets(self) -> dict[str, tuple[str, str, str, int]]:
+        """Every spool file the store knows: name -> (task_id, container, source, offset)."""
+        rows = self.db.execute(
+            "SELECT name, task_id, container, source, offset FROM log_spools"
+        ).fetchall()
+        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+
+    def last_log_timestamp(self, task_id: str, container: str, source: str) -> int:
+        row = self.db.execute(
+            "SELECT MAX(timestamp) FROM log_events WHERE task_id = ? AND container = ?"
+            " AND source = ?",
+            (task_id, container, source),
+        ).fetchone()
+        return int(row[0] or 0)
 
     def task_logs(
         self, task_id: str, after_seq: int = 0, container: str | None = None, limit: int = 1000
@@ -391,8 +422,7 @@ class Store:
 
     def create_log_group(self, name: str, created_at: float, meta: dict[str, Any]) -> bool:
         """Create an empty group; False if it exists already."""
-        with self.db:
-            self.db.execute("BEGIN")
+        with self.db.transaction():
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO log_groups (name, created_at) VALUES (?, ?)",
                 (name, created_at),
@@ -423,8 +453,7 @@ class Store:
 
     def delete_log_group(self, name: str) -> None:
         """Forget the group, its streams and PutLogEvents' events; hide the tasks' lines."""
-        with self.db:
-            self.db.execute("BEGIN")
+        with self.db.transaction():
             self.db.execute("DELETE FROM log_groups WHERE name = ?", (name,))
             self.db.execute("DELETE FROM log_streams WHERE log_group = ?", (name,))
             self.db.execute(

@@ -10,9 +10,18 @@ import functools
 import json
 from typing import Any
 
-from ecslocal.api.ecs_refs import CLUSTER_PATTERN, CLUSTER_RE, MAX_PAGE, Refs, paginate
+from ecslocal import arns
+from ecslocal.api.ecs_capacity import capacity_provider_for, launch_type_of
+from ecslocal.api.ecs_refs import (
+    CLUSTER_PATTERN,
+    CLUSTER_RE,
+    DEFAULT_CLUSTER,
+    MAX_PAGE,
+    Refs,
+    paginate,
+)
 from ecslocal.api.ecs_tags import TaggingMixin, Tags, check_tags, merge_tags
-from ecslocal.api.json_protocol import Encoded
+from ecslocal.api.protocols.json import Encoded
 from ecslocal.api.service import Handler, Service
 from ecslocal.auth.caller import Caller
 from ecslocal.auth.policy import Principal
@@ -35,7 +44,6 @@ from ecslocal.runtime.agent import Agent
 from ecslocal.store import Store
 from ecslocal.task_index import TaskSummary, decode_token, encode_token
 
-DEFAULT_CLUSTER = "default"
 #: DescribeTasks JSON kept at most (the cache starts over when full).
 MAX_CACHED_TASKS = 20_000
 MAX_RUN_COUNT = 10  # RunTask: "You can specify up to 10 tasks for each call."
@@ -49,6 +57,15 @@ MAX_OVERRIDES_CHARS = 8192  # RunTask.overrides: "A total of 8192 characters are
 #: its number is never reused ("the revision is incremented the next time you create a task
 #: definition with that name" - DeleteTaskDefinitions API reference).
 DELETED = "DELETED"
+
+
+#: Cluster members DescribeClusters shows only when ``include`` names them.
+_INCLUDE_ONLY = {
+    "tags": "TAGS",
+    "settings": "SETTINGS",
+    "configuration": "CONFIGURATIONS",
+    "statistics": "STATISTICS",
+}
 
 
 class EcsApi(TaggingMixin):
@@ -68,10 +85,8 @@ class EcsApi(TaggingMixin):
         self.refs = Refs(config.region, config.account_id)
         self.arn_prefix = self.refs.prefix
         #: DescribeTasks' JSON of each task, with the summary it was built from.
-        self._wire_cache: dict[tuple[str, bool], tuple[TaskSummary, bytes]] = {}
+        self._wire_cache: dict[tuple[str, bool], tuple[TaskSummary, Any, bytes]] = {}
         self._shapes = _DescribeTasksShapes()
-        if store.get_cluster(DEFAULT_CLUSTER) is None:
-            store.put_cluster(DEFAULT_CLUSTER, self._new_cluster(DEFAULT_CLUSTER, []))
 
     def service(self) -> Service:
         handlers: dict[str, Handler] = {
@@ -102,8 +117,11 @@ class EcsApi(TaggingMixin):
         )
 
     # -- clusters ---------------------------------------------------------------------------
-    def _new_cluster(self, name: str, tags: Tags) -> dict[str, Any]:
-        return {
+    def _new_cluster(self, name: str, tags: Tags, p: dict[str, Any]) -> dict[str, Any]:
+        """The Cluster CreateCluster answers: what the request set of ``settings``,
+        ``configuration``, ``capacityProviders``, ``defaultCapacityProviderStrategy`` and
+        ``serviceConnectDefaults`` (botocore ``Cluster`` shape) is kept as given."""
+        cluster: dict[str, Any] = {
             "clusterArn": f"{self.arn_prefix}:cluster/{name}",
             "clusterName": name,
             "status": "ACTIVE",
@@ -113,10 +131,21 @@ class EcsApi(TaggingMixin):
             "activeServicesCount": 0,
             "statistics": [],
             "tags": tags,
-            "settings": [{"name": "containerInsights", "value": "disabled"}],
-            "capacityProviders": [],
-            "defaultCapacityProviderStrategy": [],
+            "settings": p.get("settings") or [{"name": "containerInsights", "value": "disabled"}],
+            "capacityProviders": list(p.get("capacityProviders") or []),
+            "defaultCapacityProviderStrategy": [
+                {"base": 0, "weight": 0, **item}
+                for item in p.get("defaultCapacityProviderStrategy") or []
+            ],
         }
+        if p.get("configuration"):
+            cluster["configuration"] = p["configuration"]
+        if p.get("serviceConnectDefaults"):
+            # ClusterServiceConnectDefaults.namespace: "The namespace name or full Amazon
+            # Resource Name (ARN) of the Cloud Map namespace" - kept as the request named it.
+            namespace = p["serviceConnectDefaults"]["namespace"]
+            cluster["serviceConnectDefaults"] = {"namespace": namespace}
+        return cluster
 
     def _cluster_name(self, ref: str | None) -> str:
         """The name of the ACTIVE cluster ``ref`` (name or ARN; the default one if omitted)."""
@@ -134,8 +163,12 @@ class EcsApi(TaggingMixin):
             else:
                 pending += 1
         view = {**cluster, "runningTasksCount": running, "pendingTasksCount": pending}
-        if "TAGS" not in include:  # "If TAGS is specified, the ... tags ... are included."
-            view.pop("tags", None)
+        # DescribeClusters.include: "If this field is omitted, this information isn't
+        # included": TAGS the tags, SETTINGS the settings, CONFIGURATIONS the configuration,
+        # STATISTICS the task and service counts by launch type.
+        for member, option in _INCLUDE_ONLY.items():
+            if option not in include:
+                view.pop(member, None)
         return view
 
     def create_cluster(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
@@ -145,8 +178,8 @@ class EcsApi(TaggingMixin):
         tags = check_tags(p.get("tags") or [])
         existing = self.store.get_cluster(name)
         if existing is not None and existing["status"] == "ACTIVE":
-            return {"cluster": self._cluster_view(existing, ["TAGS"])}
-        cluster = self._new_cluster(name, tags)
+            return {"cluster": self._cluster_view(existing, list(_INCLUDE_ONLY.values()))}
+        cluster = self._new_cluster(name, tags, p)
         self.store.put_cluster(name, cluster)
         return {"cluster": cluster}
 
@@ -190,12 +223,13 @@ class EcsApi(TaggingMixin):
         tags = check_tags(request.get("tags") or [])
         family = request["family"]
         revision = self.store.next_revision(family)
+        root = arns.global_arn("iam", self.config.region, self.config.account_id, "root")
         body = build_task_definition(
             request,
             arn=f"{self.arn_prefix}:task-definition/{family}:{revision}",
             revision=revision,
             registered_at=self.clock.time(),
-            registered_by=f"arn:aws:iam::{self.config.account_id}:root",
+            registered_by=root,
         )
         self.store.put_task_definition(body, tags)
         return {"taskDefinition": body, "tags": tags}
@@ -247,10 +281,13 @@ class EcsApi(TaggingMixin):
         return paginate(families, p, "families")
 
     def deregister_task_definition(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
-        body, tags = self._find_task_definition(p["taskDefinition"])
         parsed = self.refs.task_definition(p["taskDefinition"])
-        if parsed is None or parsed.revision is None:
-            raise client_exception("The specified task definition must include a revision.")
+        if parsed is not None and parsed.revision is None:
+            # "You must specify a revision." (DeregisterTaskDefinition API reference); ECS's
+            # words for a family alone as moto reproduces them (moto/ecs/exceptions.py,
+            # RevisionNotFoundException: ClientException "Revision is missing.").
+            raise client_exception("Revision is missing.")
+        body, tags = self._find_task_definition(p["taskDefinition"])
         if body["status"] == "ACTIVE":
             body = {**body, "status": "INACTIVE", "deregisteredAt": self.clock.time()}
             self.store.put_task_definition(body, tags)
@@ -307,17 +344,39 @@ class EcsApi(TaggingMixin):
             raise invalid_parameter("TaskDefinition is inactive")
         return found
 
-    def _launch_type(self, p: dict[str, Any], definition: dict[str, Any]) -> str:
+    def _strategy(self, p: dict[str, Any], cluster: str) -> list[dict[str, Any]]:
+        """The capacity provider strategy of a RunTask: its own, or with neither it nor a
+        ``launchType`` the cluster's default ("If no capacityProviderStrategy or launchType
+        is specified, the defaultCapacityProviderStrategy for the cluster is used." - RunTask
+        API reference)."""
         launch_type = p.get("launchType")
-        strategy = p.get("capacityProviderStrategy") or []
+        strategy = list(p.get("capacityProviderStrategy") or [])
         if launch_type and strategy:
             raise invalid_parameter(
                 "Specifying both a launch type and capacity provider strategy is not supported."
             )
+        found = self.store.get_cluster(cluster) or {}
+        if not launch_type and not strategy:
+            strategy = list(found.get("defaultCapacityProviderStrategy") or [])
+        associated = set(found.get("capacityProviders") or [])
+        if any(item.get("capacityProvider") not in associated for item in strategy):
+            # "A capacity provider must be associated with a cluster before being specified in
+            # a capacity provider strategy" (ECS Developer Guide, cluster-capacity-providers);
+            # ECS's words from dask/dask-cloudprovider#328 (FARGATE_SPOT on a cluster without).
+            raise invalid_parameter(
+                "The specified capacity provider strategy cannot contain a capacity provider"
+                " that is not associated with the cluster. Associate the capacity provider with"
+                " the cluster or specify a valid capacity provider and try again."
+            )
+        return strategy
+
+    def _launch_type(
+        self, p: dict[str, Any], definition: dict[str, Any], strategy: list[dict[str, Any]]
+    ) -> str:
+        launch_type = p.get("launchType")
         if not launch_type:
-            fargate = any(s["capacityProvider"].startswith("FARGATE") for s in strategy)
             required = definition.get("requiresCompatibilities") or []
-            launch_type = "FARGATE" if fargate or "FARGATE" in required else "EC2"
+            launch_type = launch_type_of(strategy, "FARGATE" in required)
         if launch_type not in definition.get("compatibilities", []):
             raise client_exception(f"Task definition does not support launch_type {launch_type}.")
         return str(launch_type)
@@ -334,7 +393,8 @@ class EcsApi(TaggingMixin):
             # The form of ECS's message for its former limit: "startedBy longer than 36."
             # (convox/rack#1727).
             raise invalid_parameter(f"startedBy longer than {MAX_STARTED_BY}.")
-        launch_type = self._launch_type(p, definition)
+        strategy = self._strategy(p, cluster)
+        launch_type = self._launch_type(p, definition, strategy)
         overrides = check_overrides(p.get("overrides") or {}, definition, launch_type)
         cluster_arn = f"{self.arn_prefix}:cluster/{cluster}"
         for key in ("taskRoleArn", "executionRoleArn"):
@@ -348,7 +408,7 @@ class EcsApi(TaggingMixin):
         if p.get("propagateTags") == "TASK_DEFINITION":
             tags = merge_tags(definition_tags, tags)
         tasks = []
-        for _ in range(count):
+        for index in range(count):
             run = self.agent.start_task(
                 definition,
                 f"{self.arn_prefix}:cluster/{cluster}",
@@ -359,6 +419,11 @@ class EcsApi(TaggingMixin):
                 tags=tags,
             )
             run.task["enableExecuteCommand"] = bool(p.get("enableExecuteCommand"))
+            provider = capacity_provider_for(strategy, index)
+            if provider is not None:
+                # Task.capacityProviderName: "The capacity provider that's associated with
+                # the task."
+                run.task["capacityProviderName"] = provider
             tasks.append(dict(run.task))
         return {"tasks": tasks, "failures": []}
 
@@ -395,7 +460,7 @@ class EcsApi(TaggingMixin):
             raise invalid_parameter("The referenced task was not found.")
         # A task that is stopping or stopped keeps its first stop code and reason.
         reason = (p.get("reason") or "")[:MAX_STOP_REASON] or None
-        task_id = task["taskArn"].rsplit("/", 1)[-1]
+        task_id = arns.task_id_of(task["taskArn"])
         stopped = self.agent.stop_task(task_id, reason, reasons.USER_INITIATED_CODE) or task
         return {"task": _task_view(stopped, include_tags=False)}
 
@@ -434,27 +499,38 @@ class EcsApi(TaggingMixin):
             summary = None
         if summary is not None and summary.cluster == cluster:
             cached = self._wire_cache.get((summary.task_id, include_tags))
-            if cached is not None and cached[0] is summary:
-                return summary.arn, cached[1]
+            live = self.agent.tasks.get(summary.task_id)
+            if (
+                cached is not None
+                and cached[0] is summary
+                and (live is None or live.task.get("version") == cached[1])
+            ):
+                return summary.arn, cached[2]
         task = self._find_task(ref, cluster)
         if task is None:
             return None
         return task["taskArn"], self._task_wire(task, include_tags)
 
     def _task_wire(self, task: dict[str, Any], include_tags: bool) -> bytes:
-        """The task's DescribeTasks JSON, cached until the store records a change to the task
-        (every change goes through ``put_task``, which replaces the task's summary): building
-        it was most of DescribeTasks' cost."""
+        """The task's DescribeTasks JSON, cached until the task changes: a new summary in the
+        store's index (every ``put_task`` makes one) or, for a running task, a new version.
+        Building it was most of DescribeTasks' cost."""
         task_id = task["taskArn"].rsplit("/", 1)[-1]
         summary = self.store.tasks.get(task_id)
+        version = task.get("version")
         cached = self._wire_cache.get((task_id, include_tags))
-        if cached is not None and summary is not None and cached[0] is summary:
-            return cached[1]
+        if (
+            cached is not None
+            and summary is not None
+            and cached[0] is summary
+            and cached[1] == version
+        ):
+            return cached[2]
         body = json.dumps(to_wire(_task_view(task, include_tags), self._shapes.task)).encode()
         if summary is not None:
             if len(self._wire_cache) >= MAX_CACHED_TASKS:
                 self._wire_cache.clear()
-            self._wire_cache[(task_id, include_tags)] = (summary, body)
+            self._wire_cache[(task_id, include_tags)] = (summary, version, body)
         return body
 
     def list_tasks(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:

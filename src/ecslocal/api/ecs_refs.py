@@ -8,13 +8,13 @@ resource, so it is "not found" rather than "invalid".
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from ecslocal import arns
 from ecslocal.errors import invalid_parameter
+from ecslocal.pagination import offset_page
 
 #: ECS's cluster identifier rule, quoted in its own error message ("Cluster must match
 #: ^[a-zA-Z0-9\-_]{1,255}$, but was ..." - awslabs/amazon-ecs-nodejs-microservices#18).
@@ -22,11 +22,15 @@ CLUSTER_PATTERN = r"^[a-zA-Z0-9\-_]{1,255}$"
 CLUSTER_RE = re.compile(r"[a-zA-Z0-9\-_]{1,255}")
 FAMILY_RE = re.compile(r"[A-Za-z0-9_-]{1,255}")
 REVISION_RE = re.compile(r"[0-9]{1,10}")
-_ARN_RE = re.compile(
-    r"arn:(?P<partition>aws[a-z-]*):ecs:(?P<region>[^:]*):(?P<account>[^:]*)"
-    r":(?P<kind>[a-z-]+)/(?P<resource>.+)",
-    re.DOTALL,
-)
+_KIND_RE = re.compile(r"[a-z-]+")
+
+#: The cluster a request without ``cluster`` means. ECS does not create it for the account:
+#: "If you do not specify a cluster, the default cluster is assumed" (RunTask, ListTasks,
+#: DescribeTasks, StopTask) and a fresh account has none, so those calls answer
+#: ClusterNotFoundException until CreateCluster (with or without ``clusterName``: "If you
+#: don't specify a name for your cluster, you create a cluster that's named ``default``")
+#: or the console's first run creates it.
+DEFAULT_CLUSTER = "default"
 
 MAX_PAGE = 100
 
@@ -41,11 +45,18 @@ class Arn:
 
 
 def parse_arn(text: str) -> Arn | None:
-    """The parts of an ECS ARN (``arn:aws:ecs:<region>:<account>:<kind>/<resource>``)."""
-    m = _ARN_RE.fullmatch(text)
-    if m is None:
+    """The parts of an ECS ARN (``arn:<partition>:ecs:<region>:<account>:<kind>/<resource>``),
+    split by botocore's ArnParser (:mod:`ecslocal.arns`)."""
+    arn = arns.parse(text)
+    if (
+        arn is None
+        or not arn.partition.startswith("aws")
+        or arn.service != "ecs"
+        or not _KIND_RE.fullmatch(arn.kind)
+        or not arn.name
+    ):
         return None
-    return Arn(m["partition"], m["region"], m["account"], m["kind"], m["resource"])
+    return Arn(arn.partition, arn.region, arn.account, arn.kind, arn.name)
 
 
 @dataclass(frozen=True)
@@ -64,10 +75,15 @@ class Refs:
     def __init__(self, region: str, account: str) -> None:
         self.region = region
         self.account = account
-        self.prefix = f"arn:aws:ecs:{region}:{account}"
+        self.partition = arns.partition_of(region)
+        self.prefix = f"arn:{self.partition}:ecs:{region}:{account}"
 
     def own(self, arn: Arn) -> bool:
-        return (arn.partition, arn.region, arn.account) == ("aws", self.region, self.account)
+        return (arn.partition, arn.region, arn.account) == (
+            self.partition,
+            self.region,
+            self.account,
+        )
 
     def cluster(self, ref: str) -> str | None:
         """The cluster name ``ref`` (a name or an ARN) refers to; None when it cannot be one of
@@ -126,17 +142,8 @@ def paginate(items: list[str], p: dict[str, Any], key: str) -> dict[str, Any]:
         limit = MAX_PAGE
     if not 1 <= limit <= MAX_PAGE:
         raise invalid_parameter(f"maxResults must be between 1 and {MAX_PAGE}.")
-    start = 0
-    token = p.get("nextToken")
-    if token:
-        try:
-            start = int(base64.urlsafe_b64decode(token.encode()).decode())
-        except (ValueError, binascii.Error):
-            start = -1
-        if start < 0:
-            raise invalid_parameter("Invalid nextToken.")
-    page = items[start : start + limit]
+    page, token = offset_page(items, p.get("nextToken"), limit)
     out: dict[str, Any] = {key: page}
-    if start + limit < len(items):
-        out["nextToken"] = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
+    if token is not None:
+        out["nextToken"] = token
     return out

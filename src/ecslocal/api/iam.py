@@ -6,7 +6,6 @@ as given and returned URL-encoded, as IAM returns them (botocore decodes them ba
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 from urllib.parse import quote
 
@@ -17,6 +16,7 @@ from ecslocal.auth.policy import MalformedPolicy
 from ecslocal.auth.roles import RoleStore
 from ecslocal.clock import Clock
 from ecslocal.errors import AwsError
+from ecslocal.pagination import offset_page
 
 
 def _wire(role: dict[str, Any]) -> dict[str, Any]:
@@ -74,18 +74,16 @@ class IamApi:
 
     def list_roles(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         roles = self.roles.list(p.get("PathPrefix", "/"))
-        start = 0
-        if p.get("Marker"):
-            try:
-                start = int(base64.urlsafe_b64decode(p["Marker"].encode()).decode())
-            except ValueError:
-                raise AwsError("ValidationError", "Invalid Marker.") from None
-        limit = p.get("MaxItems", 100)
-        page = roles[start : start + limit]
+        page, marker = offset_page(
+            roles,
+            p.get("Marker"),
+            p.get("MaxItems", 100),
+            bad_token=AwsError("ValidationError", "Invalid Marker."),
+        )
         out: dict[str, Any] = {"Roles": [_wire(r) for r in page], "IsTruncated": False}
-        if start + limit < len(roles):
+        if marker is not None:
             out["IsTruncated"] = True
-            out["Marker"] = base64.urlsafe_b64encode(str(start + limit).encode()).decode()
+            out["Marker"] = marker
         return out
 
     def delete_role(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:

@@ -5,6 +5,9 @@
 * ``GET /_ecslocal/v1/tasks/{task_id}/logs?after=SEQ&container=NAME&follow=1`` - a task's
   captured log lines as NDJSON, streamed while the task runs when ``follow`` is set (what
   ``ecslocal logs -f`` and ``ecslocal run`` read; tasks without awslogs have no other home).
+
+Every route but health takes SigV4-signed requests only, and errors are ``{"message"}`` with
+the status (api/local_auth.py).
 """
 
 from __future__ import annotations
@@ -15,11 +18,28 @@ import json
 from aiohttp import web
 
 from ecslocal import __version__
+from ecslocal.api.local_auth import error
 from ecslocal.runtime.agent import Agent
 from ecslocal.runtime.logs import LogRouter
 from ecslocal.store import Store
 
 FOLLOW_POLL_SECONDS = 1.0
+#: Log sequence numbers are SQLite INTEGERs: at most 2**63 - 1.
+MAX_SEQ = 2**63 - 1
+_BAD_AFTER = f"after must be a log sequence number: an integer from 0 to {MAX_SEQ}"
+
+
+def _after(raw: str) -> int | None:
+    """The ``after`` parameter, or None when it is not a sequence number (checked before the
+    stream starts: once it has, an error can no longer be told)."""
+    if not raw.isascii() or not raw.isdigit() or len(raw) > len(str(MAX_SEQ)):
+        return None
+    value = int(raw)
+    return value if value <= MAX_SEQ else None
+
+
+def _no_task(task_id: str) -> web.Response:
+    return error(404, f"Task {task_id} was not found.")
 
 
 class LocalApi:
@@ -44,12 +64,10 @@ class LocalApi:
     async def task_extras(self, request: web.Request) -> web.Response:
         """What DescribeTasks has no field for: which container stopped the task, and what
         ecslocal noticed at start (static keys shadowing the task role)."""
-        task = self.agent.get_task(request.match_info["task_id"])
+        task_id = request.match_info["task_id"]
+        task = self.agent.get_task(task_id)
         if task is None:
-            return web.json_response(
-                {"__type": "InvalidParameterException", "message": "The task was not found."},
-                status=400,
-            )
+            return _no_task(task_id)
         return web.json_response(
             {
                 "stoppedByContainer": task.get("_stoppedByContainer"),
@@ -59,12 +77,11 @@ class LocalApi:
 
     async def task_logs(self, request: web.Request) -> web.StreamResponse:
         task_id = request.match_info["task_id"]
+        after = _after(request.query.get("after", "0"))
+        if after is None:
+            return error(400, _BAD_AFTER)
         if self.agent.get_task(task_id) is None:
-            return web.json_response(
-                {"__type": "InvalidParameterException", "message": "The task was not found."},
-                status=400,
-            )
-        after = int(request.query.get("after", "0"))
+            return _no_task(task_id)
         container = request.query.get("container") or None
         follow = request.query.get("follow") in ("1", "true")
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})

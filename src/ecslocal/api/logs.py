@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from ecslocal import arns
 from ecslocal.api.service import Handler, Service
 from ecslocal.auth.caller import Caller
 from ecslocal.clock import Clock
@@ -137,7 +138,7 @@ class LogsApi:
         self.config = config
         self.store = store
         self.clock = clock
-        self.arn_prefix = f"arn:aws:logs:{config.region}:{config.account_id}:log-group:"
+        self.arn_prefix = arns.build("logs", config.region, config.account_id, "log-group:")
 
     def service(self) -> Service:
         handlers: dict[str, Handler] = {

@@ -1,193 +1,164 @@
-"""One HTTP endpoint for every AWS API ecslocal serves, routed as a regional endpoint would be.
+"""One HTTP endpoint for every AWS API ecslocal serves, and the HTTP hygiene around it.
 
-- AWS JSON services (ECS, CloudWatch Logs): ``POST /`` with ``X-Amz-Target``; the prefix picks
-  the service.
-- Query services (STS, IAM): ``POST /`` (form body) or ``GET /?Action=…``; the service is the
-  one named in the SigV4 credential scope. Unsigned operations AWS allows
-  (``AssumeRoleWithWebIdentity``) are recognised by their Action.
-- Everything else is routed by path (``/_ecslocal/v1/...``; REST services plug in here).
+The AWS services are served by the :class:`~ecslocal.api.gateway.Gateway` at ``/`` (and, once a
+rest service is registered, at every path the other routes leave free); ``/_ecslocal/v1/...``
+and the container-facing endpoints are routed by path. This module adapts aiohttp to the
+gateway's plain requests and bounds how long a client may take to send one:
 
-Every AWS request is SigV4-verified before its operation is looked at.
+* **headers**: aiohttp's keep-alive timer runs from the moment a connection is accepted and
+  again after each answer, and closes the connection if no complete request head has arrived
+  when it fires (``RequestHandler._process_keepalive`` closes only an idle handler, one waiting
+  for a message). Its ``keepalive_timeout`` is therefore the header timeout too: the daemon
+  sets it to :attr:`Config.header_timeout` (60 s, nginx's ``client_header_timeout`` default;
+  nginx's ``keepalive_timeout`` default is 75 s).
+* **body**: a body read stops when the client sends nothing for :attr:`Config.body_timeout`
+  (60 s: nginx's ``client_body_timeout``, which is also per read, not for the whole body), and
+  the connection is closed.
 """
 
 from __future__ import annotations
 
-import logging
-import random
-import uuid
-from collections.abc import Sequence
-from email.utils import formatdate
+import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
 
-from ecslocal.api import json_protocol, query_protocol
+from ecslocal.api.gateway import BodyTimeout, Gateway, new_request_id, too_large
+from ecslocal.api.protocols import HttpRequest
 from ecslocal.api.service import Service
-from ecslocal.auth import sigv4
 from ecslocal.auth.authenticator import Authenticator
-from ecslocal.auth.caller import Caller
-from ecslocal.endpoints import faults
 from ecslocal.endpoints.faults import Faults
-from ecslocal.errors import AwsError
 
-log = logging.getLogger("ecslocal.api")
+__all__ = ["AwsRouter", "build_app", "new_request_id"]
 
-_IDS = random.Random()  # seeded from os.urandom once; request ids need not be secret
-
-
-def new_request_id() -> str:
-    """A UUID-4-formatted request id (uuid.uuid4() reads os.urandom on every call, which
-    costs tens of microseconds on some virtual machines)."""
-    return str(uuid.UUID(int=_IDS.getrandbits(128), version=4))
+#: nginx's client_header_timeout / client_body_timeout default.
+DEFAULT_READ_TIMEOUT = 60.0
+#: What the routes outside the gateway may receive (aiohttp's ``client_max_size``).
+CLIENT_MAX_SIZE = 16 * 1024 * 1024
 
 
-_ANONYMOUS = Caller(access_key_id="", account_id="", arn="", user_id="", anonymous=True)
+async def read_body(request: web.Request, limit: int, idle_timeout: float) -> bytes:
+    """The body, at most ``limit`` bytes (else a 413 :class:`AwsError`), failing with
+    :class:`BodyTimeout` when the client sends nothing for ``idle_timeout`` seconds."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise too_large(limit)
+    content = request.content
+    if content.is_eof():  # the whole body came with the headers (most API calls)
+        return await request.read()
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            async with asyncio.timeout(idle_timeout):
+                chunk = await content.readany()
+        except TimeoutError:
+            raise BodyTimeout from None
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
 
 
 class AwsRouter:
+    """aiohttp's side of the gateway: the request line and headers become an
+    :class:`HttpRequest`, the body is read only when the gateway asks for it."""
+
     def __init__(
         self,
         services: Sequence[Service],
         authenticator: Authenticator,
         faults: Faults | None = None,
+        body_timeout: float = DEFAULT_READ_TIMEOUT,
     ) -> None:
-        self.faults = faults
-        self.services = list(services)
-        self.by_target = {s.target_prefix: s for s in services if s.target_prefix}
-        self.by_scope = {s.signing_name: s for s in services}
-        self.authenticator = authenticator
+        self.gateway = Gateway(services, authenticator, faults)
+        self.body_timeout = body_timeout
 
-    async def handle(self, request: web.Request) -> web.Response:
-        request_id = new_request_id()
-        body = await request.read()
-        target = request.headers.get("X-Amz-Target")
-        if target is not None:
-            return await self._json(request, body, target, request_id)
-        return await self._query(request, body, request_id)
+        self._serves_rest: bool | None = None
 
-    # -- AWS JSON ---------------------------------------------------------------------------
-    async def _json(
-        self, request: web.Request, body: bytes, target: str, request_id: str
-    ) -> web.Response:
-        prefix, _, operation = target.rpartition(".")
-        service = self.by_target.get(prefix)
-        if service is None:
-            return json_protocol.error_response(
-                AwsError("UnknownOperationException", f"Unknown target: {target}"), request_id
-            )
-        ctype = json_protocol.content_type(service)
-        caller: Caller | None = None
+    @property
+    def serves_rest(self) -> bool:
+        """Whether a rest service is registered (known on the first request that needs it:
+        the query services' models are not loaded at start-up for this)."""
+        if self._serves_rest is None:
+            self._serves_rest = any(s.protocol.startswith("rest-") for s in self.gateway.services)
+        return self._serves_rest
+
+    async def handle_path(self, request: web.Request) -> web.StreamResponse:
+        """Any path no other route takes: a rest service's, if there is one."""
+        if not self.serves_rest:
+            raise web.HTTPNotFound()
+        return await self.handle(request)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        plain = HttpRequest(
+            request.method,
+            request.raw_path.split("?", 1)[0],
+            request.query_string,
+            request.headers,
+            b"",
+            (request.host or "").rsplit(":", 1)[0].lower(),
+        )
+
+        async def body(limit: int) -> bytes:
+            return await read_body(request, limit, self.body_timeout)
+
         try:
-            caller = self._authenticate(request, body, service)
-            op, params = json_protocol.parse_operation(service, operation, body)
-            result = await service.call(op, params, caller)
-            return _dated(json_protocol.result_response(service, op, result, request_id), caller)
-        except AwsError as error:
-            return _dated(json_protocol.error_response(error, request_id, ctype), caller)
-        except Exception:  # never a traceback on the wire: an AWS-shaped 500
-            log.exception("%s %s failed", service.name, operation)
-            error = AwsError("ServerException", "An internal error occurred.", status=500)
-            return json_protocol.error_response(error, request_id, ctype)
+            answer = await self.gateway.serve(plain, body, request.content_length)
+        except BodyTimeout:
+            _drop(request)
+            return web.Response(status=408)  # never sent: the connection is gone
+        if answer.abort:
+            _drop(request)
+        headers = answer.headers
+        if request.method != "HEAD":
+            # aiohttp sets the length of the body it sends; a HEAD answer keeps the length of
+            # the body a GET would have sent (S3's HeadObject: a ContentLength header member).
+            headers.pop("Content-Length", None)
+        return web.Response(status=answer.status, body=answer.body, headers=headers)
 
-    # -- query ------------------------------------------------------------------------------
-    async def _query(self, request: web.Request, body: bytes, request_id: str) -> web.Response:
-        form: dict[str, str] = dict(sigv4.parse_query_string(request.query_string))
-        ctype = request.headers.get("Content-Type", "")
-        if body and (not ctype or ctype.startswith("application/x-www-form-urlencoded")):
+
+def _drop(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.abort()
+
+
+def with_body_timeout(route: web.RouteDef, timeout: float) -> web.RouteDef:
+    """A route outside the gateway (small JSON bodies: fault specs, task protection) whose
+    body is read within ``timeout`` for the whole body before its handler runs
+    (``request.read()`` then returns it at once). A wrapper per route rather than a
+    middleware: the gateway's requests do not pay for it."""
+    handler = route.handler
+
+    async def bounded(request: web.Request) -> web.StreamResponse:
+        if request.body_exists:
             try:
-                form.update(sigv4.parse_query_string(body.decode()))
-            except UnicodeDecodeError:
-                pass
-        credential = sigv4.credential_parts(request.headers, form)
-        scope = credential[3] if credential else None
-        service = self.by_scope.get(scope) if scope else None
-        if service is None:
-            action = form.get("Action", "")
-            service = next(
-                (
-                    s
-                    for s in self.services
-                    if action in s.unsigned_operations and not s.target_prefix
-                ),
-                None,
-            )
-        if service is None:
-            error = (
-                AwsError(
-                    "InvalidClientTokenId", f"Unknown service in credential scope: {scope}", 403
-                )
-                if scope
-                else AwsError(
-                    "MissingAuthenticationToken", "Request is missing Authentication Token", 403
-                )
-            )
-            return query_protocol.error_response(error, request_id)
-        namespace = str(service.model.metadata.get("xmlNamespace", ""))
-        fault = None
-        if self.faults is not None:  # `ecslocal fault add sts refuse|http-503|slow [--task T]`
-            # A task's own credentials say which task is calling (static keys do not).
-            task_id = self.authenticator.keys.tasks.get(credential[0]) if credential else None
-            fault = self.faults.active(service.name, task_id)
-        if fault is not None:
-            if fault.kind == "http-503":
-                error = AwsError("ServiceUnavailable", "Service is unavailable", 503)
-                return query_protocol.error_response(error, request_id, namespace)
-            injected = await faults.apply(fault, request)
-            if injected is not None:
-                return injected
-        caller: Caller | None = None
-        try:
-            if (
-                form.get("Action") in service.unsigned_operations
-                and "Authorization" not in request.headers
-            ):
-                caller = _ANONYMOUS
-            else:
-                caller = self._authenticate(request, body, service)
-            op, params = query_protocol.parse_operation(service, form)
-            result = await service.call(op, params, caller)
-            return _dated(query_protocol.result_response(service, op, result, request_id), caller)
-        except AwsError as error:
-            return _dated(query_protocol.error_response(error, request_id, namespace), caller)
-        except Exception:
-            log.exception("%s %s failed", service.name, form.get("Action"))
-            error = AwsError("InternalFailure", "An internal error occurred.", status=500)
-            return query_protocol.error_response(error, request_id, namespace)
+                async with asyncio.timeout(timeout):
+                    await request.read()
+            except TimeoutError:
+                _drop(request)
+                return web.Response(status=408)  # never sent: the connection is gone
+        return await handler(request)  # type: ignore[no-any-return]
 
-    # -- auth -------------------------------------------------------------------------------
-    def _authenticate(self, request: web.Request, body: bytes, service: Service) -> Caller:
-        codes = service.auth_errors
-        try:
-            signed = sigv4.parse(
-                request.method,
-                request.raw_path.split("?", 1)[0],
-                request.query_string,
-                request.headers,
-                body,
-            )
-            return self.authenticator.authenticate(signed, service.signing_name)
-        except sigv4.SigV4Error as failure:
-            code, status = getattr(codes, failure.kind)
-            message = failure.message
-            if failure.kind == "missing_token":
-                message = (
-                    "Request is missing Authentication Token"
-                    if not service.target_prefix
-                    else "Missing Authentication Token"
-                )
-            raise AwsError(code, message, status) from None
+    return web.RouteDef(route.method, route.path, bounded, route.kwargs)
 
 
-def _dated(response: web.Response, caller: Caller | None) -> web.Response:
-    """A time-warped task's request is answered in its clock's ``Date`` (the JS SDK v3, for
-    one, moves its signing clock to the server's ``Date`` when they are 5 minutes apart)."""
-    if caller is not None and caller.clock is not None:
-        response.headers["Date"] = formatdate(caller.clock.time(), usegmt=True)
-    return response
-
-
-def build_app(router: AwsRouter, extra_routes: list[web.RouteDef]) -> web.Application:
-    app = web.Application(client_max_size=16 * 1024 * 1024)
+def build_app(
+    router: AwsRouter,
+    extra_routes: list[web.RouteDef],
+    mount: Callable[[web.Application], None] | None = None,
+) -> web.Application:
+    """The daemon's app: the AWS API at ``/``, ``extra_routes``, whatever ``mount`` adds (the
+    container-facing sub-apps), and last the any-path route of the rest services, which would
+    otherwise shadow everything registered after it."""
+    app = web.Application(client_max_size=CLIENT_MAX_SIZE)
     routes: list[Any] = [web.post("/", router.handle), web.get("/", router.handle)]
-    app.add_routes([*routes, *extra_routes])
+    app.add_routes([*routes, *(with_body_timeout(r, router.body_timeout) for r in extra_routes)])
+    if mount is not None:
+        mount(app)
+    # rest services route by path: every path the other routes leave free
+    app.router.add_route("*", "/{path:.*}", router.handle_path)
     return app

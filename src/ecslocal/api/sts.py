@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ecslocal import arns
 from ecslocal.api.service import Handler, Service
 from ecslocal.auth import policy
 from ecslocal.auth.caller import Caller
@@ -25,10 +26,11 @@ CHAINED_MAX_DURATION = 3600
 
 def caller_principal(caller: Caller) -> policy.Principal:
     role_arn = ""
-    if ":assumed-role/" in caller.arn:
-        # arn:aws:sts::<acct>:assumed-role/<role>/<session> -> the role's IAM ARN
-        role_name = caller.arn.split(":assumed-role/", 1)[1].split("/")[0]
-        role_arn = f"arn:aws:iam::{caller.account_id}:role/{role_name}"
+    arn = arns.parse(caller.arn)
+    if arn is not None and arn.service == "sts" and arn.kind == "assumed-role":
+        # arn:<partition>:sts::<acct>:assumed-role/<role>/<session> -> the role's IAM ARN
+        role_name = arn.name.split("/")[0]
+        role_arn = f"arn:{arn.partition}:iam::{caller.account_id}:role/{role_name}"
     return policy.Principal("AWS", caller.arn, caller.account_id, role_arn)
 
 

@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import Callable, Iterable
 
 from ecslocal.auth.caller import Caller
-from ecslocal.auth.keys import KeyStore
-from ecslocal.auth.sigv4 import SignedRequest, SigV4Error
+from ecslocal.auth.keys import AccessKey, KeyStore
+from ecslocal.auth.sigv4 import Failure, SignedRequest, SigV4Error
 from ecslocal.clock import Clock
 
 INVALID_TOKEN = "The security token included in the request is invalid."
@@ -33,21 +33,31 @@ class Authenticator:
 
     def authenticate(self, signed: SignedRequest, signing_name: str) -> Caller:
         """The request's principal; raises :class:`SigV4Error` (``kind`` says which failure)."""
+        return self.verify(signed, self.check_claims(signed, signing_name))
+
+    def check_claims(self, signed: SignedRequest, signing_name: str) -> AccessKey:
+        """The checks that need only the request's headers: a known key (with its token), not
+        expired, scoped to this service and region. The gateway runs them before it reads the
+        body, so an unknown caller cannot make the daemon buffer one."""
         key = self.keys.get(signed.access_key_id)
         if key is None or key.session_token != signed.session_token:
-            raise SigV4Error("unrecognized_client", INVALID_TOKEN)
+            raise SigV4Error(Failure.UNRECOGNIZED_CLIENT, INVALID_TOKEN)
         if key.expiration is not None and key.expiration <= self.clock.time():
-            raise SigV4Error("expired_token", EXPIRED_TOKEN)
+            raise SigV4Error(Failure.EXPIRED_TOKEN, EXPIRED_TOKEN)
         if signed.service != signing_name:
             raise SigV4Error(
-                "bad_signature",
+                Failure.BAD_SIGNATURE,
                 f"Credential should be scoped to correct service: '{signing_name}'. ",
             )
         if signed.region not in (self.region, GLOBAL_SERVICES.get(signing_name)):
             raise SigV4Error(
-                "bad_signature",
+                Failure.BAD_SIGNATURE,
                 f"Credential should be scoped to a valid region, not '{signed.region}'. ",
             )
+        return key
+
+    def verify(self, signed: SignedRequest, key: AccessKey) -> Caller:
+        """The signature (payload hash included) and its time, after :meth:`check_claims`."""
         signed.verify(key.secret_access_key)
         clock = self._signing_clock(signed, key.access_key_id)
         caller = key.caller()

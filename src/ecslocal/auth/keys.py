@@ -8,14 +8,18 @@ time) with an in-memory index in front, since every signed request looks one up.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import string
 from dataclasses import dataclass
 
 from ecslocal.auth.caller import Caller
 from ecslocal.clock import Clock
+from ecslocal.storage.db import Database, Schema
 
-SCHEMA = """
+#: Version 1 is the table unversioned databases have.
+SCHEMA = Schema(
+    "access_keys",
+    [
+        """
 CREATE TABLE IF NOT EXISTS access_keys (
     access_key_id TEXT PRIMARY KEY,
     secret_access_key TEXT NOT NULL,
@@ -25,8 +29,10 @@ CREATE TABLE IF NOT EXISTS access_keys (
     user_id TEXT NOT NULL,
     expiration REAL,
     issued_at REAL NOT NULL
-);
+)
 """
+    ],
+)
 
 _KEY_ALPHABET = string.ascii_uppercase + "234567"  # AWS key ids are base32-ish upper case
 _SECRET_ALPHABET = string.ascii_letters + string.digits + "+/"
@@ -73,9 +79,9 @@ class AccessKey:
 
 
 class KeyStore:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
-        db.executescript(SCHEMA)
+        db.register(SCHEMA)
         self._cache: dict[str, AccessKey] = {}
         #: Keys issued to a running task's role (task-scoped faults): key id -> task id.
         self.tasks: dict[str, str] = {}
@@ -96,6 +102,18 @@ class KeyStore:
         )
         self._put(key)
         return key
+
+    def drop_long_term_except(self, keep: set[str]) -> None:
+        """Forget the long-term keys of an earlier run that are not configured now (the store
+        outlives the daemon: a dropped ``--access-key``, or test/test under
+        ``serve --no-default-key``, must stop working)."""
+        rows = self.db.execute(
+            "SELECT access_key_id FROM access_keys WHERE session_token IS NULL"
+        ).fetchall()
+        for (key_id,) in rows:
+            if key_id not in keep:
+                self.db.execute("DELETE FROM access_keys WHERE access_key_id = ?", (key_id,))
+                self._cache.pop(key_id, None)
 
     def issue_session(
         self, account_id: str, arn: str, user_id: str, now: float, expiration: float

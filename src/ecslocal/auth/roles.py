@@ -8,19 +8,26 @@ Roles are kept as the IAM ``Role`` document with the trust policy as given (JSON
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from ecslocal import arns
 from ecslocal.auth import policy
 from ecslocal.auth.keys import AccessKey, KeyStore, new_unique_id
+from ecslocal.storage.db import Database, Schema
 
-SCHEMA = """
+#: Version 1 is the table unversioned databases have.
+SCHEMA = Schema(
+    "iam_roles",
+    [
+        """
 CREATE TABLE IF NOT EXISTS iam_roles (
     name TEXT PRIMARY KEY COLLATE NOCASE,
     body TEXT NOT NULL
-);
+)
 """
+    ],
+)
 
 ECS_TASKS_PRINCIPAL = "ecs-tasks.amazonaws.com"
 
@@ -48,19 +55,25 @@ class Session:
 
 
 def role_name_from_arn(arn: str) -> tuple[str, str] | None:
-    """(account, role name) of ``arn:aws:iam::<account>:role/<path/>name``."""
-    parts = arn.split(":", 5)
-    if len(parts) != 6 or parts[:3] != ["arn", "aws", "iam"] or not parts[5].startswith("role/"):
+    """(account, role name) of ``arn:<partition>:iam::<account>:role/<path/>name``."""
+    parsed = arns.parse(arn)
+    if (
+        parsed is None
+        or not parsed.partition.startswith("aws")
+        or parsed.service != "iam"
+        or parsed.kind != "role"
+        or not parsed.name
+    ):
         return None
-    return parts[4], parts[5].rsplit("/", 1)[-1]
+    return parsed.account, parsed.name.rsplit("/", 1)[-1]
 
 
 class RoleStore:
-    def __init__(self, db: sqlite3.Connection, keys: KeyStore, account_id: str) -> None:
+    def __init__(self, db: Database, keys: KeyStore, account_id: str) -> None:
         self.db = db
         self.keys = keys
         self.account_id = account_id
-        db.executescript(SCHEMA)
+        db.register(SCHEMA)
 
     def create(
         self,

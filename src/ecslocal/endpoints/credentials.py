@@ -1,5 +1,6 @@
-"""Task-role credentials as a task's containers see them: the ECS agent's
-``GET /v2/credentials/{id}`` endpoint, with rotation like Fargate's.
+"""Task-role credentials: the agent's credentials manager (``ecs-agent/agent/credentials``
+``Manager``: set, get, remove by credentials id), with rotation like Fargate's. Its HTTP
+endpoint, ``GET /v2/credentials/{id}``, is :mod:`ecslocal.endpoints.credentials_handler`.
 
 Each task with a ``taskRoleArn`` gets a credentials id (in the URI its containers are given) and
 an authorization token. The credentials served are real session credentials issued by the STS
@@ -14,36 +15,34 @@ A time-warped task (:mod:`ecslocal.runtime.timewarp`) has a clock of its own: li
 rotation and the ``Expiration`` it is told run on that clock, and the key store learns the
 clock so its signatures are checked against the time its processes see.
 
-Response and errors follow the agent (``ecs-agent/tmds/handlers/v1/credentials_handler.go``):
-``{RoleArn, AccessKeyId, SecretAccessKey, Token, Expiration}`` with ``Expiration`` as
-``YYYY-MM-DDTHH:MM:SSZ`` (the JS SDK rejects ``+00:00``); errors ``{"code", "message"}`` —
-400 ``NoIdInRequest``, 400 ``InvalidIdInRequest``, 503 ``CredentialsUninitialized``, and 429 over
-the task's budget (:mod:`ecslocal.endpoints.ratelimit`).
+The document served is ``{RoleArn, AccessKeyId, SecretAccessKey, Token, Expiration}``
+(``ecs-agent/tmds/handlers/v1/credentials_handler.go``) with ``Expiration`` as
+``YYYY-MM-DDTHH:MM:SSZ`` (the JS SDK rejects ``+00:00``).
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import secrets
-import sqlite3
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from aiohttp import web
-
 from ecslocal.auth.keys import AccessKey
 from ecslocal.auth.roles import RoleStore
 from ecslocal.clock import Clock
-from ecslocal.endpoints.faults import Faults, apply
-from ecslocal.endpoints.ratelimit import TaskRateLimits, too_many_requests
+from ecslocal.storage.db import Database, Schema
 
 DEFAULT_TTL = 6 * 3600.0
 DEFAULT_LEAD = 30 * 60.0
-PREFIX = "CredentialsV2Request: "
 
-SCHEMA = """
+#: Credentials ids and tokens live in memory only: a restarted daemon has stopped every task
+#: (runtime/agent.py ``recover``), so nothing could ever read them back. Version 1 of the
+#: table was written and never read; version 2 drops it.
+SCHEMA = Schema(
+    "task_credentials",
+    [
+        """
 CREATE TABLE IF NOT EXISTS task_credentials (
     credentials_id TEXT PRIMARY KEY,
     task_arn TEXT NOT NULL,
@@ -51,8 +50,11 @@ CREATE TABLE IF NOT EXISTS task_credentials (
     auth_token TEXT NOT NULL,
     ttl REAL NOT NULL,
     access_key_id TEXT
-);
-"""
+)
+""",
+        "DROP TABLE IF EXISTS task_credentials",
+    ],
+)
 
 
 def rfc3339(ts: float) -> str:
@@ -77,29 +79,28 @@ class TaskCredentials:
     issued: list[str] = field(default_factory=list)
 
     @property
+    def task_id(self) -> str:
+        return self.task_arn.rsplit("/", 1)[-1]
+
+    @property
     def lead(self) -> float:
         return min(DEFAULT_LEAD, self.ttl / 2)
 
 
 class CredentialsManager:
-    """Issues, rotates and serves task-role credentials (the agent's credentials manager)."""
+    """Issues and rotates task-role credentials (the agent's credentials manager)."""
 
     def __init__(
         self,
-        db: sqlite3.Connection,
+        db: Database,
         roles: RoleStore,
         clock: Clock,
         default_ttl: float = DEFAULT_TTL,
-        limits: TaskRateLimits | None = None,
-        faults: Faults | None = None,
     ) -> None:
-        self.faults = faults
-        self.db = db
         self.roles = roles
         self.clock = clock
         self.default_ttl = default_ttl
-        self.limits = limits
-        db.executescript(SCHEMA)
+        db.register(SCHEMA)
         self._by_id: dict[str, TaskCredentials] = {}
 
     # -- tasks ------------------------------------------------------------------------------
@@ -118,18 +119,20 @@ class CredentialsManager:
             clock=clock or self.clock,
         )
         self._by_id[entry.credentials_id] = entry
-        self.db.execute(
-            "INSERT INTO task_credentials VALUES (?, ?, ?, ?, ?, NULL)",
-            (entry.credentials_id, task_arn, role_arn, entry.auth_token, entry.ttl),
-        )
-        self.credentials(entry)
+        try:
+            self.credentials(entry)
+        except BaseException:  # no role to assume: nothing of the entry stays behind
+            self.forget(entry.credentials_id)
+            raise
         return entry
+
+    def get(self, credentials_id: str) -> TaskCredentials | None:
+        return self._by_id.get(credentials_id)
 
     def forget(self, credentials_id: str) -> None:
         """The task stopped: its endpoint answers InvalidIdInRequest from now on (issued keys
         keep their own expiry)."""
         entry = self._by_id.pop(credentials_id, None)
-        self.db.execute("DELETE FROM task_credentials WHERE credentials_id = ?", (credentials_id,))
         if entry is not None:
             for key_id in entry.issued:
                 self.roles.keys.tasks.pop(key_id, None)
@@ -143,7 +146,7 @@ class CredentialsManager:
             role = self.roles.by_arn(entry.role_arn)
             if role is None:
                 raise LookupError(entry.role_arn)
-            session_name = entry.task_arn.rsplit("/", 1)[-1]
+            session_name = entry.task_id
             # The key store keeps expiry on the daemon's clock: the lifetime, converted.
             lifetime = entry.ttl * self.clock.speed / entry.clock.speed
             key = self.roles.assume(role, session_name, self.clock.time(), lifetime).key
@@ -161,57 +164,14 @@ class CredentialsManager:
                     "Expiration": rfc3339(entry.expiration),
                 }
             ).encode()
-            self.db.execute(
-                "UPDATE task_credentials SET access_key_id = ? WHERE credentials_id = ?",
-                (key.access_key_id, entry.credentials_id),
-            )
         return key
 
     def expire_now(self, task_id: str) -> bool:
         """The task's current credentials expire now (every API refuses them); the endpoint
         vends fresh ones on the next request. False if the task has no credentials here."""
         for entry in self._by_id.values():
-            if entry.task_arn.rsplit("/", 1)[-1] == task_id and entry.current is not None:
+            if entry.task_id == task_id and entry.current is not None:
                 self.roles.keys.expire(entry.current.access_key_id, self.clock.time())
                 entry.current = None
                 return True
         return False
-
-    # -- HTTP -------------------------------------------------------------------------------
-    def routes(self) -> list[web.RouteDef]:
-        return [web.get("/v2/credentials/{credentials_id:.*}", self.handle)]
-
-    async def handle(self, request: web.Request) -> web.Response:
-        credentials_id = request.match_info["credentials_id"]
-        if not credentials_id:
-            return _error(400, "NoIdInRequest", "No Credential ID in the request")
-        entry = self._by_id.get(credentials_id)
-        if entry is None:
-            return _error(400, "InvalidIdInRequest", "Credentials not found")
-        if self.faults is not None:
-            task_id = entry.task_arn.rsplit("/", 1)[-1]
-            injected = await apply(self.faults.active("credentials", task_id), request)
-            if injected is not None:
-                return injected
-        # FULL_URI mode: the per-task token must come along; another task's token never fits.
-        # (The agent has no token: its tasks reach it only from their own network namespace.
-        # The check comes before the rate limit, so nobody else can spend a task's budget.)
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), entry.auth_token.encode()):
-            return _error(
-                401,
-                "AccessDenied",
-                "Authorization header missing or not this task's AWS_CONTAINER_AUTHORIZATION_TOKEN",
-            )
-        if self.limits is not None and not self.limits.allow(entry.task_arn.rsplit("/", 1)[-1]):
-            return too_many_requests()
-        try:
-            self.credentials(entry)
-        except LookupError:
-            return _error(503, "CredentialsUninitialized", "Credentials uninitialized for ID")
-        return web.Response(body=entry.body, content_type="application/json")
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    body = json.dumps({"code": code, "message": PREFIX + message}).encode()
-    return web.Response(status=status, body=body, content_type="application/json")

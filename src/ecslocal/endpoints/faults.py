@@ -2,14 +2,21 @@
 
 A fault has a target, a kind, a scope (one task, or every task) and a duration:
 
-* ``credentials``: ``refuse`` (the connection is closed without an answer), ``http-500``,
-  ``http-503``, ``slow`` (``delayMs`` before answering), ``expire`` (the task's current
-  credentials expire now; the endpoint vends fresh ones);
+* ``credentials``: ``refuse``, ``http-500``, ``http-503``, ``slow`` (``delayMs`` before
+  answering), ``expire`` (the task's current credentials expire now; the endpoint vends fresh
+  ones);
 * ``metadata``: ``refuse``, ``http-500``, ``slow``;
 * ``sts``: ``refuse``, ``http-503``, ``slow`` — the sidecar-not-ready race at start-up; scoped
   to a task, it hits the requests signed with that task's role credentials;
 * ``imds``: ``refuse``, ``http-500``, ``slow`` — instance metadata unavailable (for every task:
   IMDS cannot tell which task asks).
+
+``refuse`` is a TCP refusal (``ECONNREFUSED``, "connect: connection refused") where the endpoint
+has a listener of its own: each task's credentials, metadata and STS listeners
+(:mod:`ecslocal.endpoints.listeners`) stop listening while a ``refuse`` fault covers them, and
+close the connections they had. On the daemon's shared port (host clients, IMDS) a refused
+request's connection is closed without an answer instead: a shared port cannot refuse one
+task and accept another.
 
 HTTP: ``POST /_ecslocal/v1/faults`` ``{"target", "kind", "durationSeconds"?, "task"?, "delayMs"?}``,
 ``GET /_ecslocal/v1/faults``, ``DELETE /_ecslocal/v1/faults[/{id}]``. CLI: ``ecslocal fault``.
@@ -20,7 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -35,6 +44,8 @@ KINDS = {
     "imds": ("refuse", "http-500", "slow"),
 }
 DEFAULT_DURATION = 60.0
+
+log = logging.getLogger("ecslocal.faults")
 
 
 @dataclass
@@ -60,6 +71,19 @@ class Faults:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self._faults: dict[str, Fault] = {}
+        self._watchers: list[Callable[[], None]] = []
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` whenever a fault is added or cleared (not when one runs out:
+        see :meth:`next_expiry`)."""
+        self._watchers.append(callback)
+
+    def _changed(self) -> None:
+        for callback in self._watchers:
+            try:
+                callback()
+            except Exception:  # a watcher's failure must not fail the fault API
+                log.exception("fault watcher failed")
 
     def add(
         self,
@@ -85,6 +109,7 @@ class Faults:
             secrets.token_hex(6), target, kind, task, self.clock.time() + duration, delay_ms
         )
         self._faults[fault.id] = fault
+        self._changed()
         return fault
 
     def active(self, target: str, task_id: str | None = None) -> Fault | None:
@@ -97,6 +122,22 @@ class Faults:
                 return fault
         return None
 
+    def refusing(self, target: str, task_id: str | None = None) -> bool:
+        """True while a ``refuse`` fault covers ``target`` for ``task_id`` (whatever other
+        faults are also active)."""
+        now = self.clock.time()
+        return any(
+            f.kind == "refuse" and f.target == target and f.task in (None, task_id)
+            for f in self._faults.values()
+            if f.until > now
+        )
+
+    def next_expiry(self, kind: str | None = None) -> float | None:
+        """When the next active fault (of ``kind``) runs out, on ecslocal's clock."""
+        now = self.clock.time()
+        ends = [f.until for f in self._faults.values() if f.until > now and kind in (None, f.kind)]
+        return min(ends, default=None)
+
     def list(self) -> list[Fault]:
         self.active("")  # drop the expired ones
         return list(self._faults.values())
@@ -105,13 +146,18 @@ class Faults:
         if fault_id is None:
             n = len(self._faults)
             self._faults.clear()
-            return n
-        return 1 if self._faults.pop(fault_id, None) is not None else 0
+        else:
+            n = 1 if self._faults.pop(fault_id, None) is not None else 0
+        if n:
+            self._changed()
+        return n
 
 
 async def apply(fault: Fault | None, request: web.Request) -> web.Response | None:
     """Play ``fault`` on ``request``: None to go on answering normally, or the response to
-    send instead (after ``refuse`` there is no one to send it to)."""
+    send instead (after ``refuse`` there is no one to send it to: on a shared port the
+    connection is closed without an answer, the nearest a port that stays open comes to a
+    refusal)."""
     if fault is None:
         return None
     if fault.kind == "slow":

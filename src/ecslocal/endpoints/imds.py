@@ -1,7 +1,9 @@
 """EC2 instance metadata (IMDSv2) for EC2-launch-type tasks and the SDKs' last fallback.
 
-Served on the daemon's port under ``/latest/``; EC2-launch-type containers get
-``AWS_EC2_METADATA_SERVICE_ENDPOINT`` pointing there. As on an instance that requires IMDSv2:
+Served on the daemon's port under ``/latest/`` (a sub-app of :mod:`ecslocal.endpoints.app`:
+``imds`` faults are its pipeline's, for every task, and no task's rate limit applies);
+EC2-launch-type containers get ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` pointing there. As on an
+instance that requires IMDSv2:
 
 * ``PUT /latest/api/token`` with ``X-aws-ec2-metadata-token-ttl-seconds`` (1–21600) returns a
   token; a missing or out-of-range TTL is 400;
@@ -26,7 +28,7 @@ from aiohttp import web
 from ecslocal.auth.keys import AccessKey
 from ecslocal.auth.roles import RoleStore, role_name_from_arn
 from ecslocal.clock import Clock
-from ecslocal.endpoints.faults import Faults, apply
+from ecslocal.endpoints.app import Scope
 
 TOKEN_HEADER = "X-aws-ec2-metadata-token"
 TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
@@ -48,7 +50,6 @@ class InstanceMetadata:
         instance_seed: str,
         instance_role_arn: str | None = None,
         allow_v1: bool = False,
-        faults: Faults | None = None,
     ) -> None:
         self.roles = roles
         self.clock = clock
@@ -56,7 +57,6 @@ class InstanceMetadata:
         self.instance_id = "i-" + hashlib.sha256(instance_seed.encode()).hexdigest()[:17]
         self.instance_role_arn = instance_role_arn
         self.allow_v1 = allow_v1
-        self.faults = faults
         self._tokens: dict[str, float] = {}
         self._key: AccessKey | None = None
 
@@ -66,17 +66,18 @@ class InstanceMetadata:
         return parsed[1] if parsed else None
 
     def routes(self) -> list[web.RouteDef]:
+        """Relative to ``/latest``."""
         return [
-            web.put("/latest/api/token", self.token),
-            web.get("/latest/meta-data", self.meta_data),
-            web.get("/latest/meta-data/{path:.*}", self.meta_data),
+            web.put("/api/token", self.token),
+            web.get("/meta-data", self.meta_data),
+            web.get("/meta-data/{path:.*}", self.meta_data),
         ]
 
+    def resolve(self, request: web.Request) -> Scope[None]:
+        """Every request is every task's: one instance metadata service answers them all."""
+        return Scope("imds", None, None)
+
     async def token(self, request: web.Request) -> web.Response:
-        if self.faults is not None:
-            injected = await apply(self.faults.active("imds"), request)
-            if injected is not None:
-                return injected
         try:
             ttl = int(request.headers.get(TTL_HEADER, ""))
         except ValueError:
@@ -107,10 +108,6 @@ class InstanceMetadata:
         return key
 
     async def meta_data(self, request: web.Request) -> web.Response:
-        if self.faults is not None:
-            injected = await apply(self.faults.active("imds"), request)
-            if injected is not None:
-                return injected
         if not self._authorized(request):
             return web.Response(status=401, text="")
         path = request.match_info.get("path", "").strip("/")

@@ -8,6 +8,11 @@ types follow the agent's responses (``ecs-agent/tmds/handlers/v2/response.go``,
 whose body is a JSON string, worded as the agent's (``ecs-agent/tmds/handlers/v4/handlers.go``,
 ``agent/handlers/v4/tmdsstate.go``).
 
+Served as sub-apps of :mod:`ecslocal.endpoints.app` (``/v3``, ``/v4``, and the agent API under
+``/api``): the container's endpoint id is the request's scope; faults (target ``metadata``, the
+agent API included: it is the same server in the agent) and the task's rate limit are the
+pipeline's.
+
 Stats are read from the container's real processes (its memory cgroup or process tree) and
 shaped like Docker's stats; counters ecslocal cannot see (block I/O, per-interface network) are
 reported as zero.
@@ -25,8 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ecslocal.endpoints.faults import Faults, apply
-from ecslocal.endpoints.ratelimit import too_many_requests
+from ecslocal.endpoints.app import Scope, scope_of
 from ecslocal.runtime.agent import Agent
 from ecslocal.runtime.health import UNKNOWN, HealthReport
 from ecslocal.runtime.task import ContainerRun, TaskRun
@@ -71,30 +75,54 @@ def docker_name(family: str, revision: object, container: str, runtime_id: str) 
     return f"ecs-{family}-{revision}-{_NOT_IN_DOCKER_NAME.sub('', container)}-{suffix}"
 
 
+#: Route name -> the handler an unknown endpoint id's 404 names.
+_HANDLER_NAMES = {
+    "container": "container metadata",
+    "task": "task metadata",
+    "taskWithTags": "task metadata",
+    "stats": "container stats",
+    "task-stats": "task stats",
+}
+Found = tuple[TaskRun, ContainerRun]
+
+
 class MetadataEndpoint:
-    def __init__(self, agent: Agent, faults: Faults | None = None) -> None:
+    def __init__(self, agent: Agent) -> None:
         self.agent = agent
-        self.faults = faults
 
     def routes(self) -> list[web.RouteDef]:
-        out = []
-        for version in ("v3", "v4"):
-            base = f"/{version}/{{endpoint_id}}"
-            out += [
-                web.get(base, self.container),
-                web.get(f"{base}/task", self.task),
-                web.get(f"{base}/taskWithTags", self.task_with_tags),
-                web.get(f"{base}/stats", self.container_stats),
-                web.get(f"{base}/task/stats", self.task_stats),
-            ]
-        out += [
-            web.get("/api/{endpoint_id}/task-protection/v1/state", self.get_protection),
-            web.put("/api/{endpoint_id}/task-protection/v1/state", self.put_protection),
+        """Relative to ``/v3`` or ``/v4`` (one sub-app each)."""
+        return [
+            web.get("/{endpoint_id}", self.container, name="container"),
+            web.get("/{endpoint_id}/task", self.task, name="task"),
+            web.get("/{endpoint_id}/taskWithTags", self.task_with_tags, name="taskWithTags"),
+            web.get("/{endpoint_id}/stats", self.container_stats, name="stats"),
+            web.get("/{endpoint_id}/task/stats", self.task_stats, name="task-stats"),
         ]
-        return out
+
+    def agent_api_routes(self) -> list[web.RouteDef]:
+        """Relative to ``/api`` ($ECS_AGENT_URI is ``/api/{endpoint_id}``)."""
+        return [
+            web.get("/{endpoint_id}/task-protection/v1/state", self.get_protection),
+            web.put("/{endpoint_id}/task-protection/v1/state", self.put_protection),
+        ]
+
+    # -- scopes -----------------------------------------------------------------------------
+    def resolve(self, request: web.Request) -> Scope[Found] | web.Response:
+        found = self._find(request)
+        if found is None:
+            name = request.match_info.route.name or "container"
+            return self._not_found(request, _HANDLER_NAMES[name])
+        return Scope("metadata", found[0].task_id, found)
+
+    def resolve_agent_api(self, request: web.Request) -> Scope[Found] | web.Response:
+        found = self._find(request)
+        if found is None:
+            return web.json_response("Invalid request: no task was found", status=404)
+        return Scope("metadata", found[0].task_id, found)
 
     # -- lookup -----------------------------------------------------------------------------
-    def _find(self, request: web.Request) -> tuple[TaskRun, ContainerRun] | None:
+    def _find(self, request: web.Request) -> Found | None:
         found = self.agent.metadata_ids.get(request.match_info["endpoint_id"])
         if found is None:
             return None
@@ -152,8 +180,12 @@ class MetadataEndpoint:
             "KnownStatus": CONTAINER_KNOWN_STATUS.get(c.status, "NONE"),
             "Limits": {
                 "CPU": cpu,
-                "Memory": int(c.definition.get("memory") or c.definition.get("memoryReservation")
-                              or task.get("memory") or 0),
+                "Memory": int(
+                    c.definition.get("memory")
+                    or c.definition.get("memoryReservation")
+                    or task.get("memory")
+                    or 0
+                ),
             },
             "Type": "NORMAL",
             "Networks": [
@@ -219,7 +251,7 @@ class MetadataEndpoint:
         if task.get("executionStoppedAt"):
             doc["ExecutionStoppedAt"] = rfc3339_nano(task["executionStoppedAt"])
         if with_tags:
-            doc["TaskTags"] = {t["key"]: t["value"] for t in task.get("tags") or []}
+            doc["TaskTags"] = {t["key"]: t.get("value", "") for t in task.get("tags") or []}
             doc["ContainerInstanceTags"] = {}
         return {k: v for k, v in doc.items() if v is not None}
 
@@ -240,8 +272,11 @@ class MetadataEndpoint:
             "pids_stats": {"current": usage["pids"]},
             "memory_stats": {"usage": usage["memory_bytes"], "limit": limit, "stats": {}},
             "cpu_stats": {
-                "cpu_usage": {"total_usage": cpu_ns, "usage_in_kernelmode": 0,
-                              "usage_in_usermode": cpu_ns},
+                "cpu_usage": {
+                    "total_usage": cpu_ns,
+                    "usage_in_kernelmode": 0,
+                    "usage_in_usermode": cpu_ns,
+                },
                 "system_cpu_usage": system,
                 "online_cpus": ncpu,
                 "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
@@ -255,21 +290,22 @@ class MetadataEndpoint:
             "storage_stats": {},
             "name": c.name,
             "id": c.runtime_id,
-            "networks": {"eth0": {"rx_bytes": 0, "rx_packets": 0, "rx_errors": 0,
-                                  "rx_dropped": 0, "tx_bytes": 0, "tx_packets": 0,
-                                  "tx_errors": 0, "tx_dropped": 0}},
+            "networks": {
+                "eth0": {
+                    "rx_bytes": 0,
+                    "rx_packets": 0,
+                    "rx_errors": 0,
+                    "rx_dropped": 0,
+                    "tx_bytes": 0,
+                    "tx_packets": 0,
+                    "tx_errors": 0,
+                    "tx_dropped": 0,
+                }
+            },
             "network_rate_stats": {"rx_bytes_per_sec": 0, "tx_bytes_per_sec": 0},
         }
         c.last_stats = {"read": doc["read"], "cpu": cpu_ns, "system": system}
         return doc
-
-    async def _faulted(self, request: web.Request, run: TaskRun) -> web.Response | None:
-        """The answer instead of the document: over the task's rate limit, or a fault."""
-        if not self.agent.rate_limits.allow(run.task_id):
-            return too_many_requests()
-        if self.faults is None:
-            return None
-        return await apply(self.faults.active("metadata", run.task_id), request)
 
     # -- task scale-in protection ($ECS_AGENT_URI/task-protection/v1/state) -------------
     def _protection_doc(self, run: TaskRun) -> dict[str, Any]:
@@ -284,104 +320,84 @@ class MetadataEndpoint:
             }
         }
 
-    def _protection_error(self, run: TaskRun | None, code: str, message: str,
-                          status: int) -> web.Response:
+    def _protection_error(
+        self, run: TaskRun | None, code: str, message: str, status: int
+    ) -> web.Response:
         arn = run.task["taskArn"] if run else ""
         body = {"requestID": None, "error": {"Arn": arn, "Code": code, "Message": message}}
         return web.json_response(body, status=status)
 
     async def get_protection(self, request: web.Request) -> web.Response:
-        found = self._find(request)
-        if found is None:
-            return web.json_response("Invalid request: no task was found", status=404)
-        run = found[0]
-        if not self.agent.rate_limits.allow(run.task_id):
-            return too_many_requests()
+        run = scope_of(request).found[0]
         if not run.definition.get("taskRoleArn") and not run.task["overrides"].get("taskRoleArn"):
             return self._protection_error(
-                run, "AccessDeniedException",
-                "Invalid Request: no task IAM role credentials available for task", 403,
+                run,
+                "AccessDeniedException",
+                "Invalid Request: no task IAM role credentials available for task",
+                403,
             )
         return web.json_response(self._protection_doc(run))
 
     async def put_protection(self, request: web.Request) -> web.Response:
-        found = self._find(request)
-        if found is None:
-            return web.json_response("Invalid request: no task was found", status=404)
-        run = found[0]
-        if not self.agent.rate_limits.allow(run.task_id):
-            return too_many_requests()
+        run = scope_of(request).found[0]
         try:
             body = json.loads(await request.read() or b"{}")
         except ValueError:
             body = None
         if not isinstance(body, dict) or set(body) - {"ProtectionEnabled", "ExpiresInMinutes"}:
             return self._protection_error(
-                run, "InvalidParameterException", "Invalid request: failed to decode request",
+                run,
+                "InvalidParameterException",
+                "Invalid request: failed to decode request",
                 400,
             )
         if not isinstance(body.get("ProtectionEnabled"), bool):
             return self._protection_error(
-                run, "InvalidParameterException",
-                "Invalid request: does not contain 'ProtectionEnabled' field", 400,
+                run,
+                "InvalidParameterException",
+                "Invalid request: does not contain 'ProtectionEnabled' field",
+                400,
             )
         minutes = body.get("ExpiresInMinutes", PROTECTION_DEFAULT_MINUTES)
         if not isinstance(minutes, int) or not 1 <= minutes <= PROTECTION_MAX_MINUTES:
             return self._protection_error(
-                run, "InvalidParameterException",
-                "expiresInMinutes must be between 1 and 2880", 400,
+                run,
+                "InvalidParameterException",
+                "expiresInMinutes must be between 1 and 2880",
+                400,
             )
         if not run.definition.get("taskRoleArn") and not run.task["overrides"].get("taskRoleArn"):
             return self._protection_error(
-                run, "AccessDeniedException",
-                "Invalid Request: no task IAM role credentials available for task", 403,
+                run,
+                "AccessDeniedException",
+                "Invalid Request: no task IAM role credentials available for task",
+                403,
             )
         run.protection = (
-            {"expires": run.task_clock.time() + minutes * 60}
-            if body["ProtectionEnabled"]
-            else None
+            {"expires": run.task_clock.time() + minutes * 60} if body["ProtectionEnabled"] else None
         )
         return web.json_response(self._protection_doc(run))
 
-    # -- handlers ---------------------------------------------------------------------------
+    # -- handlers (the scope found the task and container) ----------------------------------
     async def container(self, request: web.Request) -> web.Response:
-        found = self._find(request)
-        if found is None:
-            return self._not_found(request, "container metadata")
-        return await self._faulted(request, found[0]) or web.json_response(
-            self.container_doc(*found, v4=_is_v4(request))
-        )
+        run, c = scope_of(request).found
+        return web.json_response(self.container_doc(run, c, v4=_is_v4(request)))
 
     async def task(self, request: web.Request) -> web.Response:
-        found = self._find(request)
-        if found is None:
-            return self._not_found(request, "task metadata")
-        return await self._faulted(request, found[0]) or web.json_response(
-            self.task_doc(found[0], v4=_is_v4(request))
-        )
+        run = scope_of(request).found[0]
+        return web.json_response(self.task_doc(run, v4=_is_v4(request)))
 
     async def task_with_tags(self, request: web.Request) -> web.Response:
-        found = self._find(request)
-        if found is None:
-            return self._not_found(request, "task metadata")
-        return await self._faulted(request, found[0]) or web.json_response(
-            self.task_doc(found[0], with_tags=True, v4=_is_v4(request))
-        )
+        run = scope_of(request).found[0]
+        return web.json_response(self.task_doc(run, with_tags=True, v4=_is_v4(request)))
 
     async def container_stats(self, request: web.Request) -> web.Response:
-        found = self._find(request)
-        if found is None:
-            return self._not_found(request, "container stats")
-        return await self._faulted(request, found[0]) or web.json_response(
-            self.stats_doc(*found)
-        )
+        run, c = scope_of(request).found
+        return web.json_response(self.stats_doc(run, c))
 
     async def task_stats(self, request: web.Request) -> web.Response:
-        found = self._find(request)
-        if found is None:
-            return self._not_found(request, "task stats")
-        run = found[0]
-        return await self._faulted(request, run) or web.json_response(
+        run = scope_of(request).found[0]
+        return web.json_response(
             {c.runtime_id: self.stats_doc(run, c) for c in run.containers.values()}
         )
 

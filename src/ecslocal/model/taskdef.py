@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -37,6 +38,11 @@ HEALTH_RANGES = {
 STOP_TIMEOUT_MAX = 120  # ContainerDefinition.stopTimeout: "maximum ... is 120 seconds" (Fargate)
 START_TIMEOUT_MAX = 120  # ContainerDefinition.startTimeout on Fargate: 2-120
 MIN_CONTAINER_MEMORY_MIB = 6  # Docker's floor; ECS refuses less than 6 MiB per container
+#: Amazon ECS service quotas (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/
+#: service-quotas.html): "Container definitions per task definition: 10" and "Task definition
+#: size: 64 KiB" (65536 bytes, the figure in ECS's own error message).
+MAX_CONTAINERS = 10
+MAX_TASK_DEFINITION_BYTES = 65536
 
 # Fargate task size table: cpu units -> allowed memory (MiB).
 _GB = 1024
@@ -79,8 +85,21 @@ def _rng(container: str, field: str, value: int, lo: int, hi: int) -> None:
         )
 
 
+def _validate_size(request: dict[str, Any]) -> None:
+    """ECS's 64 KiB quota, with ECS's message: "Actual length: '66420'. Max allowed length is
+    '65536' bytes." (ClientException, as CloudTrail recorded it in
+    awsdocs/amazon-ecs-developer-guide#149). What ECS measures is not documented; ecslocal
+    counts the UTF-8 bytes of the request as compact JSON, which is what the SDKs send."""
+    size = len(json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_TASK_DEFINITION_BYTES:
+        raise client_exception(
+            f"Actual length: '{size}'. Max allowed length is '{MAX_TASK_DEFINITION_BYTES}' bytes."
+        )
+
+
 def validate_register_request(request: dict[str, Any]) -> None:
     """Raise an ECS-shaped :class:`AwsError` if ``request`` is not a valid task definition."""
+    _validate_size(request)
     input_shape = service_model("ecs").operation_model("RegisterTaskDefinition").input_shape
     # Like every AWS JSON service, ECS ignores members it does not know; the CLI rejects them
     # before sending (see ecslocal.cli), as the aws CLI does.
@@ -97,6 +116,9 @@ def validate_register_request(request: dict[str, Any]) -> None:
     containers = request["containerDefinitions"]
     if not containers:
         raise client_exception("Container list cannot be empty.")
+    if len(containers) > MAX_CONTAINERS:
+        # ECS's words (ClientException: aws/amazon-ecs-cli#184, #951).
+        raise client_exception("Too many containers.")
 
     for field, parse in (("cpu", parse_cpu), ("memory", parse_memory)):
         if request.get(field) is not None:
@@ -161,13 +183,17 @@ def _validate_health_check(c: dict[str, Any]) -> None:
     hc = c.get("healthCheck")
     if hc is None:
         return
+    # ECS registers a command whatever its first element: the ADOT collector's published
+    # Fargate task definitions use ["/healthcheck"] (aws-observability/aws-otel-collector#2034,
+    # examples/ecs/aws-cloudwatch/ecs-fargate-sidecar.json). How it then runs is
+    # runtime.health's concern.
     command = hc.get("command") or []
-    if not command or command[0] not in ("CMD", "CMD-SHELL", "NONE"):
+    if not command:
         raise client_exception(
-            f"Invalid 'healthCheck' setting for container '{c['name']}'. The command must start"
-            " with 'CMD', 'CMD-SHELL' or 'NONE'."
+            f"Invalid 'healthCheck' setting for container '{c['name']}'. The command must not be"
+            " empty."
         )
-    if command[0] != "NONE" and len(command) < 2:
+    if command[0] in ("CMD", "CMD-SHELL") and len(command) < 2:
         raise client_exception(
             f"Invalid 'healthCheck' setting for container '{c['name']}'. The command must not be"
             " empty."
@@ -272,8 +298,12 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
 
 def _validate_fargate(request: dict[str, Any]) -> None:
     if request.get("networkMode") != "awsvpc":
+        raise client_exception("Fargate only supports network mode 'awsvpc'.")
+    if request.get("pidMode") == "host":
+        # ECS's words (ClientException, relayed by CloudFormation in aws/aws-cdk#29619).
         raise client_exception(
-            "Fargate only supports network mode 'awsvpc'."
+            "Tasks using the Fargate launch type do not support pidMode 'host'. The supported"
+            " value for pidMode is 'task'."
         )
     cpu, memory = request.get("cpu"), request.get("memory")
     if not cpu or not memory:

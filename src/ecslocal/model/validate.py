@@ -13,14 +13,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from ecslocal.timefmt import parse_timestamp
+
 if TYPE_CHECKING:
     from botocore.model import Shape
-
-
 
 _NUMBER_TYPES = ("integer", "long", "float", "double")
 
@@ -38,7 +37,7 @@ class ValidationReport:
 
 def validate(value: Any, shape: Shape) -> ValidationReport:
     report = ValidationReport()
-    _check(value, shape, "", report, top=True)
+    _check(value, shape, "", report)
     return report
 
 
@@ -73,9 +72,7 @@ def _fail(report: ValidationReport, value: Any, path: str, constraint: str) -> N
     )
 
 
-def _check(
-    value: Any, shape: Shape, path: str, report: ValidationReport, top: bool = False
-) -> None:
+def _check(value: Any, shape: Shape, path: str, report: ValidationReport) -> None:
     kind = shape.type_name
     meta = shape.metadata
     where = path or "input"
@@ -152,7 +149,9 @@ def _check(
             report.type_errors.append(f"Expected a boolean at '{where}'")
         return
     if kind == "timestamp":
-        if isinstance(value, bool) or not isinstance(value, (int, float, str, datetime)):
+        try:
+            parse_timestamp(value)
+        except ValueError:
             report.type_errors.append(f"Expected a timestamp at '{where}'")
         return
     if kind == "blob" and not isinstance(value, (str, bytes)):

@@ -12,13 +12,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ecslocal import arns
 from ecslocal.clock import Clock
 from ecslocal.config import Config
-from ecslocal.endpoints.credentials import CredentialsManager
-from ecslocal.endpoints.ratelimit import TaskRateLimits
 from ecslocal.errors import invalid_parameter
 from ecslocal.runtime import reasons
 from ecslocal.runtime.backends.base import Backend
+from ecslocal.runtime.endpoints import TaskAccess, TaskEndpoints
+from ecslocal.runtime.events import Event, EventBus, TaskStateChanged
 from ecslocal.runtime.logs import LogRouter, awslogs_destination
 from ecslocal.runtime.task import ContainerRun, TaskRun, new_container_doc
 from ecslocal.runtime.timewarp import (
@@ -28,6 +29,7 @@ from ecslocal.runtime.timewarp import (
     TimeWarpUnavailable,
     parse_speed,
 )
+from ecslocal.storage.db import StorageError
 from ecslocal.store import Store
 
 log = logging.getLogger("ecslocal.agent")
@@ -134,16 +136,22 @@ class Agent:
         self.clock = clock
         self.logs = logs
         self.tasks: dict[str, TaskRun] = {}
-        #: Set by the daemon once it listens: the task-role credentials manager and the URL
-        #: containers reach ecslocal at (its AWS API and the endpoints they are given).
-        self.credentials: CredentialsManager | None = None
+        #: Tasks whose last write the store refused (a full disk): the engine goes on, reads
+        #: come from here, and the write is retried until it succeeds.
+        self._unsaved: dict[str, TaskRun] = {}
+        self._unsaved_error: StorageError | None = None
+        self._retry: asyncio.TimerHandle | None = None
+        #: Set by the daemon once it listens: each task's endpoints (credentials, metadata,
+        #: STS) and the URL containers reach ecslocal's AWS API (and IMDS) at.
+        self.endpoints: TaskEndpoints | None = None
         self.endpoint_url: str | None = None
-        self._credentials_ids: dict[str, str] = {}
         #: Task metadata endpoint id -> (task id, container name).
         self.metadata_ids: dict[str, tuple[str, str]] = {}
         self.timewarps = TimeWarps()
-        #: One request budget per task for all its endpoints (credentials, metadata, agent API).
-        self.rate_limits = TaskRateLimits(clock, enabled=config.credentials_rate_limit)
+        #: What the engine says happened (runtime/events.py). The store writer subscribes
+        #: first, synchronously: a task's new version is stored before anyone else sees it.
+        self.events = EventBus()
+        self.events.subscribe(self._persist, [TaskStateChanged], critical=True)
 
     # -- start ------------------------------------------------------------------------------
     def start_task(
@@ -161,7 +169,7 @@ class Agent:
         cluster_name = cluster_arn.rsplit("/", 1)[-1]
         task_id = secrets.token_hex(16)
         region, account = self.config.region, self.config.account_id
-        task_arn = f"arn:aws:ecs:{region}:{account}:task/{cluster_name}/{task_id}"
+        task_arn = arns.build("ecs", region, account, f"task/{cluster_name}/{task_id}")
         now = self.clock.time()
         warp = self._time_warp(task_id, tags, now)
         try:
@@ -209,10 +217,14 @@ class Agent:
             task["platformVersion"] = "1.4.0"
             task["platformFamily"] = "Linux"
             task["ephemeralStorage"] = {"sizeInGiB": 20}
-        for c in containers:
-            log_group, _ = awslogs_destination(c.definition, task_id, c.runtime_id)
-            if log_group:
-                self.store.ensure_log_group(log_group, now)
+        try:
+            for c in containers:
+                log_group, _ = awslogs_destination(c.definition, task_id, c.runtime_id)
+                if log_group:
+                    self.store.ensure_log_group(log_group, now)
+        except StorageError:
+            self._release(task_id, containers)
+            raise
         run = TaskRun(
             task,
             definition,
@@ -220,12 +232,17 @@ class Agent:
             backend=self.backend,
             clock=self.clock,
             logs=self.logs,
-            save=self._save,
+            events=self.events,
             default_stop_timeout=self.config.default_stop_timeout,
             task_clock=warp.clock if warp is not None else None,
         )
         self.tasks[task_id] = run
         run.save()
+        if task_id in self._unsaved:  # nothing started yet: RunTask fails, as a whole
+            del self.tasks[task_id], self._unsaved[task_id]
+            self._release(task_id, containers)
+            assert self._unsaved_error is not None
+            raise self._unsaved_error
         run.job = asyncio.get_running_loop().create_task(self._run(run))
         return run
 
@@ -243,7 +260,7 @@ class Agent:
         _, _, _, region, account, resource = task_arn.split(":", 5)
         _, cluster_name, task_id = resource.split("/")
         by_name = {o["name"]: o for o in overrides.get("containerOverrides") or [] if "name" in o}
-        injected = self._injected_env(task_arn, task_id, overrides, definition, tags, warp)
+        injected, access = self._injected_env(task_arn, overrides, definition, tags, warp)
         if launch_type == "EC2" and self.endpoint_url is not None:
             # EC2-launch tasks can reach the instance's metadata service (Fargate's cannot).
             injected["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = self.endpoint_url
@@ -264,17 +281,22 @@ class Agent:
             if warning:
                 diagnostics.append(warning)
                 log.warning("task %s: %s", task_id, warning)
+            own_endpoint = "AWS_ENDPOINT_URL" in c.env
             for key, value in injected.items():
-                # What the task's own definition sets wins (an explicit AWS_ENDPOINT_URL, say).
+                # What the task's own definition sets wins (an explicit AWS_ENDPOINT_URL, say,
+                # which a service-specific AWS_ENDPOINT_URL_STS would otherwise override).
+                if own_endpoint and key.startswith("AWS_ENDPOINT_URL_"):
+                    continue
                 c.env.setdefault(key, value)
             if warp is not None:
                 with_time_warp(c.env, warp)
-            if self.endpoint_url is not None:
+            if access is not None:
+                base = access.metadata_url
                 c.metadata_id = f"{uuid.uuid4()}"
                 self.metadata_ids[c.metadata_id] = (task_id, c.name)
-                c.env["ECS_CONTAINER_METADATA_URI_V4"] = f"{self.endpoint_url}/v4/{c.metadata_id}"
-                c.env["ECS_CONTAINER_METADATA_URI"] = f"{self.endpoint_url}/v3/{c.metadata_id}"
-                c.env["ECS_AGENT_URI"] = f"{self.endpoint_url}/api/{c.metadata_id}"
+                c.env["ECS_CONTAINER_METADATA_URI_V4"] = f"{base}/v4/{c.metadata_id}"
+                c.env["ECS_CONTAINER_METADATA_URI"] = f"{base}/v3/{c.metadata_id}"
+                c.env["ECS_AGENT_URI"] = f"{base}/api/{c.metadata_id}"
             c.argv = container_argv(cdef, override)
             containers.append(c)
         return containers, diagnostics
@@ -300,19 +322,18 @@ class Agent:
     def _injected_env(
         self,
         task_arn: str,
-        task_id: str,
         overrides: dict[str, Any],
         definition: dict[str, Any],
         tags: Sequence[dict[str, str]] = (),
         warp: TimeWarp | None = None,
-    ) -> dict[str, str]:
-        """Variables every container of the task gets: where the AWS APIs are (ecslocal) and,
-        with a task role, its credentials endpoint (FULL_URI + per-task token). The task tag
-        ``ecslocal:credential-ttl`` (seconds of the task's clock) overrides the daemon's
-        credential lifetime."""
+    ) -> tuple[dict[str, str], TaskAccess | None]:
+        """Variables every container of the task gets — where the AWS APIs are (ecslocal), the
+        task's own STS endpoint and, with a task role, its credentials endpoint (FULL_URI +
+        per-task token) — and the task's endpoints. The task tag ``ecslocal:credential-ttl``
+        (seconds of the task's clock) overrides the daemon's credential lifetime."""
         env: dict[str, str] = {}
         if self.endpoint_url is None:
-            return env
+            return env, None
         env["AWS_ENDPOINT_URL"] = self.endpoint_url
         ttl = None
         value = tag_value(tags, CREDENTIAL_TTL_TAG)
@@ -325,16 +346,13 @@ class Agent:
                 raise invalid_parameter(
                     f"Tag {CREDENTIAL_TTL_TAG} must be a number of seconds from 2 to 43200."
                 )
-        role_arn = overrides.get("taskRoleArn") or definition.get("taskRoleArn")
-        if role_arn and self.credentials is not None:
-            clock = warp.clock if warp is not None else None
-            entry = self.credentials.register(task_arn, role_arn, ttl, clock)
-            self._credentials_ids[task_id] = entry.credentials_id
-            env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = (
-                f"{self.endpoint_url}/v2/credentials/{entry.credentials_id}"
-            )
-            env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = entry.auth_token
-        return env
+        if self.endpoints is None:
+            return env, None
+        role_arn = overrides.get("taskRoleArn") or definition.get("taskRoleArn") or None
+        clock = warp.clock if warp is not None else None
+        access = self.endpoints.open(task_arn, role_arn, ttl, clock)
+        env.update(access.env)
+        return env, access
 
     async def _run(self, run: TaskRun) -> None:
         try:
@@ -354,23 +372,42 @@ class Agent:
             self._release(run.task_id, run.containers.values())
 
     def _release(self, task_id: str, containers: Iterable[ContainerRun]) -> None:
-        """What a task held while it ran: metadata ids, its credentials id, its clock."""
+        """What a task held while it ran: metadata ids, its endpoints, its clock."""
         for c in containers:
             self.metadata_ids.pop(c.metadata_id, None)
         for metadata_id in [k for k, v in self.metadata_ids.items() if v[0] == task_id]:
             del self.metadata_ids[metadata_id]  # a task that failed while being set up
-        credentials_id = self._credentials_ids.pop(task_id, None)
-        if credentials_id and self.credentials is not None:
-            self.credentials.forget(credentials_id)
+        if self.endpoints is not None:
+            self.endpoints.close(task_id)
         self.timewarps.close(task_id)
-        self.rate_limits.forget(task_id)
 
     def _save(self, run: TaskRun) -> None:
-        self.store.put_task(run.task_id, run.task, run.recovery_records())
+        """Write the task; a refused write never stops the engine (see ``_unsaved``)."""
+        try:
+            self.store.put_task(run.task_id, run.task, run.recovery_records())
+        except StorageError as exc:  # the database logged it (once)
+            self._unsaved[run.task_id] = run
+            self._unsaved_error = exc
+            if self._retry is None:
+                self._retry = asyncio.get_running_loop().call_later(1.0, self._save_unsaved)
+            return
+        self._unsaved.pop(run.task_id, None)
+
+    def _save_unsaved(self) -> None:
+        self._retry = None
+        for run in list(self._unsaved.values()):
+            self._save(run)
+
+    def _persist(self, event: Event) -> None:
+        run = self.tasks.get(event.task_id)
+        if run is None:  # every version is made while the task is in self.tasks
+            log.error("task %s: version %d not stored: no such task", event.task_id, event.version)
+            return
+        self._save(run)
 
     # -- queries and stop --------------------------------------------------------------------
     def get_task(self, task_id: str) -> dict[str, Any] | None:
-        live = self.tasks.get(task_id)
+        live = self.tasks.get(task_id) or self._unsaved.get(task_id)
         if live is not None:
             return live.task
         found = self.store.get_task(task_id)
@@ -381,6 +418,8 @@ class Agent:
         if live is None:
             return self.get_task(task_id)
         live.request_stop(stop_code, reason or reasons.TASK_STOPPED_BY_USER)
+        if task_id in self._unsaved and self._unsaved_error is not None:
+            raise self._unsaved_error  # the task stops all the same; the API says what failed
         return live.task
 
     # -- restart and shutdown ---------------------------------------------------------------
@@ -396,7 +435,8 @@ class Agent:
             task.setdefault("stoppingAt", now)
             task["stoppedAt"] = now
             task["executionStoppedAt"] = task.get("executionStoppedAt") or now
-            task["stoppedReason"] = reasons.DAEMON_RESTARTED
+            # A stop asked for before the crash (StopTask's reason) is why the task stopped.
+            task.setdefault("stoppedReason", reasons.DAEMON_RESTARTED)
             for c in task["containers"]:
                 if c["lastStatus"] != "STOPPED":
                     c["lastStatus"] = "STOPPED"
@@ -421,3 +461,7 @@ class Agent:
         if jobs:
             await asyncio.wait(jobs, timeout=grace + 5)
         self.logs.flush()
+        if self._retry is not None:
+            self._retry.cancel()
+        self._save_unsaved()
+        self.events.close()

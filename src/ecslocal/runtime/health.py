@@ -14,12 +14,15 @@ the output of Docker's last health log entry, cut to 1024 characters
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ecslocal.clock import Clock
 from ecslocal.runtime.backends.base import ContainerHandle, ExecResult
+
+log = logging.getLogger(__name__)
 
 HEALTHY, UNHEALTHY, UNKNOWN = "HEALTHY", "UNHEALTHY", "UNKNOWN"
 #: The agent's maxHealthCheckOutputLength.
@@ -47,13 +50,29 @@ def check_log_entry(result: ExecResult, timeout: float) -> tuple[int, str]:
 
 
 def health_check_argv(command: list[str]) -> list[str] | None:
-    """The argv a health check runs: CMD runs its arguments, CMD-SHELL runs them through
-    /bin/sh -c; NONE disables the check."""
+    """The argv a health check runs, as Docker runs ``Healthcheck.Test``: CMD runs its
+    arguments, CMD-SHELL runs them through /bin/sh -c; NONE disables the check.
+
+    The agent hands ``healthCheck.command`` to Docker unchanged: ECS sends it inside the
+    container's raw Docker config (``{"Healthcheck": {"Test": [...]}}``), which the agent
+    decodes into the container config as is (``dockerConfig`` in agent/api/task/task.go).
+    Docker runs no probe for a Test whose first element is neither CMD nor CMD-SHELL: it logs
+    "Unknown healthcheck type '<first>' (expected 'CMD')" and leaves the health "starting"
+    (``getProbe`` in moby daemon/health.go), which the agent does not report
+    (``MetadataFromContainer`` in agent/dockerclient/dockerapi/docker_client.go skips a
+    "starting" health), so the container's healthStatus stays UNKNOWN. ecslocal does the same
+    for, e.g., ``["/healthcheck"]``. (Fargate runs on its own agent, not Docker, whose source
+    is not public; aws-observability/aws-otel-community#1320 reports that task definition
+    HEALTHY there.)
+    """
     if not command or command[0] == "NONE":
         return None
     if command[0] == "CMD-SHELL":
         return ["/bin/sh", "-c", " ".join(command[1:])]
-    return list(command[1:])
+    if command[0] == "CMD":
+        return list(command[1:])
+    log.warning("Unknown healthcheck type '%s' (expected 'CMD'): no health check runs", command[0])
+    return None
 
 
 class HealthMonitor:
@@ -73,10 +92,7 @@ class HealthMonitor:
         self.clock = clock
         self.on_change = on_change
         self.status = UNKNOWN
-        self.last_output = ""
-        self.last_result: ExecResult | None = None
         self.report = HealthReport()
-        self.checks = 0
 
     async def run(self) -> None:
         if self.argv is None:
@@ -87,9 +103,6 @@ class HealthMonitor:
         while True:
             await self.clock.sleep(self.interval)
             result = await self.handle.exec(self.argv, self.clock.real_seconds(self.timeout))
-            self.checks += 1
-            self.last_output = result.output
-            self.last_result = result
             if in_start_period and self.clock.monotonic() - started >= self.start_period:
                 in_start_period = False
             if result.exit_code == 0:

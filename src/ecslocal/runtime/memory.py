@@ -34,10 +34,6 @@ class CgroupGroup:
         self.path = path
         self.version = version
 
-    @property
-    def procs_file(self) -> str:
-        return str(self.path / "cgroup.procs")
-
     def attach_tree(self, pid: int) -> None:
         """Move ``pid`` and every descendant it has forked so far into this cgroup.
 

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from ecslocal import arns
 from ecslocal.clock import Clock
 from ecslocal.runtime import reasons
 from ecslocal.runtime.backends.base import (
@@ -25,6 +26,7 @@ from ecslocal.runtime.backends.base import (
     ContainerHandle,
     ContainerSpec,
 )
+from ecslocal.runtime.events import EventBus, TaskEvents
 from ecslocal.runtime.health import HEALTHY, UNHEALTHY, UNKNOWN, HealthMonitor
 from ecslocal.runtime.logs import LogRouter, awslogs_destination
 
@@ -80,7 +82,7 @@ class TaskRun:
         backend: Backend,
         clock: Clock,
         logs: LogRouter,
-        save: Callable[[TaskRun], None],
+        events: EventBus,
         default_stop_timeout: float,
         task_clock: Clock | None = None,
     ) -> None:
@@ -96,7 +98,9 @@ class TaskRun:
         #: timers (health checks, timeouts) stay on ``clock``, since they bound real work.
         self.task_clock = task_clock or clock
         self.logs = logs
-        self._save = save
+        #: Each version of the task document becomes events (runtime/events.py); the store
+        #: writer is the bus's first subscriber.
+        self._events = TaskEvents(events)
         self.default_stop_timeout = default_stop_timeout
         self.task_id: str = task["taskArn"].rsplit("/", 1)[-1]
         self._changed = asyncio.Condition()
@@ -106,8 +110,9 @@ class TaskRun:
 
     # -- state ------------------------------------------------------------------------------
     def save(self) -> None:
+        """A new version of the task: published, and so stored, before anything else runs."""
         self.task["version"] = self.task.get("version", 0) + 1
-        self._save(self)
+        self._events.publish(self.task, self.clock.time())
 
     def recovery_records(self) -> dict[str, Any]:
         return {
@@ -378,8 +383,8 @@ def new_container_doc(
 ) -> dict[str, Any]:
     task_id = task_arn.rsplit("/", 1)[-1]
     doc: dict[str, Any] = {
-        "containerArn": (
-            f"arn:aws:ecs:{region}:{account}:container/{cluster_name}/{task_id}/{uuid.uuid4()}"
+        "containerArn": arns.build(
+            "ecs", region, account, f"container/{cluster_name}/{task_id}/{uuid.uuid4()}"
         ),
         "taskArn": task_arn,
         "name": definition["name"],

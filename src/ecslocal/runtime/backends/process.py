@@ -5,8 +5,9 @@ environment and working directory, in a session and process group of their own. 
 machine allows it each container also gets a memory cgroup (see :mod:`ecslocal.runtime.memory`)
 that enforces its limit and lets the agent kill every process it started.
 
-Exit is detected with a pidfd on the event loop (no thread per child); stdout and stderr are read
-as pipes by the loop and delivered line by line with a timestamp.
+Exit is detected with a pidfd on the event loop (no thread per child); stdout and stderr go to
+spool files the loop follows (:mod:`ecslocal.runtime.backends.spool`: nothing is lost if the
+daemon dies), or to pipes without a spool, and are delivered line by line with a timestamp.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ecslocal.runtime.backends.base import (
     ExitStatus,
     LogCallback,
 )
+from ecslocal.runtime.backends.spool import LineSplitter, Spool, SpoolFollower
 from ecslocal.runtime.memory import (
     RSS_POLL_SECONDS,
     CgroupGroup,
@@ -37,7 +39,6 @@ from ecslocal.runtime.memory import (
 )
 from ecslocal.runtime.reaper import ReaperClient
 
-MAX_LINE = 16 * 1024  # Docker splits log lines longer than 16 KiB
 EXEC_OUTPUT_LIMIT = 4096  # Docker keeps at most 4 KiB of health check output
 DRAIN_SECONDS = 1.0  # how long to wait for output pipes after a container's processes are gone
 
@@ -62,41 +63,40 @@ def cannot_start_reason(exc: OSError, argv0: str, cwd: str | None) -> str:
 
 
 class _LineReader(asyncio.Protocol):
-    """Splits a pipe into lines and hands each one, timestamped, to the log callback."""
+    """Splits a pipe into lines and hands each one, timestamped, to the log callback (the
+    output path of a backend without a spool)."""
 
     def __init__(self, source: str, on_log: LogCallback, clock: Clock) -> None:
         self.source = source
         self.on_log = on_log
         self.clock = clock
-        self.buffer = bytearray()
+        self.splitter = LineSplitter()
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            nl = self.buffer.find(b"\n")
-            if nl < 0:
-                if len(self.buffer) >= MAX_LINE:
-                    self._emit(bytes(self.buffer[:MAX_LINE]))
-                    del self.buffer[:MAX_LINE]
-                    continue
-                return
-            self._emit(bytes(self.buffer[:nl]))
-            del self.buffer[: nl + 1]
+        self._emit(self.splitter.feed(data))
 
-    def _emit(self, raw: bytes) -> None:
-        line = raw.decode("utf-8", "replace").rstrip("\r")
-        self.on_log(self.source, int(self.clock.time() * 1000), line)
+    def _emit(self, lines: list[tuple[str, int]]) -> None:
+        for line, _ in lines:
+            self.on_log(self.source, int(self.clock.time() * 1000), line)
 
     def eof_received(self) -> bool:
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.buffer:
-            self._emit(bytes(self.buffer))
-            self.buffer.clear()
+        self._emit(self.splitter.rest())
         if not self.closed.done():
             self.closed.set_result(None)
+
+    def finish(self) -> None:
+        """The drain gave up: a pipe keeps delivering whatever still comes."""
+
+
+_Reader = _LineReader | SpoolFollower
+
+
+class _SpoolFailed(Exception):
+    """The container's output files could not be created (the message is the reason)."""
 
 
 class _Collector(asyncio.Protocol):
@@ -149,7 +149,7 @@ class ProcessContainer:
         spec: ContainerSpec,
         proc: subprocess.Popen[bytes],
         group: CgroupGroup | None,
-        readers: list[_LineReader],
+        readers: list[_Reader],
         reaper: ReaperClient | None,
         clock: Clock,
         rss_limit_mib: int | None,
@@ -203,10 +203,16 @@ class ProcessContainer:
             oom = oom or self.group.oom_kills() > self._oom_at_start
         # The main process is gone: like a container's PID 1, it takes everything with it.
         self.kill()
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(
-                asyncio.gather(*(r.closed for r in self.readers)), DRAIN_SECONDS
+                asyncio.gather(*(asyncio.shield(r.closed) for r in self.readers)),
+                DRAIN_SECONDS,
             )
+        except TimeoutError:
+            # Something still holds the output open (a process that escaped the kill): take
+            # what is there and stop following.
+            for r in self.readers:
+                r.finish()
         if self.group is not None:
             await asyncio.to_thread(self.group.remove)
         if self.reaper is not None:
@@ -289,9 +295,17 @@ class ProcessBackend:
 
     name = "process"
 
-    def __init__(self, memory: MemoryControl, clock: Clock, use_reaper: bool = True) -> None:
+    def __init__(
+        self,
+        memory: MemoryControl,
+        clock: Clock,
+        use_reaper: bool = True,
+        spool: Spool | None = None,
+    ) -> None:
         self.memory = memory
         self.clock = clock
+        #: Where containers' stdout/stderr go (files the daemon follows); pipes without one.
+        self.spool = spool
         self.reaper = ReaperClient() if use_reaper else None
 
     def describe(self) -> str:
@@ -306,26 +320,49 @@ class ProcessBackend:
                 " has neither entryPoint nor command"
             )
         group = self.memory.create(spec.task_id, spec.name, spec.memory_mib, spec.task_memory_mib)
+        outputs: list[int] = []
+        spooled: list[SpoolFollower] = []
         try:
+            if self.spool is not None:
+                for source in ("stdout", "stderr"):
+                    try:
+                        fd, follower = self.spool.open(
+                            spec.task_id, spec.runtime_id, spec.name, source, spec.on_log
+                        )
+                    except OSError as exc:
+                        raise _SpoolFailed(
+                            f"CannotStartContainerError: cannot create the container's {source}"
+                            f" log file in {self.spool.directory}: {exc.strerror}"
+                        ) from None
+                    outputs.append(fd)
+                    spooled.append(follower)
             proc = subprocess.Popen(
                 argv,
                 env=_docker_env(dict(spec.env)),
                 cwd=spec.working_dir,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
+                stdout=outputs[0] if outputs else subprocess.PIPE,
+                stderr=outputs[1] if outputs else subprocess.PIPE,
                 start_new_session=True,
                 close_fds=True,
             )
-        except OSError as exc:
+        except (OSError, ValueError, _SpoolFailed) as exc:
             if group is not None:
                 group.remove()
-            reason = cannot_start_reason(exc, argv[0], spec.working_dir)
+            for follower in spooled:
+                follower.finish()
+            if isinstance(exc, _SpoolFailed):
+                reason = str(exc)
+            elif isinstance(exc, ValueError):  # a NUL byte in argv or the environment
+                reason = _CANNOT_START.format(detail=str(exc))
+            else:
+                reason = cannot_start_reason(exc, argv[0], spec.working_dir)
             raise CannotStartContainer(reason) from None
-        except ValueError as exc:  # a NUL byte in argv or the environment
-            if group is not None:
-                group.remove()
-            raise CannotStartContainer(_CANNOT_START.format(detail=str(exc))) from None
+        finally:
+            # The container holds its own copies: once they are all closed, inotify says
+            # IN_CLOSE_WRITE, the spool's end-of-file.
+            for fd in outputs:
+                os.close(fd)
         if self.reaper is not None:
             self.reaper.watch(
                 spec.runtime_id, proc.pid, str(group.path) if group else None
@@ -340,9 +377,10 @@ class ProcessBackend:
                 None, group.attach_tree, proc.pid
             )
         loop = asyncio.get_running_loop()
-        readers = []
+        readers: list[_Reader] = list(spooled)
         for source, pipe in (("stdout", proc.stdout), ("stderr", proc.stderr)):
-            assert pipe is not None
+            if pipe is None:  # spooled
+                continue
             _, reader = await loop.connect_read_pipe(
                 lambda s=source: _LineReader(s, spec.on_log, self.clock), pipe
             )
