@@ -17,14 +17,15 @@ READY = re.compile(r"ready on (http://127\.0\.0\.1:(\d+))")
 
 
 class BenchServer:
-    def __init__(self, *extra: str) -> None:
+    def __init__(self, *extra: str, env: dict[str, str] | None = None) -> None:
         self.extra = extra
+        self.env = env or {}
 
     def __enter__(self) -> BenchServer:
         self.tmp = tempfile.TemporaryDirectory()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "ecslocal", "serve", "--port", "0", *self.extra],
-            env={**os.environ, "ECSLOCAL_DATA_DIR": self.tmp.name},
+            env={**os.environ, **self.env, "ECSLOCAL_DATA_DIR": self.tmp.name},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -54,8 +55,13 @@ class BenchServer:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def ecs(self) -> Any:
-        return boto3.client("ecs", endpoint_url=self.url, region_name="us-east-1",
-                            aws_access_key_id="test", aws_secret_access_key="test")
+        return boto3.client(
+            "ecs",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
 
 
 def percentile(values: list[float], p: float) -> float:

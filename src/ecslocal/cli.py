@@ -135,6 +135,10 @@ def cli(ctx: click.Context, port: int) -> None:
                    " ($ECSLOCAL_INSTANCE_ROLE).")
 @click.option("--imds-v1", is_flag=True, default=False,
               help="Allow IMDSv1 (GETs without a session token); IMDSv2 is required otherwise.")
+@click.option("--stopped-task-retention", type=click.FloatRange(min=1), default=None,
+              metavar="SECONDS",
+              help="How long stopped tasks stay described and listed (default 3600 = 1 h, as"
+                   " ECS; $ECSLOCAL_STOPPED_TASK_RETENTION).")
 @click.option("--no-default-key", is_flag=True, default=False,
               help="Refuse the well-known test/test key: only --access-key keys work (the CLI"
                    " signs with the first of $ECSLOCAL_ACCESS_KEYS).")
@@ -142,7 +146,7 @@ def cli(ctx: click.Context, port: int) -> None:
 def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path | None,
           memory_enforcement: str | None, access_keys: tuple[str, ...],
           credential_ttl: float | None, instance_role: str | None, imds_v1: bool,
-          no_default_key: bool) -> None:
+          stopped_task_retention: float | None, no_default_key: bool) -> None:
     """Run the daemon in the foreground."""
     from ecslocal.daemon import Daemon
 
@@ -158,6 +162,8 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
         config.instance_role_arn = instance_role
     if imds_v1:
         config.imds_v1 = True
+    if stopped_task_retention is not None:
+        config.stopped_task_retention = stopped_task_retention
     try:
         config.access_keys += parse_access_keys(",".join(access_keys))
     except ValueError as exc:

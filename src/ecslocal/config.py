@@ -87,6 +87,12 @@ class Config:
         default_factory=lambda: parse_access_keys(os.environ.get("ECSLOCAL_ACCESS_KEYS", ""))
     )
 
+    #: Seconds a stopped task stays described and listed after its stoppedAt ("stopped tasks
+    #: appear in the returned results for at least one hour" - DescribeTasks API reference).
+    stopped_task_retention: float = field(
+        default_factory=lambda: float(os.environ.get("ECSLOCAL_STOPPED_TASK_RETENTION", 3600))
+    )
+
     #: Seconds a client has to send a complete request head, counted from the connection's
     #: start or the previous answer; also how long an idle keep-alive connection is kept
     #: (nginx: client_header_timeout 60 s, keepalive_timeout 75 s).

@@ -49,6 +49,7 @@ from ecslocal.runtime.backends.process import ProcessBackend
 from ecslocal.runtime.backends.spool import Spool
 from ecslocal.runtime.logs import LogRouter
 from ecslocal.runtime.memory import MemoryControl
+from ecslocal.runtime.retention import StoppedTaskRetention
 from ecslocal.store import Store
 
 log = logging.getLogger("ecslocal.daemon")
@@ -66,6 +67,7 @@ class Daemon:
         self.recovered: list[str] = []
         self.keys: KeyStore | None = None
         self.roles: RoleStore | None = None
+        self.retention: StoppedTaskRetention | None = None
         self.spool: Spool | None = None
         self.task_endpoints: TaskEndpoints | None = None
 
@@ -160,9 +162,15 @@ class Daemon:
         if config.default_key and not all(_loopback(b[0]) for b in bound):
             print(_exposed_warning(bound[0][0], bound[0][1]), file=sys.stderr, flush=True)
         self.agent.endpoint_url = self.url
+        self.retention = StoppedTaskRetention(
+            self.store, self.clock, config.stopped_task_retention, self.agent.tasks.__contains__
+        )
+        self.retention.start()
         return self.address
 
     async def stop(self) -> None:
+        if self.retention is not None:
+            await self.retention.stop()
         if self.agent is not None:
             await self.agent.shutdown()
         if self.task_endpoints is not None:

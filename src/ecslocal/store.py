@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from ecslocal.storage.db import Database, Schema, StorageError
+from ecslocal.task_index import (
+    SERVICE_GROUP_PREFIX,
+    STOPPED,
+    TaskIndex,
+    TaskSummary,
+    summary_of,
+)
 
 #: Clusters, task definitions and tasks. Version 1 is the schema unversioned databases have.
 STORE_SCHEMA = Schema(
@@ -138,6 +145,9 @@ class Store:
             self.db.close()
             raise
         self._clusters: dict[str, str] = {}
+        #: The tasks' summaries (ListTasks pages, the retention sweep), loaded once.
+        self.tasks = TaskIndex()
+        self._load_task_index()
 
     def close(self) -> None:
         self.db.close()
@@ -227,28 +237,84 @@ class Store:
         return [(family, bool(active)) for family, active in rows]
 
     # -- tasks ------------------------------------------------------------------------------
+    # Every task write goes through put_task, which keeps ``self.tasks`` (the in-memory index
+    # ListTasks pages from) in step with the rows; reads by id are primary-key lookups.
+    def _load_task_index(self) -> None:
+        """The index of the stored tasks (json_extract reads the few fields it needs in
+        SQLite's C code: no document is parsed in Python at start-up)."""
+        rows = self.db.execute(
+            "SELECT task_id, cluster, family, started_by, desired_status, last_status,"
+            " created_at, json_extract(body, '$.taskArn'), json_extract(body, '$.launchType'),"
+            " json_extract(body, '$.group'), json_extract(body, '$.stoppedAt') FROM tasks"
+        ).fetchall()
+        for row in rows:
+            task_id, cluster, family, started_by, desired, last, created = row[:7]
+            arn, launch_type, group, stopped_at = row[7:]
+            group = group or ""
+            self.tasks.put(
+                TaskSummary(
+                    task_id=task_id,
+                    arn=arn,
+                    cluster=cluster,
+                    family=family,
+                    started_by=started_by,
+                    desired_status=desired,
+                    last_status=last,
+                    launch_type=launch_type,
+                    service_name=group[len(SERVICE_GROUP_PREFIX) :]
+                    if group.startswith(SERVICE_GROUP_PREFIX)
+                    else None,
+                    created_at=float(created),
+                    stopped_at=float(stopped_at if stopped_at is not None else created)
+                    if last == STOPPED
+                    else None,
+                )
+            )
+
     def put_task(self, task_id: str, body: dict[str, Any], runtime: dict[str, Any]) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO tasks (task_id, cluster, family, started_by, desired_status,"
-            " last_status, created_at, body, runtime) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                task_id,
-                body["clusterArn"].rsplit("/", 1)[-1],
-                body["taskDefinitionArn"].rsplit("/", 1)[-1].split(":")[0],
-                body.get("startedBy"),
-                body["desiredStatus"],
-                body["lastStatus"],
-                body["createdAt"],
-                json.dumps(body),
-                json.dumps(runtime),
-            ),
-        )
+        """The task's summary in the index, then its row. The index follows the engine's
+        memory even when the write is refused (:class:`StorageError`: the agent keeps the task
+        live and retries), so nothing cached from the previous summary is served."""
+        summary = summary_of(task_id, body)
+        known = self.tasks.get(task_id) is not None
+        self.tasks.put(summary)
+        try:
+            self.db.execute(
+                "INSERT OR REPLACE INTO tasks (task_id, cluster, family, started_by,"
+                " desired_status, last_status, created_at, body, runtime)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    task_id,
+                    summary.cluster,
+                    summary.family,
+                    summary.started_by,
+                    summary.desired_status,
+                    summary.last_status,
+                    summary.created_at,
+                    json.dumps(body),
+                    json.dumps(runtime),
+                ),
+            )
+        except StorageError:
+            if not known:  # a task never written is not known (RunTask fails)
+                self.tasks.remove(task_id)
+            raise
 
     def get_task(self, task_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        if self.tasks.get(task_id) is None:
+            return None  # not stored: no SQLite read for an unknown id
         row = self.db.execute(
             "SELECT body, runtime FROM tasks WHERE task_id = ?", (task_id,)
         ).fetchone()
         return (json.loads(row[0]), json.loads(row[1])) if row else None
+
+    def forget_tasks(self, task_ids: list[str]) -> None:
+        """Delete the tasks' rows (their log events stay: CloudWatch Logs keeps a task's logs
+        independently of ECS forgetting the task)."""
+        with self.db.transaction():
+            self.db.executemany("DELETE FROM tasks WHERE task_id = ?", [(t,) for t in task_ids])
+        for task_id in task_ids:
+            self.tasks.remove(task_id)
 
     def list_tasks(
         self,
@@ -258,6 +324,16 @@ class Store:
         started_by: str | None = None,
         not_stopped: bool = False,
     ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        """Full documents, by createdAt (start-up recovery and the cluster's task counts;
+        ListTasks pages from the index instead)."""
+        if not_stopped and cluster is not None and not (desired_status or family or started_by):
+            # A cluster's active tasks (DescribeClusters' counts, DeleteCluster's check): from
+            # the index, whatever the stopped history holds.
+            for summary in self.tasks.active(cluster):
+                found = self.get_task(summary.task_id)
+                if found is not None:
+                    yield found
+            return
         sql = "SELECT body, runtime FROM tasks WHERE 1=1"
         args: list[Any] = []
         for column, value in (
@@ -271,7 +347,7 @@ class Store:
                 args.append(value)
         if not_stopped:
             sql += " AND last_status != 'STOPPED'"
-        sql += " ORDER BY created_at"
+        sql += " ORDER BY created_at, task_id"
         for body, runtime in self.db.execute(sql, args).fetchall():
             yield json.loads(body), json.loads(runtime)
 

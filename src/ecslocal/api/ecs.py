@@ -6,13 +6,22 @@ next to each. Where none could be found, the message says plainly what is wrong.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
 from ecslocal import arns
 from ecslocal.api.ecs_capacity import capacity_provider_for, launch_type_of
-from ecslocal.api.ecs_refs import CLUSTER_PATTERN, CLUSTER_RE, DEFAULT_CLUSTER, Refs, paginate
+from ecslocal.api.ecs_refs import (
+    CLUSTER_PATTERN,
+    CLUSTER_RE,
+    DEFAULT_CLUSTER,
+    MAX_PAGE,
+    Refs,
+    paginate,
+)
 from ecslocal.api.ecs_tags import TaggingMixin, Tags, check_tags, merge_tags
+from ecslocal.api.protocols.json import Encoded
 from ecslocal.api.service import Handler, Service
 from ecslocal.auth.caller import Caller
 from ecslocal.auth.policy import Principal
@@ -20,6 +29,7 @@ from ecslocal.auth.roles import ECS_TASKS_PRINCIPAL, RoleStore
 from ecslocal.clock import Clock
 from ecslocal.config import Config
 from ecslocal.errors import AwsError, client_exception, cluster_not_found, invalid_parameter
+from ecslocal.model.shapes import service_model, to_wire
 from ecslocal.model.taskdef import (
     FARGATE_SIZES,
     MIN_CONTAINER_MEMORY_MIB,
@@ -32,7 +42,10 @@ from ecslocal.model.taskdef import (
 from ecslocal.runtime import reasons
 from ecslocal.runtime.agent import Agent
 from ecslocal.store import Store
+from ecslocal.task_index import TaskSummary, decode_token, encode_token
 
+#: DescribeTasks JSON kept at most (the cache starts over when full).
+MAX_CACHED_TASKS = 20_000
 MAX_RUN_COUNT = 10  # RunTask: "You can specify up to 10 tasks for each call."
 MAX_DESCRIBE_TASKS = 100  # DescribeTasks: "A list of up to 100 task IDs or full ARN entries."
 MAX_DELETE_TASK_DEFINITIONS = 10  # DeleteTaskDefinitions: "up to 10 task definitions"
@@ -71,6 +84,9 @@ class EcsApi(TaggingMixin):
         self.clock = clock
         self.refs = Refs(config.region, config.account_id)
         self.arn_prefix = self.refs.prefix
+        #: DescribeTasks' JSON of each task, with the summary it was built from.
+        self._wire_cache: dict[tuple[str, bool], tuple[TaskSummary, Any, bytes]] = {}
+        self._shapes = _DescribeTasksShapes()
 
     def service(self) -> Service:
         handlers: dict[str, Handler] = {
@@ -448,7 +464,7 @@ class EcsApi(TaggingMixin):
         stopped = self.agent.stop_task(task_id, reason, reasons.USER_INITIATED_CODE) or task
         return {"task": _task_view(stopped, include_tags=False)}
 
-    def describe_tasks(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
+    def describe_tasks(self, p: dict[str, Any], caller: Caller) -> Encoded:
         refs = p["tasks"]
         # ECS's messages: "Tasks cannot be empty." (aws/copilot-cli#3551) and "taskIds can have
         # at most 100 items." (gchq/sleeper#555).
@@ -458,15 +474,64 @@ class EcsApi(TaggingMixin):
             raise invalid_parameter(f"taskIds can have at most {MAX_DESCRIBE_TASKS} items.")
         cluster = self._cluster_name(p.get("cluster"))
         include_tags = "TAGS" in (p.get("include") or [])
-        tasks, failures, seen = [], [], set()
+        tasks: list[bytes] = []
+        failures: list[dict[str, str]] = []
+        seen: set[str] = set()
         for ref in refs:
-            task = self._find_task(ref, cluster)
-            if task is None:
+            found = self._described(ref, cluster, include_tags)
+            if found is None:
                 failures.append({"arn": self.refs.task_arn(ref, cluster), "reason": "MISSING"})
-            elif task["taskArn"] not in seen:
-                seen.add(task["taskArn"])
-                tasks.append(_task_view(task, include_tags))
-        return {"tasks": tasks, "failures": failures}
+            elif found[0] not in seen:
+                seen.add(found[0])
+                tasks.append(found[1])
+        failures_json = json.dumps(to_wire(failures, self._shapes.failures)).encode()
+        body = b'{"tasks": [' + b", ".join(tasks) + b'], "failures": ' + failures_json + b"}"
+        return Encoded(body)
+
+    def _described(self, ref: str, cluster: str, include_tags: bool) -> tuple[str, bytes] | None:
+        """(ARN, DescribeTasks JSON) of the task ``ref`` names in ``cluster``; None if none.
+        A task whose JSON is cached is answered from the index alone (no document read)."""
+        # The usual reference is the task's own ARN or ID: matched against the index without
+        # parsing it (anything else goes the long way, through Refs).
+        candidate = ref.rsplit("/", 1)[-1]
+        summary = self.store.tasks.get(candidate)
+        if summary is not None and ref not in (summary.arn, candidate):
+            summary = None
+        if summary is not None and summary.cluster == cluster:
+            cached = self._wire_cache.get((summary.task_id, include_tags))
+            live = self.agent.tasks.get(summary.task_id)
+            if (
+                cached is not None
+                and cached[0] is summary
+                and (live is None or live.task.get("version") == cached[1])
+            ):
+                return summary.arn, cached[2]
+        task = self._find_task(ref, cluster)
+        if task is None:
+            return None
+        return task["taskArn"], self._task_wire(task, include_tags)
+
+    def _task_wire(self, task: dict[str, Any], include_tags: bool) -> bytes:
+        """The task's DescribeTasks JSON, cached until the task changes: a new summary in the
+        store's index (every ``put_task`` makes one) or, for a running task, a new version.
+        Building it was most of DescribeTasks' cost."""
+        task_id = task["taskArn"].rsplit("/", 1)[-1]
+        summary = self.store.tasks.get(task_id)
+        version = task.get("version")
+        cached = self._wire_cache.get((task_id, include_tags))
+        if (
+            cached is not None
+            and summary is not None
+            and cached[0] is summary
+            and cached[1] == version
+        ):
+            return cached[2]
+        body = json.dumps(to_wire(_task_view(task, include_tags), self._shapes.task)).encode()
+        if summary is not None:
+            if len(self._wire_cache) >= MAX_CACHED_TASKS:
+                self._wire_cache.clear()
+            self._wire_cache[(task_id, include_tags)] = (summary, version, body)
+        return body
 
     def list_tasks(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         cluster = self._cluster_name(p.get("cluster"))
@@ -478,18 +543,39 @@ class EcsApi(TaggingMixin):
         # return any results." No task here runs on a container instance or for a daemon.
         if desired == "PENDING" or p.get("containerInstance") or p.get("daemonName"):
             return paginate([], p, "taskArns")
-        launch_type = p.get("launchType")
-        arns = [
-            task["taskArn"]
-            for task, _ in self.store.list_tasks(
-                cluster=cluster,
-                desired_status=desired,
-                family=p.get("family"),
-                started_by=p.get("startedBy"),
-            )
-            if launch_type is None or task.get("launchType") == launch_type
-        ]
-        return paginate(arns, p, "taskArns")
+        limit = p.get("maxResults")
+        if limit is None:
+            limit = MAX_PAGE
+        if not 1 <= limit <= MAX_PAGE:
+            raise invalid_parameter(f"maxResults must be between 1 and {MAX_PAGE}.")
+        token = p.get("nextToken")
+        # One page from the store's index of task summaries: a bisection and a slice, however
+        # many stopped tasks are remembered (no SQLite read, no document parsed).
+        arns, last = self.store.tasks.page(
+            (cluster, desired, p.get("family"), p.get("startedBy"), None, p.get("launchType")),
+            decode_token(token) if token else None,
+            limit,
+        )
+        out: dict[str, Any] = {"taskArns": arns}
+        if last is not None:
+            out["nextToken"] = encode_token(last)
+        return out
+
+
+class _DescribeTasksShapes:
+    """The botocore shapes of a DescribeTasks answer's members (the model loads on first use)."""
+
+    @functools.cached_property
+    def _output(self) -> Any:
+        return service_model("ecs").operation_model("DescribeTasks").output_shape
+
+    @functools.cached_property
+    def task(self) -> Any:
+        return self._output.members["tasks"].member
+
+    @functools.cached_property
+    def failures(self) -> Any:
+        return self._output.members["failures"]
 
 
 def _task_view(task: dict[str, Any], include_tags: bool) -> dict[str, Any]:

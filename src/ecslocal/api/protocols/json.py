@@ -45,6 +45,16 @@ def decode_object(body: bytes) -> dict[str, Any]:
     return params
 
 
+class Encoded:
+    """A result a handler has serialized itself (already shaped by the output shape with
+    :func:`to_wire`), e.g. from per-resource fragments it caches (DescribeTasks)."""
+
+    __slots__ = ("body",)
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+
 class JsonProtocol(WireProtocol):
     name = "json"
 
@@ -58,15 +68,18 @@ class JsonProtocol(WireProtocol):
         return op, decode_object(request.body)
 
     def serialize(self, result: Any, operation: OperationModel, request_id: str) -> HttpResponse:
-        shape = operation.output_shape
-        out = to_wire(result, shape) if shape is not None else {}
+        if isinstance(result, Encoded):
+            body = result.body
+        else:
+            shape = operation.output_shape
+            body = json.dumps(to_wire(result, shape) if shape is not None else {}).encode()
         return HttpResponse(
             200,
             {
                 "Content-Type": content_type(operation.service_model),
                 "x-amzn-RequestId": request_id,
             },
-            json.dumps(out).encode(),
+            body,
         )
 
     def serialize_error(
