@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from tests.conftest import Server, by_name, container, process_alive, run_task, taskdef, wait_for
+from tests.conftest import (
+    Server,
+    by_name,
+    container,
+    process_alive,
+    read_pids,
+    run_task,
+    taskdef,
+    wait_for,
+    wait_until,
+)
 
 
 def test_kill_9_then_restart(fresh_server: Server, tmp_path: Path) -> None:
@@ -13,27 +22,22 @@ def test_kill_9_then_restart(fresh_server: Server, tmp_path: Path) -> None:
     ecs = server.ecs()
     pids = tmp_path / "pids"
     # A main process and a grandchild in its own session: both must die with the daemon.
-    cmd = (
-        f"setsid sh -c 'echo $$ >> {pids}; sleep 300' & "
-        f"echo $$ >> {pids}; sleep 300"
-    )
+    cmd = f"setsid sh -c 'echo $$ >> {pids}; sleep 300' & echo $$ >> {pids}; sleep 300"
     arn = run_task(ecs, taskdef("recover", container("app", cmd)))
     wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and len(pids.read_text().split()) < 2:
-        time.sleep(0.05)
-    procs = [int(p) for p in pids.read_text().split()]
+    procs = read_pids(pids, 2)
     assert all(process_alive(p) for p in procs)
 
     server.kill9()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(process_alive(p) for p in procs):
-        time.sleep(0.05)
-    assert not any(process_alive(p) for p in procs), "container processes outlived the daemon"
+    wait_until(
+        lambda: not any(process_alive(p) for p in procs),
+        what="the container processes to die with the daemon",
+    )
 
     restarted = Server(server.data_dir).start()
     try:
-        assert "marked 1 task(s) of a previous run STOPPED" in "".join(restarted.output)
+        # Printed after "ready on": wait for it rather than read the output so far.
+        restarted.wait_output("marked 1 task(s) of a previous run STOPPED")
         task = restarted.ecs().describe_tasks(tasks=[arn])["tasks"][0]
         assert task["lastStatus"] == "STOPPED" and task["desiredStatus"] == "STOPPED"
         assert "daemon" in task["stoppedReason"]
@@ -49,9 +53,8 @@ def test_clean_shutdown_stops_running_tasks(fresh_server: Server, tmp_path: Path
     ecs = server.ecs()
     pidfile = tmp_path / "pid"
     arn = run_task(ecs, taskdef("shutdown", container("app", f"echo $$ > {pidfile}; sleep 300")))
-    wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING" and pidfile.exists())
-    time.sleep(0.1)
-    pid = int(pidfile.read_text())
+    wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
+    pid = read_pids(pidfile, 1)[0]
     server.stop()
     assert not process_alive(pid)
     restarted = Server(server.data_dir).start()
