@@ -21,8 +21,7 @@ from tests.conftest import (
 def test_container_that_traps_sigterm_exits_cleanly(ecs: Any, tmp_path: Path) -> None:
     seen, ready = tmp_path / "got-term", tmp_path / "trapped"
     cmd = (
-        f"trap 'echo term > {seen}; exit 0' TERM; echo $$ > {ready};"
-        " while true; do sleep 0.1; done"
+        f"trap 'echo term > {seen}; exit 0' TERM; echo $$ > {ready}; while true; do sleep 0.1; done"
     )
     arn = run_task(ecs, taskdef("stop-trap", container("app", cmd, stopTimeout=10)))
     read_pids(ready, 1)  # sh has installed its trap
@@ -33,9 +32,7 @@ def test_container_that_traps_sigterm_exits_cleanly(ecs: Any, tmp_path: Path) ->
     assert seen.read_text().strip() == "term"
 
 
-def test_container_that_ignores_sigterm_is_killed_at_stop_timeout(
-    ecs: Any, tmp_path: Path
-) -> None:
+def test_container_that_ignores_sigterm_is_killed_at_stop_timeout(ecs: Any, tmp_path: Path) -> None:
     ready = tmp_path / "trapped"
     cmd = f"trap '' TERM; echo $$ > {ready}; while true; do sleep 0.1; done"
     arn = run_task(ecs, taskdef("stop-ignore", container("app", cmd, stopTimeout=2)))
@@ -57,7 +54,7 @@ def test_sigterm_goes_to_main_process_only_and_sigkill_to_all(ecs: Any, tmp_path
     main_ready = tmp_path / "main-trapped"
     # The main process (sh) exits on TERM; its child ignores nothing but would log a TERM.
     cmd = (
-        f"sh -c 'trap \"touch {child_saw}\" TERM; echo $$ > {child_pid}; "
+        f'sh -c \'trap "touch {child_saw}" TERM; echo $$ > {child_pid}; '
         f"while true; do sleep 0.1; done' & "
         f"trap 'exit 0' TERM; echo $$ > {main_ready}; while true; do sleep 0.1; done"
     )
@@ -70,8 +67,6 @@ def test_sigterm_goes_to_main_process_only_and_sigkill_to_all(ecs: Any, tmp_path
     # and the child went down with the container
     wait_until(lambda: not process_alive(pid), what="the child to be killed")
     assert not child_saw.exists()
-
-
 
 
 def test_stop_unknown_task_is_an_error(ecs: Any) -> None:

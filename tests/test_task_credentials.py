@@ -380,8 +380,12 @@ def test_js_sdk_v3_keeps_working_across_rotations(fresh_server: Server) -> None:
     fresh_server.extra = ("--credential-ttl", "6")
     server = fresh_server.start()
     node = str(shutil.which("node"))
-    app = {"name": "app", "image": "node", "memory": 512,
-           "command": [node, str(JS_DIR / "rotation.js"), "14"]}
+    app = {
+        "name": "app",
+        "image": "node",
+        "memory": 512,
+        "command": [node, str(JS_DIR / "rotation.js"), "14"],
+    }
     task, lines = run_to_end(server, "creds-js", app, role=True, timeout=90)
     assert task["containers"][0]["exitCode"] == 0, lines
     oks = [line.split() for line in lines if line.startswith("ok ")]
@@ -427,7 +431,10 @@ os.execv(sys.executable, [sys.executable, "-c", sys.argv[1]])
 
 def test_first_credentials_exported_at_start_expire_with_expiredtoken(server: Server) -> None:
     task, lines = run_to_end(
-        server, "creds-export", python_container(EXPORT_THEN_RUN, STATIC_LOOP), role=True,
+        server,
+        "creds-export",
+        python_container(EXPORT_THEN_RUN, STATIC_LOOP),
+        role=True,
         tags=[{"key": "ecslocal:credential-ttl", "value": "4"}],
     )
     events = task_logs(server, task["taskArn"])
