@@ -34,11 +34,17 @@ def test_health_transitions_and_task_health(ecs: Any, tmp_path: Path) -> None:
     assert by_name(task)["web"]["healthStatus"] == "UNKNOWN"
     assert task["healthStatus"] == "UNKNOWN"
     flag.touch()
-    task = wait_for(ecs, arn, lambda t: by_name(t)["web"]["healthStatus"] == "HEALTHY", 15)
-    assert by_name(task)["extra"]["healthStatus"] == "UNHEALTHY"
+    # Both containers' first checks run about together: wait for both results, in any order.
+    task = wait_for(
+        ecs,
+        arn,
+        lambda t: by_name(t)["web"]["healthStatus"] == "HEALTHY"
+        and by_name(t)["extra"]["healthStatus"] == "UNHEALTHY",
+        30,
+    )
     assert task["healthStatus"] == "HEALTHY"
     flag.unlink()
-    task = wait_for(ecs, arn, lambda t: by_name(t)["web"]["healthStatus"] == "UNHEALTHY", 15)
+    task = wait_for(ecs, arn, lambda t: by_name(t)["web"]["healthStatus"] == "UNHEALTHY", 30)
     assert task["healthStatus"] == "UNHEALTHY"
     # A standalone task keeps running when unhealthy (only services replace unhealthy tasks).
     assert task["lastStatus"] == "RUNNING"
@@ -50,7 +56,7 @@ def test_health_check_timeout_counts_as_failure(ecs: Any) -> None:
     check = {"command": ["CMD-SHELL", "sleep 10"], "interval": 5, "timeout": 2, "retries": 1}
     arn = run_task(ecs, taskdef("hc-timeout", container("web", "sleep 60", healthCheck=check,
                                                          stopTimeout=2)))
-    task = wait_for(ecs, arn, lambda t: by_name(t)["web"]["healthStatus"] == "UNHEALTHY", 15)
+    task = wait_for(ecs, arn, lambda t: by_name(t)["web"]["healthStatus"] == "UNHEALTHY", 30)
     assert task["healthStatus"] == "UNHEALTHY"
     ecs.stop_task(task=arn)
     wait_stopped(ecs, arn)
