@@ -83,6 +83,18 @@ class Server:
         for line in self.proc.stdout:
             self.output.append(line)
 
+    def wait_output(self, text: str, timeout: float = 30) -> str:
+        """The first line of the daemon's output containing ``text``, waited for: lines printed
+        after "ready on" reach :attr:`output` through the drain thread, some time later."""
+        deadline = time.monotonic() + timeout
+        while True:
+            line = next((line for line in list(self.output) if text in line), None)
+            if line is not None:
+                return line
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no line with {text!r} in {self.output}")
+            time.sleep(0.05)
+
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
@@ -187,6 +199,32 @@ def wait_for(ecs: Any, task_arn: str, predicate: Any, timeout: float = 30) -> di
         time.sleep(0.1)
 
 
+def wait_until(predicate: Any, timeout: float = 30, what: str = "the condition") -> Any:
+    """Poll ``predicate()`` until it returns something true; return that. The deadline is
+    generous: it bounds a hang, it is not a claim about speed (tests run on busy machines)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def read_pids(path: Path, count: int) -> list[int]:
+    """The pids a task's shell wrote to ``path``, one a line, once ``count`` are there."""
+
+    def ready() -> list[int] | None:
+        try:
+            pids = [int(p) for p in path.read_text().split()]
+        except (FileNotFoundError, ValueError):  # not written yet, or a line half-written
+            return None
+        return pids if len(pids) >= count else None
+
+    return list(wait_until(ready, what=f"{count} pid(s) in {path}"))
+
+
 def wait_stopped(ecs: Any, task_arn: str, timeout: float = 30) -> dict[str, Any]:
     return wait_for(ecs, task_arn, lambda t: t["lastStatus"] == "STOPPED", timeout)
 
@@ -236,7 +274,7 @@ def process_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone between the two looks (ESRCH)
         return False
 
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import by_name, container, run_task, taskdef, wait_for, wait_stopped
+from tests.conftest import (
+    by_name,
+    container,
+    run_task,
+    taskdef,
+    wait_for,
+    wait_stopped,
+    wait_until,
+)
 
 
 def test_health_transitions_and_task_health(ecs: Any, tmp_path: Path) -> None:
@@ -26,11 +34,17 @@ def test_health_transitions_and_task_health(ecs: Any, tmp_path: Path) -> None:
     assert by_name(task)["web"]["healthStatus"] == "UNKNOWN"
     assert task["healthStatus"] == "UNKNOWN"
     flag.touch()
-    task = wait_for(ecs, arn, lambda t: by_name(t)["web"]["healthStatus"] == "HEALTHY", 15)
-    assert by_name(task)["extra"]["healthStatus"] == "UNHEALTHY"
+    # Both containers' first checks run about together: wait for both results, in any order.
+    task = wait_for(
+        ecs,
+        arn,
+        lambda t: by_name(t)["web"]["healthStatus"] == "HEALTHY"
+        and by_name(t)["extra"]["healthStatus"] == "UNHEALTHY",
+        30,
+    )
     assert task["healthStatus"] == "HEALTHY"
     flag.unlink()
-    task = wait_for(ecs, arn, lambda t: by_name(t)["web"]["healthStatus"] == "UNHEALTHY", 15)
+    task = wait_for(ecs, arn, lambda t: by_name(t)["web"]["healthStatus"] == "UNHEALTHY", 30)
     assert task["healthStatus"] == "UNHEALTHY"
     # A standalone task keeps running when unhealthy (only services replace unhealthy tasks).
     assert task["lastStatus"] == "RUNNING"
@@ -42,20 +56,23 @@ def test_health_check_timeout_counts_as_failure(ecs: Any) -> None:
     check = {"command": ["CMD-SHELL", "sleep 10"], "interval": 5, "timeout": 2, "retries": 1}
     arn = run_task(ecs, taskdef("hc-timeout", container("web", "sleep 60", healthCheck=check,
                                                          stopTimeout=2)))
-    task = wait_for(ecs, arn, lambda t: by_name(t)["web"]["healthStatus"] == "UNHEALTHY", 15)
+    task = wait_for(ecs, arn, lambda t: by_name(t)["web"]["healthStatus"] == "UNHEALTHY", 30)
     assert task["healthStatus"] == "UNHEALTHY"
     ecs.stop_task(task=arn)
     wait_stopped(ecs, arn)
 
 
 def test_start_period_failures_do_not_count(ecs: Any, tmp_path: Path) -> None:
-    check = {"command": ["CMD", "false"], "interval": 5, "retries": 1, "startPeriod": 60}
+    runs = tmp_path / "runs"
+    # Each check says it ran, then fails. Checks run one after another, so once the second
+    # has started the first one's failure has been counted (or not): no fixed sleep that a
+    # busy machine could outrun, leaving the assertion nothing to check.
+    check = {"command": ["CMD-SHELL", f"echo ran >> {runs}; false"], "interval": 5,
+             "retries": 1, "startPeriod": 60}
     arn = run_task(ecs, taskdef("hc-grace", container("web", "sleep 60", healthCheck=check,
                                                        stopTimeout=2)))
-    wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
-    import time
-
-    time.sleep(6.5)  # one failed check has run, inside the start period
+    wait_until(lambda: runs.exists() and len(runs.read_text().split()) >= 2, timeout=60,
+               what="two health checks to have run")
     task = ecs.describe_tasks(tasks=[arn])["tasks"][0]
     assert by_name(task)["web"]["healthStatus"] == "UNKNOWN"
     ecs.stop_task(task=arn)

@@ -15,9 +15,11 @@ from tests.conftest import (
     container,
     host_pids,
     process_alive,
+    read_pids,
     run_task,
     taskdef,
     wait_for,
+    wait_until,
 )
 
 
@@ -34,29 +36,26 @@ def test_kill_9_then_restart(fresh_server: Server, tmp_path: Path) -> None:
     ecs = server.ecs()
     pids = tmp_path / "pids"
     # A main process and a grandchild in its own session: both must die with the daemon.
-    cmd = (
-        f"setsid sh -c 'echo $$ >> {pids}; sleep 300' & "
-        f"echo $$ >> {pids}; sleep 300"
-    )
+    cmd = f"setsid sh -c 'echo $$ >> {pids}; sleep 300' & echo $$ >> {pids}; sleep 300"
     app, marker = _marked("app", cmd)
     arn = run_task(ecs, taskdef("recover", app))
     wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and len(pids.read_text().split()) < 2:
-        time.sleep(0.05)
+    # $$ is a pid in the container's PID namespace: find the host pids.
+    ns_pids = read_pids(pids, 2)  # both have started (and inherited the marker)
     seen = host_pids(marker)
-    procs = [seen[int(p)] for p in pids.read_text().split()]
+    procs = [seen[p] for p in ns_pids]
     assert all(process_alive(p) for p in procs)
 
     server.kill9()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(process_alive(p) for p in procs):
-        time.sleep(0.05)
-    assert not any(process_alive(p) for p in procs), "container processes outlived the daemon"
+    wait_until(
+        lambda: not any(process_alive(p) for p in procs),
+        what="the container processes to die with the daemon",
+    )
 
     restarted = Server(server.data_dir).start()
     try:
-        assert "marked 1 task(s) of a previous run STOPPED" in "".join(restarted.output)
+        # Printed after "ready on": wait for it rather than read the output so far.
+        restarted.wait_output("marked 1 task(s) of a previous run STOPPED")
         task = restarted.ecs().describe_tasks(tasks=[arn])["tasks"][0]
         assert task["lastStatus"] == "STOPPED" and task["desiredStatus"] == "STOPPED"
         assert "daemon" in task["stoppedReason"]
@@ -73,9 +72,8 @@ def test_clean_shutdown_stops_running_tasks(fresh_server: Server, tmp_path: Path
     pidfile = tmp_path / "pid"
     app, marker = _marked("app", f"echo $$ > {pidfile}; sleep 300")
     arn = run_task(ecs, taskdef("shutdown", app))
-    wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING" and pidfile.exists())
-    time.sleep(0.1)
-    pid = host_pids(marker)[int(pidfile.read_text())]
+    wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
+    pid = host_pids(marker)[read_pids(pidfile, 1)[0]]
     server.stop()
     assert not process_alive(pid)
     restarted = Server(server.data_dir).start()
