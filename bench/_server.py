@@ -39,6 +39,8 @@ class BenchServer:
         else:
             raise RuntimeError("ecslocal serve exited")
         threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        # A fresh account has no cluster (as in AWS); the benches run in `default`.
+        self.ecs().create_cluster(clusterName="default")
         return self
 
     def __exit__(self, *exc: Any) -> None:

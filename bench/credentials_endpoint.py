@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import BenchServer, percentile  # noqa: E402
-from api_throughput import _load  # noqa: E402
+from loadgen import load  # noqa: E402
 
 TRUST = json.dumps({"Version": "2012-10-17", "Statement": [{
     "Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
@@ -66,7 +66,8 @@ def main() -> None:
                    f"Authorization: {token}\r\nAccept: application/json\r\n\r\n").encode()
         results = []
         for i in range(args.rounds):
-            r = asyncio.run(_load(server.url, payload, args.seconds, args.connections))
+            host, port = parts.hostname or "127.0.0.1", parts.port or 80
+            r = asyncio.run(load(host, port, lambda: payload, args.seconds, args.connections))
             results.append(r)
             print(f"round {i + 1}: {r['req_per_s']:8.0f} req/s  p50 {r['p50_ms']:5.2f} ms"
                   f"  p99 {r['p99_ms']:5.2f} ms  ({r['requests']} requests,"

@@ -54,6 +54,7 @@ import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _server import READY, BenchServer, percentile  # noqa: E402
+from loadgen import load  # noqa: E402
 
 REGION = "us-east-1"
 KEY = ("test", "test")
@@ -147,87 +148,6 @@ def check_signer() -> None:
     amz_date = request.headers["X-Amz-Date"]
     mine = Signer("127.0.0.1:1").headers("ecs", f"{ECS}.ListTasks", body, amz_date, "id-1")
     assert mine["Authorization"] == request.headers["Authorization"], "bench signer != botocore"
-
-
-# -- load -----------------------------------------------------------------------------------------
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length, chunked, close = 0, False, False
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"transfer-encoding" and b"chunked" in value.lower():
-            chunked = True
-        elif name == b"connection" and b"close" in value.lower():
-            close = True
-    if chunked:
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            await reader.readexactly(size + 2)
-            if size == 0:
-                break
-    else:
-        await reader.readexactly(length)
-    return status, close
-
-
-async def _connection(
-    host: str,
-    port: int,
-    make: Callable[[], bytes],
-    until: float,
-    latencies: list[float],
-    errors: list[int],
-) -> None:
-    """Requests back to back on one keep-alive connection; a server that answers
-    ``Connection: close`` (moto's werkzeug) is reconnected to, inside the next request's time."""
-    reader, writer = await asyncio.open_connection(host, port)
-    try:
-        while time.perf_counter() < until:
-            start = time.perf_counter()
-            if writer.is_closing():
-                reader, writer = await asyncio.open_connection(host, port)
-            writer.write(make())
-            status, close = await _read_response(reader)
-            latencies.append(time.perf_counter() - start)
-            if status != 200:
-                errors.append(status)
-            if close:
-                writer.close()
-    finally:
-        writer.close()
-
-
-async def _load(
-    host: str, port: int, make: Callable[[], bytes], seconds: float, connections: int
-) -> dict[str, float]:
-    warm: list[float] = []
-    await asyncio.gather(
-        *(
-            _connection(host, port, make, time.perf_counter() + 0.3, warm, [])
-            for _ in range(connections)
-        )
-    )
-    latencies: list[float] = []
-    errors: list[int] = []
-    began = time.perf_counter()
-    await asyncio.gather(
-        *(
-            _connection(host, port, make, began + seconds, latencies, errors)
-            for _ in range(connections)
-        )
-    )
-    elapsed = time.perf_counter() - began
-    return {
-        "req_per_s": len(latencies) / elapsed,
-        "p50_ms": percentile(latencies, 50) * 1000,
-        "p99_ms": percentile(latencies, 99) * 1000,
-        "errors": float(len(errors)),
-        "requests": float(len(latencies)),
-    }
 
 
 # -- targets --------------------------------------------------------------------------------------
@@ -496,7 +416,7 @@ def measure(target: Target, op: str, seconds: float, connections: int) -> dict[s
     else:
         service, amz_target, body = OPERATIONS[op](target)
     return asyncio.run(
-        _load(
+        load(
             host,
             port,
             lambda: signer.request(service, amz_target, body),
