@@ -45,12 +45,12 @@ async def connection(
 ) -> None:
     """Requests back to back on one keep-alive connection; a server that answers
     ``Connection: close`` (moto's werkzeug) is reconnected to, inside the next request's time."""
-    reader, writer = await asyncio.openconnection(host, port)
+    reader, writer = await asyncio.open_connection(host, port)
     try:
         while time.perf_counter() < until:
             start = time.perf_counter()
             if writer.is_closing():
-                reader, writer = await asyncio.openconnection(host, port)
+                reader, writer = await asyncio.open_connection(host, port)
             writer.write(make())
             status, close = await _read_response(reader)
             latencies.append(time.perf_counter() - start)
