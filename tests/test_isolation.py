@@ -240,6 +240,36 @@ def test_health_check_runs_inside_the_containers_namespaces(server: Server) -> N
 
 
 @needs_namespaces
+def test_the_containers_path_does_not_choose_the_namespace_tools(server: Server) -> None:
+    """A task that sets its own PATH (without /usr/bin) still starts, and its health check
+    with a command relative to workingDirectory runs: setpriv, unshare and nsenter are the
+    daemon's, found at start, not looked up on the container's PATH."""
+    workdir = Path(server.data_dir).parent / "iso-path-wd"
+    workdir.mkdir(exist_ok=True)
+    check_script = workdir / "check.sh"
+    check_script.write_text("#!/bin/sh\nexit 0\n")
+    check_script.chmod(0o755)
+    app = {
+        "name": "app",
+        "image": "busybox",
+        "command": ["/bin/sh", "-c", "echo started; exec /bin/sleep 300"],
+        "memory": 64,
+        "workingDirectory": str(workdir),
+        "environment": [{"name": "PATH", "value": "/opt/nothing-here"}],
+        "healthCheck": {"command": ["CMD", "./check.sh"], "interval": 5, "retries": 1},
+    }
+    ecs = server.ecs()
+    arn = run_task(ecs, taskdef("iso-path", app))
+    try:
+        task = wait_for(ecs, arn, lambda t: t["containers"][0]["healthStatus"] != "UNKNOWN", 30)
+        assert task["lastStatus"] == "RUNNING"
+        assert task["containers"][0]["healthStatus"] == "HEALTHY"
+    finally:
+        ecs.stop_task(task=arn)
+        wait_stopped(ecs, arn)
+
+
+@needs_namespaces
 def test_serve_says_which_namespaces_are_in_force(server: Server) -> None:
     ready = "".join(server.output)
     assert "PID+mount namespaces per container" in ready, ready

@@ -207,3 +207,20 @@ def _parent(pid: int) -> int | None:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def test_a_second_daemon_on_the_same_data_dir_refuses_to_start(fresh_server: Server) -> None:
+    """A second `serve` on a data directory in use would take the first one's running tasks
+    for a crash's leftovers (mark them STOPPED, kill them): it exits with one line instead."""
+    server = fresh_server.start()
+    ecs = server.ecs()
+    arn = run_task(ecs, taskdef("first", container("app", "sleep 300")))
+    wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
+    second = Server(server.data_dir)
+    with pytest.raises(RuntimeError) as raised:
+        second.start()
+    second.stop()
+    said = str(raised.value)
+    assert "another ecslocal daemon" in said and "Traceback" not in said, said
+    assert ecs.describe_tasks(tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING"
+    ecs.stop_task(task=arn)

@@ -11,8 +11,10 @@ endpoints (:mod:`ecslocal.endpoints.tasks`), which ``refuse`` faults close.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import ipaddress
 import logging
+import os
 import sys
 import threading
 
@@ -50,6 +52,7 @@ from ecslocal.runtime.backends.spool import Spool
 from ecslocal.runtime.logs import LogRouter
 from ecslocal.runtime.memory import MemoryControl
 from ecslocal.runtime.retention import StoppedTaskRetention
+from ecslocal.storage.db import StorageError
 from ecslocal.store import Store
 
 log = logging.getLogger("ecslocal.daemon")
@@ -70,6 +73,7 @@ class Daemon:
         self.retention: StoppedTaskRetention | None = None
         self.spool: Spool | None = None
         self.task_endpoints: TaskEndpoints | None = None
+        self._lock_fd: int | None = None
 
     @property
     def url(self) -> str:
@@ -82,6 +86,7 @@ class Daemon:
     async def start(self) -> tuple[str, int]:
         config = self.config
         self.store = Store(config.db_path)
+        self._lock_data_dir()  # before recovery: it kills what the store says is leftover
         memory = MemoryControl(config.memory_enforcement)
         logs = LogRouter(self.store, self.clock)
         self.spool = Spool(config.data_dir / "spool", logs, self.clock)
@@ -163,10 +168,33 @@ class Daemon:
             print(_exposed_warning(bound[0][0], bound[0][1]), file=sys.stderr, flush=True)
         self.agent.endpoint_url = self.url
         self.retention = StoppedTaskRetention(
-            self.store, self.clock, config.stopped_task_retention, self.agent.tasks.__contains__
+            self.store, self.clock, config.stopped_task_retention, self.agent.holds
         )
         self.retention.start()
         return self.address
+
+    def _lock_data_dir(self) -> None:
+        """One daemon per data directory. A second one would take the first one's running
+        tasks for a crash's leftovers: mark them STOPPED, kill their containers, re-read their
+        spools. The lock (flock, released by the kernel however the holder ends) says no."""
+        path = self.config.data_dir / "daemon.lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StorageError(f"cannot create {path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            os.close(fd)
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise StorageError(
+                f"another ecslocal daemon{who} is using the data directory"
+                f" {self.config.data_dir}: stop it, or give this one a --data-dir of its own"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
 
     async def stop(self) -> None:
         if self.retention is not None:
@@ -183,6 +211,9 @@ class Daemon:
             self.spool.close()
         if self.store is not None:
             self.store.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the data directory
+            self._lock_fd = None
 
 
 def _loopback(host: str) -> bool:

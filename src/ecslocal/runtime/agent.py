@@ -406,6 +406,11 @@ class Agent:
         self._save(run)
 
     # -- queries and stop --------------------------------------------------------------------
+    def holds(self, task_id: str) -> bool:
+        """The engine still has this task: running, or with a write the store refused (the
+        retention sweep must not forget a task whose STOPPED version is not stored yet)."""
+        return task_id in self.tasks or task_id in self._unsaved
+
     def get_task(self, task_id: str) -> dict[str, Any] | None:
         live = self.tasks.get(task_id) or self._unsaved.get(task_id)
         if live is not None:

@@ -47,6 +47,12 @@ class NamespaceMode:
     reason: str
     #: A user namespace too (non-root).
     user: bool = False
+    #: Absolute paths of setpriv, unshare and nsenter, found on the daemon's PATH: the
+    #: container's own PATH (its environment) must not decide which tools wrap it.
+    tools: dict[str, str] = field(default_factory=dict)
+
+    def _tool(self, name: str) -> str:
+        return self.tools.get(name, name)
 
     def wrap(self, argv: list[str], report_fd: int) -> list[str]:
         """The command line that runs ``argv`` as the app of a fresh namespace."""
@@ -56,7 +62,15 @@ class NamespaceMode:
         flags = ["--pid", "--fork", "--kill-child", "--mount-proc"]
         if self.user:
             flags.append("--map-current-user")
-        return ["setpriv", "--pdeathsig", "KILL", "--", "unshare", *flags, "--"]
+        return [
+            self._tool("setpriv"),
+            "--pdeathsig",
+            "KILL",
+            "--",
+            self._tool("unshare"),
+            *flags,
+            "--",
+        ]
 
     def enter(self, init_pid: int, argv: list[str], cwd: str) -> list[str]:
         """Run ``argv`` inside the namespaces of the container whose init is ``init_pid``.
@@ -66,18 +80,20 @@ class NamespaceMode:
         flags = ["-t", str(init_pid), "--pid", "--mount", f"--wd={cwd}"]
         if self.user:
             flags += ["--user", "--preserve-credentials"]
-        return ["nsenter", *flags, "--", *argv]
+        return [self._tool("nsenter"), *flags, "--", *argv]
 
 
 def probe() -> NamespaceMode:
     """Check once, at backend start, that the namespace chain works on this machine."""
     if os.environ.get("ECSLOCAL_PID_NAMESPACE", "on").lower() in ("off", "0", "false", "no"):
         return NamespaceMode(False, "no PID namespace (ECSLOCAL_PID_NAMESPACE=off)")
-    missing = [tool for tool in ("setpriv", "unshare", "nsenter") if not shutil.which(tool)]
+    found = {tool: shutil.which(tool) for tool in ("setpriv", "unshare", "nsenter")}
+    missing = [tool for tool, path in found.items() if path is None]
     if missing:
         return NamespaceMode(False, f"no PID namespace ({', '.join(missing)} not found)")
+    tools = {tool: str(Path(path).resolve()) for tool, path in found.items() if path}
     user = os.geteuid() != 0
-    mode = NamespaceMode(True, "", user=user)
+    mode = NamespaceMode(True, "", user=user, tools=tools)
     # The chain alone (a few ms): the init is this same interpreter running a stdlib script.
     try:
         done = subprocess.run(
@@ -90,7 +106,9 @@ def probe() -> NamespaceMode:
         why = detail[-1] if detail else f"exit {done.returncode}"
         return NamespaceMode(False, f"no PID namespace (unshare failed: {why})")
     how = "unshare, user namespace" if user else "unshare"
-    return NamespaceMode(True, f"PID+mount namespaces per container, private /proc ({how})", user)
+    return NamespaceMode(
+        True, f"PID+mount namespaces per container, private /proc ({how})", user, tools
+    )
 
 
 def children(pid: int) -> list[int]:

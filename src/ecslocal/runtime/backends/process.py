@@ -17,7 +17,6 @@ import contextlib
 import errno
 import logging
 import os
-import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Sequence
@@ -325,10 +324,13 @@ class ProcessContainer:
         # Run it where the container is (its PID and mount namespaces: its /proc, its view
         # of processes). Found on the container's PATH first, so a missing command fails as
         # it did before: not run at all.
-        if not list(argv) or not shutil.which(argv[0], path=self._env.get("PATH")):
-            name = argv[0] if argv else ""
-            missing = FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
-            return ExecResult(exit_code=None, output=f"exec failed: {missing}")
+        failure = (
+            exec_error(argv[0], self._env.get("PATH"), self.spec.working_dir)
+            if argv
+            else FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), "")
+        )
+        if failure is not None:  # relative names resolve against workingDirectory, as execvp
+            return ExecResult(exit_code=None, output=f"exec failed: {failure}")
         cwd = self.spec.working_dir or os.getcwd()
         wrapped = self._namespaces.enter(self._init_pid, list(argv), cwd)
         return await run_command(wrapped, env=self._env, cwd=None, timeout=timeout)
