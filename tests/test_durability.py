@@ -22,10 +22,12 @@ from botocore.exceptions import ClientError
 from tests.conftest import (
     ROOT,
     Server,
+    by_name,
     container,
     host_pids,
     process_alive,
     run_task,
+    run_to_end,
     task_logs,
     taskdef,
     wait_for,
@@ -402,3 +404,17 @@ def test_unversioned_database_is_migrated(fresh_server: Server) -> None:
     assert "task_credentials" not in tables  # written and never read: dropped
     assert {"store", "logs", "access_keys", "iam_roles", "task_credentials"} <= set(versions)
     assert all(v >= 1 for v in versions.values())
+
+
+def test_a_container_reopening_dev_stderr_stays_captured(server: Server) -> None:
+    """`echo x >/dev/stderr` opens a description of the spool file of its own and closes it
+    (inotify's IN_CLOSE_WRITE): that is not the container's end, and what the container writes
+    to stderr afterwards through its own descriptor is still captured."""
+    script = (
+        "echo before >&2; sleep 0.3; echo reopened >/dev/stderr; sleep 0.3;"
+        " for i in 1 2 3; do echo after-$i >&2; sleep 0.1; done"
+    )
+    task, lines = run_to_end(server, "reopen", container("app", script))
+    assert by_name(task)["app"]["exitCode"] == 0
+    assert lines[0] == "before"
+    assert lines[-3:] == ["after-1", "after-2", "after-3"], lines

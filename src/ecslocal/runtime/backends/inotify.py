@@ -2,9 +2,10 @@
 
 ``inotify(7)``: ``inotify_init1``, ``inotify_add_watch``, ``inotify_rm_watch``; each event read
 from the descriptor is ``struct inotify_event {int wd; uint32_t mask, cookie, len; char
-name[len];}``. ``IN_CLOSE_WRITE`` comes when the last descriptor open for writing on the file
-is closed (the kernel sends it from the final ``fput``), so for a container's output file it
-means what end-of-file means on a pipe: every process holding it is gone.
+name[len];}``. ``IN_CLOSE_WRITE`` comes when an open file description that was opened for
+writing is released (the kernel sends it from its final ``fput``): every process holding the
+container's own descriptors being gone, but also a process that opened the file anew (through
+``/dev/stdout``) and closed it — so it is end-of-file only where nothing else can tell.
 """
 
 from __future__ import annotations

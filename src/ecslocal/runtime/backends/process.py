@@ -251,6 +251,14 @@ class ProcessContainer:
             oom = oom or self.group.oom_kills() > self._oom_at_start
         # The main process is gone: like a container's PID 1, it takes everything with it.
         self.kill()
+        if self._namespaces is not None:
+            # unshare has exited, so its namespace's init has, and the kernel ends an init
+            # only once every process of its namespace is gone: no writer is left, the spool
+            # files are final. (A close of one descriptor says nothing: `echo x >/dev/stderr`
+            # opens and closes a description of its own.)
+            for r in self.readers:
+                if isinstance(r, SpoolFollower):
+                    r.finish()
         try:
             await asyncio.wait_for(
                 asyncio.gather(*(asyncio.shield(r.closed) for r in self.readers)),
@@ -467,6 +475,9 @@ class ProcessBackend:
                             f"CannotStartContainerError: cannot create the container's {source}"
                             f" log file in {self.spool.directory}: {exc.strerror}"
                         ) from None
+                    # With a namespace the container's end is known for certain (above, in
+                    # _finish); without one a close of the last descriptor is the best sign.
+                    follower.eof_on_close = namespaces is None
                     outputs.append(fd)
                     spooled.append(follower)
             proc = subprocess.Popen(

@@ -7,7 +7,8 @@ the kernel writes them, as Docker's ``json-file`` driver has dockerd write one f
 container. Whatever a container wrote is on disk whether or not the daemon is alive.
 
 The daemon follows each file with inotify on its event loop (``IN_MODIFY``: read what was
-appended; ``IN_CLOSE_WRITE``: every process holding it is gone, which is end-of-file), splits
+appended; ``IN_CLOSE_WRITE``: read, and end-of-file where the backend cannot tell the
+container's end otherwise — see :attr:`SpoolFollower.eof_on_close`), splits
 lines as it did for pipes (16 KiB at most — Docker splits longer ones —, ``\\r`` stripped, a final
 unterminated line emitted at end-of-file) and stamps each line when it reads it. The byte offset
 after each line travels with it to :class:`~ecslocal.runtime.logs.LogRouter`, which commits the
@@ -136,17 +137,31 @@ class SpoolFollower:
         self._loop = asyncio.get_running_loop()
         #: Resolved once the file is at end-of-file and every line is handed on.
         self.closed: asyncio.Future[None] = self._loop.create_future()
+        #: Whether IN_CLOSE_WRITE ends the file. It fires when any open description of it is
+        #: released, so a process that reopens /dev/stdout and closes it fires it too: the
+        #: backend turns this off where it knows the container's end otherwise.
+        self.eof_on_close = True
 
     def on_event(self, mask: int) -> None:
         if self.closed.done():
             return
-        if mask & IN_CLOSE_WRITE:
+        if mask & IN_CLOSE_WRITE and self.eof_on_close:
             self.finish()
         else:
             self._read()
 
     def _read(self, bounded: bool = True) -> None:
         self._again = None
+        with contextlib.suppress(OSError):
+            if os.fstat(self._fd).st_size < self._read_offset:
+                # Truncated: something reopened /dev/stdout with O_TRUNC (`echo x >/dev/stdout`
+                # on a file). What it wrote from 0 is read from 0; the container's own
+                # descriptor appends, so its later lines follow.
+                log.warning(
+                    "%s was truncated by the container: reading it from the start", self.path
+                )
+                self._base, self._read_offset, self._punched = 0, 0, 0
+                self._splitter = LineSplitter()
         while True:
             try:
                 data = os.pread(self._fd, READ_CHUNK, self._read_offset)
