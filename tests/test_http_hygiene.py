@@ -226,3 +226,19 @@ def test_a_body_over_the_limit_is_refused_unread(big_server: Server) -> None:
         assert response.getheader("x-amzn-ErrorType") == "RequestEntityTooLarge"
         body = json.loads(response.read())
         assert body["__type"] == "RequestEntityTooLarge"
+
+
+def test_unsigned_large_bodies_to_the_local_api_are_refused_unread(big_server: Server) -> None:
+    """The same for ecslocal's own API (/_ecslocal/v1): the signature's headers are checked
+    before the body is read, and a body over its limit is refused from its Content-Length."""
+    headers = {"Content-Type": "application/json"}
+    status, _, _ = _post(big_server, headers, b"{}", path="/_ecslocal/v1/faults")
+    assert status == 401
+    before = _rss_kib(big_server)
+    big = b" " * BIG
+    results = _parallel(8, lambda: _post(big_server, headers, big, path="/_ecslocal/v1/faults"))
+    grown_mib = (_rss_kib(big_server) - before) / 1024
+    for status, _, body in results:
+        assert status == 401
+        assert set(json.loads(body)) == {"message"}
+    assert grown_mib < 30, f"RSS grew {grown_mib:.0f} MiB"

@@ -125,7 +125,7 @@ class Daemon:
         services = [ecs.service(), logs_api.service(), sts.service(), iam.service()]
         router = AwsRouter(services, authenticator, self.faults, config.body_timeout)
         # ecslocal's own API takes signatures of the account's long-term keys only.
-        local_auth = LocalAuth(authenticator)
+        local_auth = LocalAuth(authenticator, config.body_timeout)
         extra = [
             *local_auth.protect(fault_routes(self.faults, self.credentials.expire_now)),
             *local_auth.protect(local.routes()),

@@ -20,6 +20,7 @@ RFC 9110 §11.6.1), 403 when it is signed with session credentials, 400 for a ba
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 
 import attr
@@ -31,6 +32,9 @@ from ecslocal.auth.authenticator import INVALID_TOKEN, Authenticator
 PREFIX = "/_ecslocal/v1"
 #: The SigV4 service name of the local API (its credential scope's service).
 SIGNING_NAME = "ecslocal"
+#: The largest body a local API call may send (fault specs, token requests: a few hundred
+#: bytes); a larger one is refused from its Content-Length, before anything is read.
+MAX_BODY = 1024 * 1024
 #: Served to anyone: see the module docstring.
 OPEN_PATHS = frozenset(
     {
@@ -49,8 +53,10 @@ def error(status: int, message: str, **headers: str) -> web.Response:
 
 
 class LocalAuth:
-    def __init__(self, authenticator: Authenticator) -> None:
+    def __init__(self, authenticator: Authenticator, body_timeout: float = 60.0) -> None:
         self.authenticator = authenticator
+        #: Seconds the whole body may take once the headers passed (config.body_timeout).
+        self.body_timeout = body_timeout
 
     def _unauthorized(self, message: str) -> web.Response:
         region = self.authenticator.region
@@ -73,7 +79,15 @@ class LocalAuth:
         # Unknown keys are refused before the body is read.
         if self.authenticator.keys.get(credential[0]) is None:
             return self._unauthorized(INVALID_TOKEN)
-        body = await request.read()
+        if (request.content_length or 0) > MAX_BODY:
+            return error(413, f"The request body is larger than {MAX_BODY} bytes.")
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                body = await request.read()
+        except TimeoutError:
+            if request.transport is not None:
+                request.transport.abort()  # a body that never finishes: the connection goes
+            return error(408, "The request body was not received in time.")
         try:
             signed = sigv4.parse(
                 request.method,

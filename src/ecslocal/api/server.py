@@ -126,26 +126,6 @@ def _drop(request: web.Request) -> None:
         request.transport.abort()
 
 
-def with_body_timeout(route: web.RouteDef, timeout: float) -> web.RouteDef:
-    """A route outside the gateway (small JSON bodies: fault specs, task protection) whose
-    body is read within ``timeout`` for the whole body before its handler runs
-    (``request.read()`` then returns it at once). A wrapper per route rather than a
-    middleware: the gateway's requests do not pay for it."""
-    handler = route.handler
-
-    async def bounded(request: web.Request) -> web.StreamResponse:
-        if request.body_exists:
-            try:
-                async with asyncio.timeout(timeout):
-                    await request.read()
-            except TimeoutError:
-                _drop(request)
-                return web.Response(status=408)  # never sent: the connection is gone
-        return await handler(request)  # type: ignore[no-any-return]
-
-    return web.RouteDef(route.method, route.path, bounded, route.kwargs)
-
-
 def build_app(
     router: AwsRouter,
     extra_routes: list[web.RouteDef],
@@ -156,7 +136,8 @@ def build_app(
     otherwise shadow everything registered after it."""
     app = web.Application(client_max_size=CLIENT_MAX_SIZE)
     routes: list[Any] = [web.post("/", router.handle), web.get("/", router.handle)]
-    app.add_routes([*routes, *(with_body_timeout(r, router.body_timeout) for r in extra_routes)])
+    # ecslocal's own routes bound their bodies themselves, after the auth check (local_auth)
+    app.add_routes([*routes, *extra_routes])
     if mount is not None:
         mount(app)
     # rest services route by path: every path the other routes leave free
