@@ -180,6 +180,7 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        from ecslocal.daemon import CannotListen
         from ecslocal.storage.db import StorageError
 
         try:
@@ -187,9 +188,13 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
         except StorageError as exc:  # a full disk, a read-only or corrupt state.db: one line
             await daemon.stop()
             fail(exc.message)
-        except OSError as exc:
+        except CannotListen as exc:
             await daemon.stop()
-            fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}")
+            fail(str(exc))
+        except OSError as exc:  # the spool, the OIDC key, the reaper: not the port
+            await daemon.stop()
+            where = f": {exc.filename}" if exc.filename else ""
+            fail(f"cannot start: {exc.strerror or exc}{where}")
         assert daemon.backend is not None and daemon.agent is not None
         print(daemon.agent.timewarps.describe(), flush=True)
         print(

@@ -58,6 +58,10 @@ from ecslocal.store import Store
 log = logging.getLogger("ecslocal.daemon")
 
 
+class CannotListen(Exception):
+    """The daemon's port could not be bound (the message is the one line ``serve`` prints)."""
+
+
 class Daemon:
     def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
@@ -159,7 +163,11 @@ class Daemon:
         assert self.runner.server is not None
         listeners.serve(self.runner.server)
         site = web.TCPSite(self.runner, config.host, config.port, reuse_address=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            where = f"{config.host}:{config.port}"
+            raise CannotListen(f"cannot listen on {where}: {exc.strerror}") from None
         server = site._server
         assert server is not None and server.sockets  # type: ignore[attr-defined]
         bound = [s.getsockname() for s in server.sockets]  # type: ignore[attr-defined]

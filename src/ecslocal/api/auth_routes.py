@@ -48,7 +48,7 @@ def routes(issuer: OidcIssuer, keys: KeyStore, account_id: str, clock: Clock) ->
             claims = body.get("claims") or {}
             if not isinstance(claims, dict) or not 1 <= ttl <= 7 * 86400:
                 raise ValueError
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, OverflowError):  # JSON allows Infinity
             return web.json_response(
                 {"message": "body must be JSON {sub, aud?, ttl? (1..604800), claims?}"},
                 status=400,

@@ -197,7 +197,7 @@ def routes(faults: Faults, expire_credentials: Any) -> list[web.RouteDef]:
                 task_id,
                 int(body.get("delayMs", 0)),
             )
-        except (FaultError, ValueError, TypeError) as exc:
+        except (FaultError, ValueError, TypeError, OverflowError) as exc:  # int(Infinity)
             return web.json_response({"message": str(exc)}, status=400)
         return web.json_response(fault.to_json(faults.clock.time()), status=201)
 

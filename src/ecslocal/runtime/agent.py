@@ -141,6 +141,7 @@ class Agent:
         self._unsaved: dict[str, TaskRun] = {}
         self._unsaved_error: StorageError | None = None
         self._retry: asyncio.TimerHandle | None = None
+        self._closing = False  # shutdown's last retry arms no timer
         #: Set by the daemon once it listens: each task's endpoints (credentials, metadata,
         #: STS) and the URL containers reach ecslocal's AWS API (and IMDS) at.
         self.endpoints: TaskEndpoints | None = None
@@ -388,7 +389,7 @@ class Agent:
         except StorageError as exc:  # the database logged it (once)
             self._unsaved[run.task_id] = run
             self._unsaved_error = exc
-            if self._retry is None:
+            if self._retry is None and not self._closing:
                 self._retry = asyncio.get_running_loop().call_later(1.0, self._save_unsaved)
             return
         self._unsaved.pop(run.task_id, None)
@@ -471,7 +472,9 @@ class Agent:
         if jobs:
             await asyncio.wait(jobs, timeout=grace + 5)
         self.logs.flush()
+        self._closing = True
         if self._retry is not None:
             self._retry.cancel()
+            self._retry = None
         self._save_unsaved()
         self.events.close()
