@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -327,6 +328,30 @@ def run_to_end(
     arn = run_task(ecs, taskdef(family, *containers, **fields), **params)
     task = wait_stopped(ecs, arn, timeout)
     return task, [e["message"] for e in task_logs(server, arn)]
+
+
+def marked(name: str, command: str, **fields: Any) -> tuple[dict[str, Any], str]:
+    """A container running ``command`` with a unique ``ECSLOCAL_TEST_MARK`` in its environment,
+    and that ``NAME=value``: :func:`host_pids` finds its processes on the host by it (``$$``
+    inside a container is a pid of its own PID namespace)."""
+    value = str(uuid.uuid4())
+    env = [{"name": "ECSLOCAL_TEST_MARK", "value": value}, *fields.pop("environment", [])]
+    return container(name, command, environment=env, **fields), f"ECSLOCAL_TEST_MARK={value}"
+
+
+#: A trust policy that lets the account's own principals assume a role (sts:AssumeRole).
+TRUST_ACCOUNT = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
 
 
 def host_pids(marker: str) -> dict[int, int]:

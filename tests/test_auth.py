@@ -13,20 +13,7 @@ from unittest import mock
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.conftest import Server, signed
-
-TRUST_ACCOUNT = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-)
+from tests.conftest import TRUST_ACCOUNT, Server, signed
 
 # (service, call, code when the key is unknown, bad signature, expired token, HTTP status)
 CALLS = {

@@ -25,6 +25,7 @@ from tests.conftest import (
     by_name,
     container,
     host_pids,
+    marked,
     process_alive,
     run_task,
     run_to_end,
@@ -233,12 +234,7 @@ def test_disk_full_does_not_wedge_a_task(tmpfs: Path) -> None:
     try:
         ecs = server.ecs()
         pidfile = tmpfs / "pid"
-        marker = "ECSLOCAL_TEST_MARK=disk-full"
-        app = container(
-            "app",
-            f"echo $$ > {pidfile}; exec sleep 300",
-            environment=[{"name": "ECSLOCAL_TEST_MARK", "value": "disk-full"}],
-        )
+        app, marker = marked("app", f"echo $$ > {pidfile}; exec sleep 300")
         arn = run_task(ecs, taskdef("full", app))
         wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING" and pidfile.exists())
         # $$ is the pid inside the container's PID namespace: find its host pid.

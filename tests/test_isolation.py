@@ -12,10 +12,8 @@ import contextlib
 import os
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,6 +22,7 @@ from tests.conftest import (
     by_name,
     container,
     host_pids,
+    marked,
     python_container,
     run_task,
     run_to_end,
@@ -54,12 +53,6 @@ ESCAPERS = (
     "(sleep 300 &) ; "
     "echo started; sleep 300"
 )
-
-
-def _marked(name: str, cmd: str, **fields: Any) -> tuple[dict[str, Any], str]:
-    value = str(uuid.uuid4())
-    env = [{"name": "ECSLOCAL_TEST_MARK", "value": value}, *fields.pop("environment", [])]
-    return container(name, cmd, environment=env, **fields), f"ECSLOCAL_TEST_MARK={value}"
 
 
 def _wait_processes(marker: str, count: int, timeout: float = 15) -> dict[int, int]:
@@ -97,7 +90,7 @@ def mode_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Serv
 @needs_namespaces
 def test_escaped_children_die_at_stop_task(mode_server: Server) -> None:
     ecs = mode_server.ecs()
-    app, marker = _marked("app", ESCAPERS)
+    app, marker = marked("app", ESCAPERS)
     arn = run_task(ecs, taskdef("escape-stop", app))
     try:
         wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
@@ -113,7 +106,7 @@ def test_escaped_children_die_at_stop_task(mode_server: Server) -> None:
 def test_escaped_children_die_when_the_task_ends(mode_server: Server) -> None:
     ecs = mode_server.ecs()
     # The essential container exits at once; what it left behind must go with it.
-    app, marker = _marked("app", "setsid sh -c 'sleep 300' & (sleep 300 &); sleep 1; exit 3")
+    app, marker = marked("app", "setsid sh -c 'sleep 300' & (sleep 300 &); sleep 1; exit 3")
     arn = run_task(ecs, taskdef("escape-end", app))
     try:
         task = wait_stopped(ecs, arn)
@@ -126,7 +119,7 @@ def test_escaped_children_die_when_the_task_ends(mode_server: Server) -> None:
 @needs_namespaces
 def test_escaped_children_die_with_the_daemon_kill_9(mode_server: Server) -> None:
     ecs = mode_server.ecs()
-    app, marker = _marked("app", ESCAPERS)
+    app, marker = marked("app", ESCAPERS)
     arn = run_task(ecs, taskdef("escape-kill9", app))
     try:
         wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
@@ -145,7 +138,7 @@ def test_escaped_children_die_with_the_daemon_kill_9(mode_server: Server) -> Non
 @needs_namespaces
 def test_a_container_sees_only_its_own_processes(server: Server) -> None:
     ecs = server.ecs()
-    other, other_marker = _marked("other", "sleep 300")
+    other, other_marker = marked("other", "sleep 300")
     other_arn = run_task(ecs, taskdef("iso-other", other))
     try:
         wait_for(ecs, other_arn, lambda t: t["lastStatus"] == "RUNNING")
@@ -228,7 +221,7 @@ def test_health_check_runs_inside_the_containers_namespaces(server: Server) -> N
         "timeout": 5,
         "retries": 1,
     }
-    app, marker = _marked("app", "sleep 300", healthCheck=check)
+    app, marker = marked("app", "sleep 300", healthCheck=check)
     arn = run_task(ecs, taskdef("iso-health", app))
     try:
         task = wait_for(ecs, arn, lambda t: t["containers"][0]["healthStatus"] != "UNKNOWN", 30)
@@ -317,7 +310,7 @@ def test_a_dead_reaper_is_restarted(
     # that case runs plain children of the main process.
     s = Server(tmp_path / "data", "--memory-enforcement", "rss").start()
     cmd = ESCAPERS if namespaces == "on" else "sleep 300 & sleep 300 & echo started; sleep 300"
-    app, marker = _marked("app", cmd)
+    app, marker = marked("app", cmd)
     try:
         old = _reaper_pid(s)
         os.kill(old, 9)

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from tests.conftest import (
     ROOT,
+    TRUST_ACCOUNT,
     Server,
     container,
     ecs_task_role,
@@ -32,18 +33,6 @@ from tests.conftest import (
 )
 
 KEY = ("AKIAEXAMPLELOCAL0001", "n0t-the-default-secret")
-TRUST_ACCOUNT = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
-                "Action": "sts:AssumeRole",
-            }
-        ],
-    }
-)
 
 #: (method, path) of every route that takes a signature; {task} is a real task's id.
 PROTECTED = [

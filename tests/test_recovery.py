@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from tests.conftest import (
     by_name,
     container,
     host_pids,
+    marked,
     process_alive,
     read_pids,
     run_task,
@@ -23,21 +23,13 @@ from tests.conftest import (
 )
 
 
-def _marked(name: str, cmd: str) -> tuple[dict[str, object], str]:
-    """A container running ``cmd`` with a unique variable in its environment, and that
-    ``NAME=value`` (to find its processes on the host: ``$$`` inside is a namespace pid)."""
-    value = str(uuid.uuid4())
-    env = [{"name": "ECSLOCAL_TEST_MARK", "value": value}]
-    return container(name, cmd, environment=env), f"ECSLOCAL_TEST_MARK={value}"
-
-
 def test_kill_9_then_restart(fresh_server: Server, tmp_path: Path) -> None:
     server = fresh_server.start()
     ecs = server.ecs()
     pids = tmp_path / "pids"
     # A main process and a grandchild in its own session: both must die with the daemon.
     cmd = f"setsid sh -c 'echo $$ >> {pids}; sleep 300' & echo $$ >> {pids}; sleep 300"
-    app, marker = _marked("app", cmd)
+    app, marker = marked("app", cmd)
     arn = run_task(ecs, taskdef("recover", app))
     wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
     # $$ is a pid in the container's PID namespace: find the host pids.
@@ -70,7 +62,7 @@ def test_clean_shutdown_stops_running_tasks(fresh_server: Server, tmp_path: Path
     server = fresh_server.start()
     ecs = server.ecs()
     pidfile = tmp_path / "pid"
-    app, marker = _marked("app", f"echo $$ > {pidfile}; sleep 300")
+    app, marker = marked("app", f"echo $$ > {pidfile}; sleep 300")
     arn = run_task(ecs, taskdef("shutdown", app))
     wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
     pid = host_pids(marker)[read_pids(pidfile, 1)[0]]
@@ -113,7 +105,7 @@ def test_recovery_never_kills_a_stranger(fresh_server: Server) -> None:
 
     server = fresh_server.start()
     ecs = server.ecs()
-    app, marker = _marked("app", "sleep 300")
+    app, marker = marked("app", "sleep 300")
     arn = run_task(ecs, taskdef("stranger", app))
     wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
     server.kill9()
@@ -164,7 +156,7 @@ def test_recovery_still_kills_its_own_leftovers(
 
     monkeypatch.setenv("ECSLOCAL_PID_NAMESPACE", "off")
     server = Server(fresh_server.data_dir, "--memory-enforcement", "rss").start()
-    app, marker = _marked("app", "sleep 300 & sleep 300")
+    app, marker = marked("app", "sleep 300 & sleep 300")
     reaper = None
     try:
         ecs = server.ecs()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ from tests.conftest import (
     by_name,
     container,
     host_pids,
+    marked,
     process_alive,
     read_pids,
     run_task,
@@ -60,9 +60,8 @@ def test_sigterm_goes_to_main_process_only_and_sigkill_to_all(ecs: Any, tmp_path
         f"while true; do sleep 0.1; done' & "
         f"trap 'exit 0' TERM; echo $$ > {main_ready}; while true; do sleep 0.1; done"
     )
-    marker = f"ECSLOCAL_TEST_MARK={uuid.uuid4()}"
-    env = [{"name": "ECSLOCAL_TEST_MARK", "value": marker.partition("=")[2]}]
-    arn = run_task(ecs, taskdef("stop-tree", container("app", cmd, stopTimeout=5, environment=env)))
+    app, marker = marked("app", cmd, stopTimeout=5)
+    arn = run_task(ecs, taskdef("stop-tree", app))
     ns_pid = read_pids(child_pid, 1)[0]  # the child has installed its trap
     read_pids(main_ready, 1)  # and so has the main process
     # $$ is the child's pid in the container's PID namespace; find it on the host.
