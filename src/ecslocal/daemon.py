@@ -255,13 +255,34 @@ class ThreadedDaemon:
     def _main(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            self.loop.run_until_complete(self.daemon.start())
-        except BaseException as exc:  # report to the starting thread
-            self._error = exc
+            try:
+                self.loop.run_until_complete(self.daemon.start())
+            except BaseException as exc:  # report to the starting thread
+                self._error = exc
+                self._ready.set()
+                return
             self._ready.set()
-            return
-        self._ready.set()
-        self.loop.run_forever()
+            self.loop.run_forever()
+        finally:
+            self._close_loop()
+
+    def _close_loop(self) -> None:
+        """Close the loop on its own thread once it has stopped, as ``asyncio.run`` does:
+        what is left is cancelled, async generators and the default executor (the store's
+        and the backend's worker threads) are shut down, then its selector and self-pipe
+        are closed (a ``run`` that starts a daemon in-process left both open before)."""
+        loop = self.loop
+        try:
+            left = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in left:
+                t.cancel()
+            if left:
+                loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
     def start(self) -> str:
         self._thread.start()
@@ -271,7 +292,8 @@ class ThreadedDaemon:
         return self.daemon.url
 
     def stop(self) -> None:
-        future = asyncio.run_coroutine_threadsafe(self.daemon.stop(), self.loop)
-        future.result(timeout=60)
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        if not self.loop.is_closed():
+            future = asyncio.run_coroutine_threadsafe(self.daemon.stop(), self.loop)
+            future.result(timeout=60)
+            self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=10)

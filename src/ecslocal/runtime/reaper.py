@@ -247,13 +247,30 @@ class ReaperClient:
             self._pipe.write(op + json.dumps(entry) + "\n")
             self._pipe.flush()
 
-    def close(self) -> None:
-        """Close the pipe: the reaper kills whatever is still listed, then exits."""
+    def stop_watching(self) -> None:
+        """No restart from now on: the reaper's pidfd leaves the loop and is closed. Call it on
+        the loop's thread (``remove_reader`` is not thread-safe), before :meth:`close`."""
         self._closing = True
+        self._unwatch()
+
+    def close(self) -> None:
+        """Close the pipe: the reaper kills whatever is still listed, then exits. Blocks (at
+        most 5 s) for its exit, so the daemon runs it in a worker thread, after
+        :meth:`stop_watching` on the loop's."""
+        self._closing = True
+        if self._loop is None or _on_thread_of(self._loop):
+            self._unwatch()
         with contextlib.suppress(BrokenPipeError, ValueError):
             self._pipe.close()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._proc.wait(timeout=5)
+
+
+def _on_thread_of(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return loop.is_closed()
 
 
 if __name__ == "__main__":

@@ -621,6 +621,7 @@ class ProcessBackend:
 
     async def close(self) -> None:
         if self.reaper is not None:
+            self.reaper.stop_watching()  # on the loop's thread, then the blocking wait
             await asyncio.to_thread(self.reaper.close)
 
 
