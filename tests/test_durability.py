@@ -414,3 +414,26 @@ def test_a_container_reopening_dev_stderr_stays_captured(server: Server) -> None
     assert by_name(task)["app"]["exitCode"] == 0
     assert lines[0] == "before"
     assert lines[-3:] == ["after-1", "after-2", "after-3"], lines
+
+
+def test_reopening_dev_stderr_with_o_trunc_loses_no_line(server: Server, ecs: Any) -> None:
+    """`echo x >/dev/stderr` in a shell opens /proc/self/fd/2 with O_TRUNC. On a spool file
+    given to the container as its fd 2 that truncated it: lines the daemon had not read yet
+    were lost, lines came out cut. The container's fds 1 and 2 are pipes now (its
+    namespace's init relays them into the spool), and a pipe cannot be truncated: every line,
+    from the shell's own fd and from two reopens per round, arrives whole and in order."""
+    rounds = 400
+    script = (
+        f"i=0; while [ $i -lt {rounds} ]; do i=$((i+1)); echo fd-$i >&2;"
+        " echo reopen-a-$i >/dev/stderr; echo reopen-b-$i >/dev/stderr; done"
+    )
+    app = container("app", script, logConfiguration=_awslogs())
+    arn = run_task(ecs, taskdef("trunc", app))
+    task = wait_stopped(ecs, arn)
+    assert by_name(task)["app"]["exitCode"] == 0
+    messages = _all_events(server.client("logs"), f"d/app/{arn.rsplit('/', 1)[-1]}")
+    expected = [
+        line for i in range(1, rounds + 1) for line in (f"fd-{i}", f"reopen-a-{i}", f"reopen-b-{i}")
+    ]
+    missing = len(set(expected) - set(messages))
+    assert messages == expected, f"{missing} of {len(expected)} lines lost; {messages[:10]}"

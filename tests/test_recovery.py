@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,6 +109,14 @@ def test_recovery_never_kills_a_stranger(fresh_server: Server) -> None:
     app, marker = marked("app", "sleep 300")
     arn = run_task(ecs, taskdef("stranger", app))
     wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
+    task_id = arn.rsplit("/", 1)[-1]
+    # The init's identity is learnt after RUNNING was stored: the stored record gets it too
+    # (before, only the task's next version carried it, so a crash meanwhile left recovery
+    # a record without the init).
+    wait_until(
+        lambda: _stored_records(server.data_dir, task_id).get("app", {}).get("init_pid"),
+        what="the namespace init's identity in the stored recovery record",
+    )
     server.kill9()
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and host_pids(marker):
@@ -117,13 +126,16 @@ def test_recovery_never_kills_a_stranger(fresh_server: Server) -> None:
     decoy = subprocess.Popen(["sleep", "300"], start_new_session=True)
     try:
         db = sqlite3.connect(server.data_dir / "state.db")
-        task_id = arn.rsplit("/", 1)[-1]
         (runtime,) = db.execute(
             "SELECT runtime FROM tasks WHERE task_id = ?", (task_id,)
         ).fetchone()
         records = json.loads(runtime)
         assert records, "no recovery record was stored"
         for record in records.values():
+            # Each process a kill would reach is named with its identity: the boot, the
+            # start time and PID namespace of the group leader (unshare) and of the init.
+            assert record["boot"] and record["start"] and record["leader_pidns"], record
+            assert record["init_pid"] and record["init_start"] and record["pidns"], record
             for key, value in record.items():
                 if key.endswith(("pid", "pgid")) and isinstance(value, int):
                     record[key] = decoy.pid
@@ -216,3 +228,15 @@ def test_a_second_daemon_on_the_same_data_dir_refuses_to_start(fresh_server: Ser
     assert "another ecslocal daemon" in said and "Traceback" not in said, said
     assert ecs.describe_tasks(tasks=[arn])["tasks"][0]["lastStatus"] == "RUNNING"
     ecs.stop_task(task=arn)
+
+
+def _stored_records(data_dir: Path, task_id: str) -> dict[str, Any]:
+    import json
+    import sqlite3
+
+    db = sqlite3.connect(data_dir / "state.db")
+    try:
+        row = db.execute("SELECT runtime FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+    finally:
+        db.close()
+    return json.loads(row[0]) if row else {}

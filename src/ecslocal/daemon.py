@@ -95,6 +95,7 @@ class Daemon:
         logs = LogRouter(self.store, self.clock)
         self.spool = Spool(config.data_dir / "spool", logs, self.clock)
         self.backend = ProcessBackend(memory, self.clock, spool=self.spool)
+        self.backend.on_record = self._store_record
         self.agent = Agent(config, self.store, self.backend, self.clock, logs)
         self.recovered = self.agent.recover()
         # Only now: the previous daemon's containers are gone, their spools are final.
@@ -180,6 +181,15 @@ class Daemon:
         )
         self.retention.start()
         return self.address
+
+    def _store_record(self, task_id: str, container: str, record: dict[str, object]) -> None:
+        """A container's completed recovery record (its init's identity), into its task's row:
+        a crash before the task's next version is stored must not leave recovery without it."""
+        assert self.store is not None
+        try:
+            self.store.put_runtime_record(task_id, container, record)
+        except StorageError:
+            pass  # logged by the database; the task's next stored version carries it
 
     def _lock_data_dir(self) -> None:
         """One daemon per data directory. A second one would take the first one's running

@@ -300,6 +300,17 @@ class Store:
                 self.tasks.remove(task_id)
             raise
 
+    def put_runtime_record(self, task_id: str, container: str, record: dict[str, Any]) -> None:
+        """Replace one container's recovery record in a running task's stored row (the
+        backend completes it after the engine stored it: the namespace init's identity)
+        without a new version of the task. A stopped or unknown task is left alone. Container
+        names are ``[A-Za-z0-9_-]`` (RegisterTaskDefinition), safe in a JSON path."""
+        self.db.execute(
+            "UPDATE tasks SET runtime = json_set(runtime, ?, json(?))"
+            " WHERE task_id = ? AND last_status != 'STOPPED'",
+            (f'$."{container}"', json.dumps(record), task_id),
+        )
+
     def get_task(self, task_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         if self.tasks.get(task_id) is None:
             return None  # not stored: no SQLite read for an unknown id

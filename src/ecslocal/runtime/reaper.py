@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -32,6 +33,12 @@ import time
 from typing import IO, Any
 
 log = logging.getLogger("ecslocal.reaper")
+
+#: The namespace init's "end the container, keep its output" (SIGSTKFLT, see
+#: ecslocal.runtime.backends.nsinit; written here again: the reaper imports nothing from ecslocal).
+END = signal.SIGSTKFLT
+#: How long an init gets to end its container (kill, drain its pipes) before a SIGKILL.
+END_WAIT_SECONDS = 5.0
 
 #: More restarts than this within RESTART_WINDOW seconds and the reaper is given up on.
 MAX_RESTARTS = 5
@@ -80,29 +87,91 @@ def is_same(pid: int | None, start: int | None, pidns: int | None = None) -> boo
 
 
 def kill_entry(entry: dict[str, Any]) -> bool:
-    """SIGKILL what ``entry`` names, once its identity is verified; True if something was.
+    """SIGKILL what ``entry`` names, once its identity is verified; True if something was."""
+    return kill_entries([entry])[0]
 
-    * ``init_pid``: the container's PID-namespace init; killing it ends the namespace.
-    * ``pgid``: the container's process group, killed only while its leader (``pid``) is
-      still the process that started it: a group whose leader is gone cannot be told from a
-      stranger's (pid reuse), so it is left alone.
+
+def kill_entries(entries: list[dict[str, Any]]) -> list[bool]:
+    """End what each entry names, once its identity is verified; per entry, True if
+    something was still running. Nothing is killed on a pid alone: an entry of another boot
+    (or without a boot id) names no process, and each pid must still have the start time
+    (and PID namespace) recorded for it.
+
+    * ``init_pid`` (``init_start``, ``pidns``): the container's PID-namespace init. It gets
+      :data:`END` first, for which it kills the rest of its namespace, relays what the app's
+      output pipes still hold into the spool and exits; whatever has not ended after
+      :data:`END_WAIT_SECONDS` is SIGKILLed. A pidfd is taken before the identity check, so
+      the signals cannot reach a process that reused the pid in between.
+    * ``pgid`` (``pid``, ``start``, ``leader_pidns``): the container's process group, killed
+      only while its leader is still the process that started it (a group whose leader is
+      gone cannot be told from a stranger's), and only after the init has ended: the init is
+      in that group, and a SIGKILL would lose what its pipes hold.
     * ``cgroup``: every process in the container's cgroup (a path only ecslocal creates).
     """
-    found = False
-    same_boot = not entry.get("boot") or entry.get("boot") == boot_id()
-    if same_boot and is_same(entry.get("init_pid"), entry.get("init_start"), entry.get("pidns")):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(entry["init_pid"], signal.SIGKILL)
-            found = True
-    pgid = entry.get("pgid")
-    if same_boot and pgid and is_same(entry.get("pid"), entry.get("start")):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-            found = True
-    cgroup = entry.get("cgroup")
-    if cgroup:
-        found = kill_cgroup(cgroup) or found
+    found = [False] * len(entries)
+    boot = boot_id()
+    inits: list[int] = []
+    for i, entry in enumerate(entries):
+        if not boot or entry.get("boot") != boot:
+            continue
+        fd = _verified_pidfd(entry.get("init_pid"), entry.get("init_start"), entry.get("pidns"))
+        if fd is None:
+            continue
+        try:
+            signal.pidfd_send_signal(fd, END)
+            found[i] = True
+        except ProcessLookupError:
+            pass
+        inits.append(fd)
+    _wait_exited(inits, END_WAIT_SECONDS)
+    for fd in inits:
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(fd, signal.SIGKILL)  # nothing if it has ended
+        os.close(fd)
+    for i, entry in enumerate(entries):
+        pgid = entry.get("pgid")
+        ours = bool(boot) and entry.get("boot") == boot
+        leader = (entry.get("pid"), entry.get("start"), entry.get("leader_pidns"))
+        if ours and pgid and is_same(*leader):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+                found[i] = True
+        cgroup = entry.get("cgroup")
+        if cgroup:
+            found[i] = kill_cgroup(cgroup) or found[i]
     return found
+
+
+def _verified_pidfd(pid: Any, start: Any, pidns: Any) -> int | None:
+    """A pidfd on ``pid`` if it is (still) the process with that start time and PID
+    namespace, else None."""
+    if not isinstance(pid, int) or pid <= 0 or start is None:
+        return None
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    if not is_same(pid, start, pidns):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _wait_exited(pidfds: list[int], timeout: float) -> None:
+    """Until every process behind ``pidfds`` has exited (a pidfd is readable then), or
+    ``timeout`` s."""
+    poller = select.poll()
+    for fd in pidfds:
+        poller.register(fd, select.POLLIN)
+    left = set(pidfds)
+    deadline = time.monotonic() + timeout
+    while left:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        for fd, _ in poller.poll(remaining * 1000):
+            left.discard(fd)
+            poller.unregister(fd)
 
 
 def kill_cgroup(cgroup: str) -> bool:
@@ -148,8 +217,7 @@ def main() -> None:
             entries[key] = entry
         elif op == "-":
             entries.pop(key, None)
-    for entry in entries.values():
-        kill_entry(entry)
+    kill_entries(list(entries.values()))
 
 
 class ReaperClient:

@@ -2,17 +2,20 @@
 
 Each container's command runs as::
 
-    setpriv --pdeathsig KILL -- unshare --pid --fork --kill-child --mount-proc
+    setpriv --pdeathsig KILL -- unshare --pid --fork --kill-child=STKFLT --mount-proc
         [--map-current-user] -- python -I -S nsinit.py FD argv…
 
 * ``setpriv --pdeathsig KILL``: the kernel SIGKILLs ``unshare`` when the daemon dies, however
   it dies (``kill -9`` included); PR_SET_PDEATHSIG survives the exec of a non-setuid binary
   (prctl(2)).
-* ``unshare --fork --kill-child``: ``unshare`` forks the namespace's first process and sets
-  PDEATHSIG=SIGKILL on it, so the chain daemon → unshare → init holds without help.
+* ``unshare --fork --kill-child=STKFLT``: ``unshare`` forks the namespace's first process and
+  sets PDEATHSIG=SIGSTKFLT on it, so the chain daemon → unshare → init holds without help. Not
+  SIGKILL: the init relays the app's output through pipes (:mod:`.nsinit`), and SIGSTKFLT
+  (its :data:`~.nsinit.END`) makes it kill the namespace's other processes and drain the pipes
+  into the spool before it exits, so a daemon ``kill -9`` loses no line held in a pipe.
 * ``--pid``: the init (:mod:`.nsinit`) is the namespace's PID 1; when it exits the kernel
   SIGKILLs every other process in the namespace (pid_namespaces(7)) — setsid, double forks and
-  all, with or without a cgroup.
+  all, with or without a cgroup (the init kills them itself first, then drains).
 * ``--mount-proc``: a mount namespace with a fresh /proc of that PID namespace, so a container
   sees only its own processes (not another task's /proc/PID/environ and its credentials token).
 * ``--map-current-user`` (non-root only): a user namespace, without which an unprivileged user
@@ -30,6 +33,7 @@ import asyncio
 import errno
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -37,6 +41,10 @@ from pathlib import Path
 from typing import Any
 
 INIT = str(Path(__file__).with_name("nsinit.py"))
+#: The init's "end the container, keep its output" (nsinit.END; not imported: nsinit is a
+#: script run by path). unshare's --kill-child takes the name, the daemon and reaper the number.
+END_NAME = "STKFLT"
+END = signal.SIGSTKFLT
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,7 @@ class NamespaceMode:
         return [*self._unshare(), sys.executable, "-I", "-S", INIT, str(report_fd), *argv]
 
     def _unshare(self) -> list[str]:
-        flags = ["--pid", "--fork", "--kill-child", "--mount-proc"]
+        flags = ["--pid", "--fork", f"--kill-child={END_NAME}", "--mount-proc"]
         if self.user:
             flags.append("--map-current-user")
         return [

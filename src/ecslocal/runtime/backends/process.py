@@ -34,6 +34,7 @@ from ecslocal.runtime.backends.base import (
     SandboxUnavailable,
 )
 from ecslocal.runtime.backends.namespaces import (
+    END,
     StartedInNamespace,
     children,
     exec_error,
@@ -50,12 +51,27 @@ from ecslocal.runtime.memory import (
     tree_cpu_seconds,
     tree_rss_bytes,
 )
-from ecslocal.runtime.reaper import ReaperClient, boot_id, identity, kill_entry, start_time
+from ecslocal.runtime.reaper import (
+    ReaperClient,
+    boot_id,
+    identity,
+    kill_entry,
+    pid_namespace,
+    start_time,
+)
 
 log = logging.getLogger("ecslocal.backend")
 
+#: Told (task id, container name, record) when a running container's recovery record gains
+#: what it lacked when the engine first stored it: its namespace init's identity, learnt in
+#: the background after start() returned.
+RecordCallback = Callable[[str, str, dict[str, Any]], None]
+
 EXEC_OUTPUT_LIMIT = 4096  # Docker keeps at most 4 KiB of health check output
 DRAIN_SECONDS = 1.0  # how long to wait for output pipes after a container's processes are gone
+#: After asking a namespace's init to end its container (END), a SIGKILL follows if it has not
+#: ended within this (it drains its output pipes for at most nsinit.DRAIN_SECONDS, 2 s).
+HARD_KILL_SECONDS = 5.0
 
 _CANNOT_START = (
     "CannotStartContainerError: Error response from daemon: failed to create task for container:"
@@ -180,6 +196,7 @@ class ProcessContainer:
         attached: asyncio.Future[None] | None = None,
         *,
         namespace: StartedInNamespace | None = None,
+        on_record: RecordCallback | None = None,
     ) -> None:
         self.spec = spec
         self.proc = proc
@@ -191,12 +208,15 @@ class ProcessContainer:
         self._ns = namespace
         self._namespaces = namespace.mode if namespace else None
         self._start = start_time(proc.pid)
+        self._leader_pidns = pid_namespace(proc.pid)
+        self._on_record = on_record
         self._env = _docker_env(dict(spec.env))  # reused by every exec (health checks)
         self._attached = attached
         self._oom_at_start = group.oom_kills() if group else 0
         self._rss_oom = False
         self._exit = namespace.exit_code if namespace else _exit_future(proc, self._kill_group)
         self._watchdog: asyncio.Task[None] | None = None
+        self._hard_kill_timer: asyncio.TimerHandle | None = None
         if rss_limit_mib:
             self._watchdog = asyncio.get_running_loop().create_task(
                 self._rss_watchdog(rss_limit_mib * 1024 * 1024)
@@ -204,8 +224,8 @@ class ProcessContainer:
         self._result: asyncio.Task[ExitStatus] = asyncio.get_running_loop().create_task(
             self._finish()
         )
-        if namespace is not None and namespace.ready is not None and reaper is not None:
-            # Once the init is known, the reaper learns its identity too.
+        if namespace is not None and namespace.ready is not None:
+            # Once the init is known, the reaper and the store learn its identity too.
             namespace.ready.add_done_callback(lambda _: self._announce())
 
     @property
@@ -226,8 +246,16 @@ class ProcessContainer:
         return (self._ns.app_pid if self._ns else None) or self._init_pid or self._pid
 
     def _announce(self) -> None:
-        if self.reaper is not None and not self._exit.done():
-            self.reaper.watch(self.runtime_id, self._record())
+        if self._exit.done() or self._init_pid is None:
+            return
+        record = self._record()
+        if self.reaper is not None:
+            self.reaper.watch(self.runtime_id, record)
+        if self._on_record is not None:
+            try:
+                self._on_record(self.spec.task_id, self.spec.name, record)
+            except Exception:  # the store's fault (logged there): the next save has it
+                log.exception("cannot store the recovery record of %s", self.runtime_id)
 
     async def _rss_watchdog(self, limit: int) -> None:
         # The app's tree only: the namespace's init is ecslocal's, not the container's.
@@ -242,6 +270,8 @@ class ProcessContainer:
 
     async def _finish(self) -> ExitStatus:
         code = await self._exit
+        if self._hard_kill_timer is not None:
+            self._hard_kill_timer.cancel()
         if self._attached is not None:
             await self._attached
         if self._watchdog:
@@ -305,6 +335,31 @@ class ProcessContainer:
             os.killpg(self._pid, signal.SIGKILL)
 
     def kill(self) -> None:
+        if self._ns is not None and not self._exit.done() and self._end_namespace(self._ns):
+            return
+        self._hard_kill()
+
+    def _end_namespace(self, ns: StartedInNamespace) -> bool:
+        """Ask the namespace's init to end the container (END: it SIGKILLs the rest of the
+        namespace, relays what the app's output pipes still hold, and exits with the app's
+        137); a SIGKILL of everything follows if it has not ended within HARD_KILL_SECONDS.
+        A SIGKILL of the init itself would lose what its pipes hold. False if there is no
+        init to ask."""
+        if ns.ready is not None and not ns.ready.done():
+            ns.pending.append(END)  # sent once the init is known
+        elif ns.init_pidfd >= 0:
+            try:
+                signal.pidfd_send_signal(ns.init_pidfd, END)
+            except ProcessLookupError:
+                return False
+        else:
+            return False
+        if self._hard_kill_timer is None:
+            loop = asyncio.get_running_loop()
+            self._hard_kill_timer = loop.call_later(HARD_KILL_SECONDS, self._hard_kill)
+        return True
+
+    def _hard_kill(self) -> None:
         if self._init_pidfd >= 0:  # the namespace ends with its init
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self._init_pidfd, signal.SIGKILL)
@@ -347,19 +402,29 @@ class ProcessContainer:
         return self._record()
 
     def _record(self) -> dict[str, Any]:
-        """The container's identity: boot, the group leader's start time, the namespace's
-        init and its PID-namespace inode, the cgroup. Recovery kills nothing that does not
-        match (see :func:`ecslocal.runtime.reaper.kill_entry`)."""
-        return {
-            "boot": boot_id(),
-            "pid": self._pid,
-            "pgid": self._pid,
-            "start": self._start,
+        """The container's identity, for each process a kill would reach: the boot; the
+        group leader's start time and PID-namespace inode; the namespace init's (once
+        known); the cgroup. The reaper and recovery kill nothing that does not match (see
+        :func:`ecslocal.runtime.reaper.kill_entries`)."""
+        return leader_record(self._pid, self._start, self._leader_pidns, self.group) | {
             "init_pid": self._init_pid,
             "init_start": self._ns.init_identity.get("start") if self._ns else None,
             "pidns": self._ns.init_identity.get("pidns") if self._ns else None,
-            "cgroup": str(self.group.path) if self.group else None,
         }
+
+
+def leader_record(
+    pid: int, start: int | None, pidns: int | None, group: CgroupGroup | None
+) -> dict[str, Any]:
+    """A container's recovery record before its namespace init is known."""
+    return {
+        "boot": boot_id(),
+        "pid": pid,
+        "pgid": pid,
+        "start": start,
+        "leader_pidns": pidns,
+        "cgroup": str(group.path) if group else None,
+    }
 
 
 async def run_command(
@@ -417,6 +482,8 @@ class ProcessBackend:
         #: Where containers' stdout/stderr go (files the daemon follows); pipes without one.
         self.spool = spool
         self.reaper = ReaperClient() if use_reaper else None
+        #: Where a container's completed recovery record goes (the daemon: the store).
+        self.on_record: RecordCallback | None = None
         self.namespaces = probe()
         self.capabilities = Capabilities(
             memory_limits=memory.mode,
@@ -510,17 +577,9 @@ class ProcessBackend:
             for fd in outputs:
                 os.close(fd)
         _close(report_w)
-        cgroup = str(group.path) if group else None
         if self.reaper is not None:
-            self.reaper.watch(
-                spec.runtime_id,
-                {
-                    "pid": proc.pid,
-                    "pgid": proc.pid,
-                    "start": start_time(proc.pid),
-                    "cgroup": cgroup,
-                },
-            )
+            record = leader_record(proc.pid, start_time(proc.pid), pid_namespace(proc.pid), group)
+            self.reaper.watch(spec.runtime_id, record)
         attached = None
         if group is not None:
             # Joining a cgroup costs a kernel RCU grace period (see docs/runtime.md), so it
@@ -557,6 +616,7 @@ class ProcessBackend:
             rss_limit,
             attached,
             namespace=started,
+            on_record=self.on_record,
         )
         return container
 
