@@ -437,3 +437,46 @@ def test_reopening_dev_stderr_with_o_trunc_loses_no_line(server: Server, ecs: An
     ]
     missing = len(set(expected) - set(messages))
     assert messages == expected, f"{missing} of {len(expected)} lines lost; {messages[:10]}"
+
+
+def test_a_stopped_daemon_leaves_no_log_retry_behind(
+    tmpfs: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch of log lines the store refuses (disk full) is retried on a timer. The daemon's
+    stop makes one last attempt and leaves no timer armed: before, the retry went on firing
+    after the store was closed ("cannot write state.db …: Cannot operate on a closed
+    database", every second for as long as the loop ran). What was refused stays in the spool
+    files for the next start."""
+    import asyncio
+    import logging
+
+    from ecslocal.config import Config
+    from ecslocal.daemon import Daemon
+    from ecslocal.runtime.logs import RETRY_SECONDS
+
+    stopped_at: list[int] = []
+
+    async def main() -> None:
+        daemon = Daemon(Config(data_dir=tmpfs / "data", port=0))
+        await daemon.start()
+        filler = None
+        try:
+            assert daemon.agent is not None
+            router = daemon.agent.logs
+            filler = _fill(tmpfs)
+            for i in range(32):  # 512 KiB: more than the pages a full disk leaves the store
+                router.append("t-1", "app", "stdout", None, None, i, f"{i}" + "x" * 16000)
+            router.flush()  # refused: a retry is armed
+        finally:
+            await daemon.stop()
+            stopped_at.append(len(caplog.records))
+            if filler is not None:
+                filler.unlink()  # space again: a retry now would write
+        # The loop runs on: a retry timer left armed would fire in here.
+        await asyncio.sleep(RETRY_SECONDS * 2.5)
+
+    with caplog.at_level(logging.ERROR, logger="ecslocal"):
+        asyncio.run(main())
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("disk is full" in m for m in messages[: stopped_at[0]]), messages
+    assert messages[stopped_at[0] :] == [], "the log router retried after the daemon stopped"

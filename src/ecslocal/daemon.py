@@ -76,6 +76,7 @@ class Daemon:
         self.roles: RoleStore | None = None
         self.retention: StoppedTaskRetention | None = None
         self.spool: Spool | None = None
+        self.logs: LogRouter | None = None
         self.task_endpoints: TaskEndpoints | None = None
         self._lock_fd: int | None = None
 
@@ -92,7 +93,7 @@ class Daemon:
         self.store = Store(config.db_path)
         self._lock_data_dir()  # before recovery: it kills what the store says is leftover
         memory = MemoryControl(config.memory_enforcement)
-        logs = LogRouter(self.store, self.clock)
+        logs = self.logs = LogRouter(self.store, self.clock)
         self.spool = Spool(config.data_dir / "spool", logs, self.clock)
         self.backend = ProcessBackend(memory, self.clock, spool=self.spool)
         self.backend.on_record = self._store_record
@@ -227,6 +228,8 @@ class Daemon:
             await self.backend.close()
         if self.spool is not None:
             self.spool.close()
+        if self.logs is not None:
+            self.logs.close()  # before the store: no retry timer outlives it
         if self.store is not None:
             self.store.close()
         if self._lock_fd is not None:

@@ -59,6 +59,7 @@ class LogRouter:
         self._forget: list[str] = []
         self._flush_handle: asyncio.TimerHandle | None = None
         self._failing = False  # the last batch was refused: retry on the timer only
+        self._closed = False  # close() made the last attempt: no timer is armed after it
         #: Told, after each commit, how far each spool is now stored (spool name -> offset).
         self.on_commit: Callable[[dict[str, int]], None] | None = None
         self._waiters: dict[str, asyncio.Event] = {}
@@ -83,7 +84,7 @@ class LogRouter:
             self._schedule(FLUSH_SECONDS)
 
     def _schedule(self, delay: float) -> None:
-        if self._flush_handle is None:
+        if self._flush_handle is None and not self._closed:
             self._flush_handle = asyncio.get_running_loop().call_later(delay, self.flush)
 
     def advance(self, name: str, task_id: str, container: str, source: str, offset: int) -> None:
@@ -135,6 +136,19 @@ class LogRouter:
             event = self._waiters.pop(task_id, None)
             if event is not None:
                 event.set()
+
+    def close(self) -> None:
+        """The daemon stops: one last attempt to commit what is pending, then no timer (a
+        refused batch's retry) stays armed on the loop to write into a store being closed.
+        What that attempt could not store stays in the spool files, beyond their stored
+        offsets: the next start reads it from there (:meth:`Spool.recover`)."""
+        self.flush()
+        if self._forget and not self._failing:
+            self.flush()  # the rows of spools the first flush deleted
+        self._closed = True
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
 
     def waiter(self, task_id: str) -> asyncio.Event:
         """An event set the next time lines of ``task_id`` are written."""
