@@ -124,6 +124,9 @@ def test_recovery_never_kills_a_stranger(fresh_server: Server) -> None:
     # The container is gone; a stranger (its own session and group) takes over its slot: the
     # stored record is pointed at it, as PID reuse after a crash or a reboot would.
     decoy = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    # And a cgroup of its own outside ecslocal's (root with cgroup v1 memory only): a record
+    # naming it must not make recovery kill what is in it.
+    decoy_cgroup = _decoy_cgroup(decoy.pid)
     try:
         db = sqlite3.connect(server.data_dir / "state.db")
         (runtime,) = db.execute(
@@ -139,6 +142,8 @@ def test_recovery_never_kills_a_stranger(fresh_server: Server) -> None:
             for key, value in record.items():
                 if key.endswith(("pid", "pgid")) and isinstance(value, int):
                     record[key] = decoy.pid
+            if decoy_cgroup is not None:
+                record["cgroup"] = str(decoy_cgroup)
         db.execute("UPDATE tasks SET runtime = ? WHERE task_id = ?", (json.dumps(records), task_id))
         db.commit()
         db.close()
@@ -154,6 +159,98 @@ def test_recovery_never_kills_a_stranger(fresh_server: Server) -> None:
     finally:
         decoy.kill()
         decoy.wait()
+        if decoy_cgroup is not None:
+            with contextlib.suppress(OSError):
+                decoy_cgroup.rmdir()
+
+
+def _decoy_cgroup(pid: int) -> Path | None:
+    import os
+    import uuid
+
+    base = Path("/sys/fs/cgroup/memory")
+    if os.geteuid() != 0 or not (base / "cgroup.procs").exists():
+        return None
+    path = base / f"decoy-{uuid.uuid4().hex[:8]}"
+    path.mkdir()
+    (path / "cgroup.procs").write_text(str(pid))
+    return path
+
+
+def test_recovery_kills_nothing_its_record_does_not_name_for_this_boot(
+    fresh_server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stored record without the boot id names no process: before, a missing boot id was
+    taken for this boot, and recovery killed on the pid and start time alone. As in the
+    leftovers test below, the container outlives the daemon (no namespaces, reaper stopped);
+    its record loses its boot id, and the restarted daemon leaves it alone."""
+    import json
+    import os
+    import signal
+    import sqlite3
+
+    monkeypatch.setenv("ECSLOCAL_PID_NAMESPACE", "off")
+    server = Server(fresh_server.data_dir, "--memory-enforcement", "rss").start()
+    app, marker = marked("app", "sleep 300")
+    reaper = None
+    try:
+        ecs = server.ecs()
+        arn = run_task(ecs, taskdef("no-boot", app))
+        wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
+        wait_until(lambda: host_pids(marker), what="the container's process")
+        reaper = _reaper_of(server)
+        os.kill(reaper, signal.SIGSTOP)
+        server.kill9()
+        db = sqlite3.connect(server.data_dir / "state.db")
+        task_id = arn.rsplit("/", 1)[-1]
+        (runtime,) = db.execute(
+            "SELECT runtime FROM tasks WHERE task_id = ?", (task_id,)
+        ).fetchone()
+        records = json.loads(runtime)
+        assert records["app"]["boot"]
+        del records["app"]["boot"]
+        db.execute("UPDATE tasks SET runtime = ? WHERE task_id = ?", (json.dumps(records), task_id))
+        db.commit()
+        db.close()
+        restarted = Server(server.data_dir).start()
+        try:
+            task = restarted.ecs().describe_tasks(tasks=[arn])["tasks"][0]
+            assert task["lastStatus"] == "STOPPED"  # recovery has run
+            assert host_pids(marker), "recovery killed on a record without a boot id"
+        finally:
+            restarted.stop()
+    finally:
+        server.stop()
+        if reaper is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(reaper, signal.SIGKILL)
+        for pid in host_pids(marker).values():
+            os.kill(pid, signal.SIGKILL)
+
+
+def _reaper_of(server: Server) -> int:
+    import os
+
+    return wait_until(
+        lambda: next(
+            (
+                int(p)
+                for p in os.listdir("/proc")
+                if p.isdigit()
+                and _parent(int(p)) == server.proc.pid  # type: ignore[union-attr]
+                and b"ecslocal.runtime.reaper" in _cmdline(int(p))
+            ),
+            None,
+        ),
+        what="the daemon's reaper",
+    )
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def test_recovery_still_kills_its_own_leftovers(

@@ -194,6 +194,16 @@ def _enable_memory_controller(path: Path) -> None:
         (path / "cgroup.subtree_control").write_text("+memory")
 
 
+def is_container_cgroup(path: str, namespace: str = "ecslocal") -> bool:
+    """True if ``path`` is where :meth:`MemoryControl.create` puts a container's cgroup
+    (``<v1 memory or v2 root>/<namespace>/<task>/<container>``): a recovery record naming any
+    other cgroup (``…/system.slice``) is not killed, whatever mode this daemon runs in."""
+    if os.path.normpath(path) != path or not os.path.isabs(path):
+        return False
+    bases = (CGROUP_ROOT / "memory" / namespace, CGROUP_ROOT / namespace)
+    return Path(path).parent.parent in bases
+
+
 def _find_cgroup_base(namespace: str) -> tuple[Path, int] | None:
     """A writable place for ecslocal's cgroups: (path, version), or None."""
     v1 = CGROUP_ROOT / "memory"

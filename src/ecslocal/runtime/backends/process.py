@@ -48,6 +48,7 @@ from ecslocal.runtime.memory import (
     RSS_POLL_SECONDS,
     CgroupGroup,
     MemoryControl,
+    is_container_cgroup,
     tree_cpu_seconds,
     tree_rss_bytes,
 )
@@ -672,11 +673,17 @@ class ProcessBackend:
         return cannot_start_reason(exc, argv0, spec.working_dir)
 
     def reap(self, record: dict[str, Any]) -> bool:
-        found = kill_entry(record)
-        if record.get("cgroup"):
-            group = self.memory.group_at(record["cgroup"])
+        """Kill what a recovery record names, once each identity is verified (see
+        :func:`ecslocal.runtime.reaper.kill_entries`); a cgroup only if it is one of
+        ecslocal's container cgroups."""
+        cgroup = record.get("cgroup")
+        found = kill_entry({**record, "cgroup": None})
+        if isinstance(cgroup, str) and is_container_cgroup(cgroup):
+            group = self.memory.group_at(cgroup)
             found = group.kill_all() or found
             group.remove()
+        elif cgroup:
+            log.warning("a recovery record names cgroup %r, not a container's: left alone", cgroup)
         return found
 
     async def close(self) -> None:
