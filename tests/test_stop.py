@@ -81,3 +81,70 @@ def test_stop_unknown_task_is_an_error(ecs: Any) -> None:
     with pytest.raises(botocore.exceptions.ClientError) as err:
         ecs.stop_task(task="0123456789abcdef0123456789abcdef")
     assert err.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+#: Ignores SIGTERM and writes line-1, line-2, … in bursts of 500 (a pause of 20 ms after each:
+#: at full speed the daemon would spend the test storing a backlog); after each write its
+#: number goes to a side file (a lower bound of what reached its stdout).
+_STUBBORN_WRITER = (
+    "import os, signal, sys, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "side = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o600)\n"
+    "i = 0\n"
+    "while True:\n"
+    "    i += 1\n"
+    "    os.write(1, b'line-%d\\n' % i)\n"
+    "    os.pwrite(side, b'%12d' % i, 0)\n"
+    "    if i % 500 == 0:\n"
+    "        time.sleep(0.02)\n"
+)
+
+
+def test_the_stop_timeout_kill_loses_no_line_in_the_relay(
+    server: Any, ecs: Any, tmp_path: Path
+) -> None:
+    """At the stopTimeout the daemon asks the namespace's init to end the container instead of
+    SIGKILLing it: the init kills the writer, then relays what its pipe still holds. Every line
+    the writer wrote before it died is stored, in order."""
+    import sys
+
+    from tests.conftest import task_logs
+
+    side = tmp_path / "written"
+    app = {
+        "name": "app",
+        "image": "python",
+        "command": [sys.executable, "-c", _STUBBORN_WRITER, str(side)],
+        "memory": 128,
+        "stopTimeout": 1,
+    }
+    arn = run_task(ecs, taskdef("stop-relay", app))
+    wait_until(lambda: side.exists() and side.read_text().strip(), what="the first lines")
+    ecs.stop_task(task=arn)
+    task = wait_stopped(ecs, arn)
+    assert by_name(task)["app"]["exitCode"] == 137  # killed at the stopTimeout
+    written = int(side.read_text())
+    lines = [e["message"] for e in task_logs(server, arn)]
+    assert len(lines) >= written, f"{written - len(lines)} of {written} lines lost"
+    assert lines == [f"line-{k}" for k in range(1, len(lines) + 1)]
+
+
+def test_an_init_that_does_not_end_is_sigkilled(ecs: Any, tmp_path: Path) -> None:
+    """If the namespace's init does not end its container when asked (here it is stopped),
+    SIGKILL follows (HARD_KILL_SECONDS later): the task still stops."""
+    import os
+    import signal
+
+    ready = tmp_path / "ready"
+    app, marker = marked("app", f"trap '' TERM; echo $$ > {ready}; exec sleep 300", stopTimeout=1)
+    arn = run_task(ecs, taskdef("stop-stuck-init", app))
+    read_pids(ready, 1)
+    pids = wait_until(lambda: (found := host_pids(marker)).get(1) and found, what="the init")
+    os.kill(pids[1], signal.SIGSTOP)  # the init: PID 1 of the container's namespace
+    ecs.stop_task(task=arn)
+    task = wait_stopped(ecs, arn)
+    assert by_name(task)["app"]["exitCode"] == 137
+    wait_until(
+        lambda: not any(process_alive(p) for p in pids.values()),
+        what="every process of the container to be gone",
+    )

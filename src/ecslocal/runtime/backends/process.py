@@ -7,7 +7,8 @@ that enforces its limit and lets the agent kill every process it started.
 
 Exit is detected with a pidfd on the event loop (no thread per child); stdout and stderr go to
 spool files the loop follows (:mod:`ecslocal.runtime.backends.spool`: nothing is lost if the
-daemon dies), or to pipes without a spool, and are delivered line by line with a timestamp.
+daemon dies; with PID namespaces the init relays the command's pipes into them), or to pipes
+without a spool, and are delivered line by line with a timestamp.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ecslocal.runtime.backends.base import (
     RunnableImage,
     SandboxUnavailable,
 )
+from ecslocal.runtime.backends.commands import DRAIN_SECONDS, exit_future, run_command
 from ecslocal.runtime.backends.namespaces import (
     END,
     StartedInNamespace,
@@ -68,8 +70,6 @@ log = logging.getLogger("ecslocal.backend")
 #: the background after start() returned.
 RecordCallback = Callable[[str, str, dict[str, Any]], None]
 
-EXEC_OUTPUT_LIMIT = 4096  # Docker keeps at most 4 KiB of health check output
-DRAIN_SECONDS = 1.0  # how long to wait for output pipes after a container's processes are gone
 #: After asking a namespace's init to end its container (END), a SIGKILL follows if it has not
 #: ended within this (it drains its output pipes for at most nsinit.DRAIN_SECONDS, 2 s).
 HARD_KILL_SECONDS = 5.0
@@ -131,47 +131,6 @@ class _SpoolFailed(Exception):
     """The container's output files could not be created (the message is the reason)."""
 
 
-class _Collector(asyncio.Protocol):
-    """Collects up to EXEC_OUTPUT_LIMIT bytes of an exec's output."""
-
-    def __init__(self) -> None:
-        self.data = bytearray()
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def data_received(self, data: bytes) -> None:
-        room = EXEC_OUTPUT_LIMIT - len(self.data)
-        if room > 0:
-            self.data += data[:room]
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-
-def _exit_future(
-    proc: subprocess.Popen[bytes], before_reap: Callable[[], None] | None = None
-) -> asyncio.Future[int]:
-    """A future for ``proc``'s exit code (Docker's convention: 128 + signal if signalled).
-
-    ``before_reap`` runs once ``proc`` has exited but before it is reaped: its pid (and so its
-    process group id) cannot be reused yet, so a group kill there cannot hit a stranger."""
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[int] = loop.create_future()
-    pidfd = os.pidfd_open(proc.pid)
-
-    def on_exit() -> None:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
-        if before_reap is not None:
-            before_reap()
-        code = proc.wait()
-        if not fut.done():
-            fut.set_result(128 - code if code < 0 else code)
-
-    loop.add_reader(pidfd, on_exit)
-    return fut
-
-
 def _docker_env(env: dict[str, str]) -> dict[str, str]:
     """The container's environment: the task's, plus what a container image always has."""
     out = dict(env)
@@ -215,7 +174,7 @@ class ProcessContainer:
         self._attached = attached
         self._oom_at_start = group.oom_kills() if group else 0
         self._rss_oom = False
-        self._exit = namespace.exit_code if namespace else _exit_future(proc, self._kill_group)
+        self._exit = namespace.exit_code if namespace else exit_future(proc, self._kill_group)
         self._watchdog: asyncio.Task[None] | None = None
         self._hard_kill_timer: asyncio.TimerHandle | None = None
         if rss_limit_mib:
@@ -428,44 +387,6 @@ def leader_record(
     }
 
 
-async def run_command(
-    argv: Sequence[str], env: dict[str, str], cwd: str | None, timeout: float
-) -> ExecResult:
-    """Run a short command (a health check) and collect its exit code and output."""
-    loop = asyncio.get_running_loop()
-    try:
-        proc = subprocess.Popen(
-            list(argv),
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    except OSError as exc:
-        return ExecResult(exit_code=None, output=f"exec failed: {exc}")
-
-    def kill_group() -> None:  # anything the command left behind, while the pgid is ours
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
-    exited = _exit_future(proc, kill_group)
-    assert proc.stdout is not None
-    _, collector = await loop.connect_read_pipe(_Collector, proc.stdout)
-    try:
-        code = await asyncio.wait_for(asyncio.shield(exited), timeout)
-        timed_out = False
-    except TimeoutError:
-        kill_group()
-        code = await exited
-        timed_out = True
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(collector.closed, DRAIN_SECONDS)
-    output = collector.data.decode("utf-8", "replace")
-    return ExecResult(exit_code=None if timed_out else code, output=output, timed_out=timed_out)
-
-
 class ProcessBackend:
     """Runs each container as a local process tree (the embedded default)."""
 
@@ -632,7 +553,7 @@ class ProcessBackend:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
 
-        started = StartedInNamespace(self.namespaces, _exit_future(proc, kill_group))
+        started = StartedInNamespace(self.namespaces, exit_future(proc, kill_group))
 
         async def learn() -> None:
             report = await read_report(report_r)

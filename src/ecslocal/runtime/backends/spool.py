@@ -1,10 +1,13 @@
 """Container output spooled to files, so a daemon crash loses no line.
 
-A container's stdout and stderr are not pipes to the daemon but files under
+A container's stdout and stderr do not go to the daemon but to files under
 ``<data dir>/spool/<task id>/<runtime id>.<stdout|stderr>`` (0600 in a 0700 directory: output
-can hold secrets), opened ``O_APPEND`` and handed to the container as its descriptors 1 and 2 —
-the kernel writes them, as Docker's ``json-file`` driver has dockerd write one file per
-container. Whatever a container wrote is on disk whether or not the daemon is alive.
+can hold secrets), opened ``O_APPEND`` and handed to the container's first process as its
+descriptors 1 and 2. With PID namespaces that is the namespace's init, which relays the
+command's output pipes into them (:mod:`.nsinit`: a pipe cannot be truncated by a reopen of
+/dev/stderr, and the init drains it before it exits, a daemon ``kill -9`` included), as dockerd
+copies a container's FIFOs into one ``json-file`` per container; without namespaces the command
+writes them itself. Whatever a container wrote is on disk whether or not the daemon is alive.
 
 The daemon follows each file with inotify on its event loop (``IN_MODIFY``: read what was
 appended; ``IN_CLOSE_WRITE``: read, and end-of-file where the backend cannot tell the
@@ -155,8 +158,9 @@ class SpoolFollower:
         with contextlib.suppress(OSError):
             if os.fstat(self._fd).st_size < self._read_offset:
                 # Truncated: something reopened /dev/stdout with O_TRUNC (`echo x >/dev/stdout`
-                # on a file). What it wrote from 0 is read from 0; the container's own
-                # descriptor appends, so its later lines follow.
+                # on a file: only without PID namespaces, where no init relays a pipe). What it
+                # wrote from 0 is read from 0; the container's own descriptor appends, so its
+                # later lines follow.
                 log.warning(
                     "%s was truncated by the container: reading it from the start", self.path
                 )
