@@ -106,11 +106,11 @@ class Daemon:
         long_term = config.long_term_keys()
         self.keys.drop_long_term_except({key_id for key_id, _ in long_term})
         for key_id, secret in long_term:
-            self.keys.add_long_term(key_id, secret, config.account_id, now)
+            self.keys.add_long_term(key_id, secret, config.account_id, now, config.region)
         authenticator = Authenticator(
             self.keys, self.clock, config.region, warped_clocks=self.agent.timewarps.clocks
         )
-        self.roles = RoleStore(self.store.db, self.keys, config.account_id)
+        self.roles = RoleStore(self.store.db, self.keys, config.account_id, config.region)
         self.faults = Faults(self.clock)
         self.credentials = CredentialsManager(
             self.store.db, self.roles, self.clock, default_ttl=config.credential_ttl
@@ -123,7 +123,7 @@ class Daemon:
         ecs = EcsApi(config, self.store, self.agent, self.clock, self.roles)
         local = LocalApi(self.store, self.agent, logs, self.backend.describe())
         logs_api = LogsApi(config, self.store, self.clock)
-        oidc = OidcIssuer(config.data_dir / "oidc-signing-key.pem")
+        oidc = OidcIssuer(config.data_dir / "oidc-signing-key.pem", config.region)
         sts = StsApi(config, self.roles, oidc, self.clock)
         iam = IamApi(self.roles, self.clock)
         services = [ecs.service(), logs_api.service(), sts.service(), iam.service()]
