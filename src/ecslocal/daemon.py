@@ -24,6 +24,7 @@ from ecslocal.api import auth_routes
 from ecslocal.api.ecs import EcsApi
 from ecslocal.api.iam import IamApi
 from ecslocal.api.local import LocalApi
+from ecslocal.api.local_auth import FAILURES as local_failures
 from ecslocal.api.local_auth import LocalAuth
 from ecslocal.api.local_events import EventStream
 from ecslocal.api.logs import LogsApi
@@ -35,6 +36,7 @@ from ecslocal.auth.oidc import OidcIssuer
 from ecslocal.auth.roles import RoleStore
 from ecslocal.clock import Clock
 from ecslocal.config import DEFAULT_ACCESS_KEY, Config
+from ecslocal.endpoints import failures as failed
 from ecslocal.endpoints.app import TaskEndpointApps
 from ecslocal.endpoints.credentials import CredentialsManager
 from ecslocal.endpoints.credentials_handler import MOUNT as CREDENTIALS_MOUNT
@@ -140,11 +142,15 @@ class Daemon:
         # The container-facing endpoints: sub-apps behind one fault and rate-limit pipeline.
         endpoints = TaskEndpointApps(self.faults, limits)
         credentials = CredentialsEndpoint(self.credentials)
-        endpoints.mount(CREDENTIALS_MOUNT, credentials.resolve, credentials.routes())
+        endpoints.mount(
+            CREDENTIALS_MOUNT, credentials.resolve, credentials.routes(), failed.credentials
+        )
         metadata = MetadataEndpoint(self.agent)
-        endpoints.mount("/v3", metadata.resolve, metadata.routes())
-        endpoints.mount("/v4", metadata.resolve, metadata.routes())
-        endpoints.mount("/api", metadata.resolve_agent_api, metadata.agent_api_routes())
+        endpoints.mount("/v3", metadata.resolve, metadata.routes(), failed.metadata)
+        endpoints.mount("/v4", metadata.resolve, metadata.routes(), failed.metadata)
+        endpoints.mount(
+            "/api", metadata.resolve_agent_api, metadata.agent_api_routes(), failed.task_protection
+        )
         imds = InstanceMetadata(
             self.roles,
             self.clock,
@@ -153,8 +159,8 @@ class Daemon:
             instance_role_arn=config.instance_role_arn,
             allow_v1=config.imds_v1,
         )
-        endpoints.mount("/latest", imds.resolve, imds.routes())
-        app = build_app(router, extra, endpoints.add_to)
+        endpoints.mount("/latest", imds.resolve, imds.routes(), failed.imds)
+        app = build_app(router, extra, endpoints.add_to, [local_failures])
         # keepalive_timeout doubles as the header timeout (ecslocal.api.server)
         self.runner = web.AppRunner(
             app, access_log=None, handle_signals=False, keepalive_timeout=config.header_timeout
