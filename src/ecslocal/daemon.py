@@ -1,8 +1,9 @@
 """The daemon: store, backend, agent and API wired together behind one HTTP app.
 
 The app listens on the daemon's port (host clients: every AWS API, the local API, IMDS, and the
-task endpoints too) and on each task's own listeners for its credentials, metadata and STS
-endpoints (:mod:`ecslocal.endpoints.tasks`), which ``refuse`` faults close.
+task endpoints too), on each task's own listeners for its credentials, metadata and STS
+endpoints (:mod:`ecslocal.endpoints.tasks`) and on one IMDS listener for EC2-launch
+containers, which ``refuse`` faults close.
 
 ``Daemon.start()`` inside a running event loop serves in that loop (``ecslocal serve``);
 :class:`ThreadedDaemon` runs one in a background thread (``ecslocal run`` when no daemon is up).
@@ -168,6 +169,8 @@ class Daemon:
         await self.runner.setup()
         assert self.runner.server is not None
         listeners.serve(self.runner.server)
+        # IMDS on a listener of its own too, so that a refuse fault refuses its connections.
+        self.agent.imds_url = listeners.open_shared("imds").url
         site = web.TCPSite(self.runner, config.host, config.port, reuse_address=True)
         try:
             await site.start()

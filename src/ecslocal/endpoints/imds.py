@@ -1,9 +1,11 @@
 """EC2 instance metadata (IMDSv2) for EC2-launch-type tasks and the SDKs' last fallback.
 
-Served on the daemon's port under ``/latest/`` (a sub-app of :mod:`ecslocal.endpoints.app`:
-``imds`` faults are its pipeline's, for every task, and no task's rate limit applies);
-EC2-launch-type containers get ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` pointing there. As on an
-instance that requires IMDSv2:
+Served under ``/latest/`` (a sub-app of :mod:`ecslocal.endpoints.app`: ``imds`` faults are its
+pipeline's, for every task, and no task's rate limit applies) on the daemon's port, for host
+clients, and on a listener of its own (:meth:`Listeners.open_shared`), whose URL EC2-launch-type
+containers get in ``AWS_EC2_METADATA_SERVICE_ENDPOINT``: a ``refuse`` fault stops that one
+listening, a TCP refusal as when an instance's metadata service is down. As on an instance
+that requires IMDSv2:
 
 * ``PUT /latest/api/token`` with ``X-aws-ec2-metadata-token-ttl-seconds`` (1–21600) returns a
   token; a missing or out-of-range TTL is 400;
