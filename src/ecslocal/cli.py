@@ -180,21 +180,14 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        from ecslocal.daemon import CannotListen
-        from ecslocal.storage.db import StorageError
-
         try:
             await daemon.start()
-        except StorageError as exc:  # a full disk, a read-only or corrupt state.db: one line
+        except Exception as exc:
+            why = why_not_started(exc)
+            if why is None:
+                raise
             await daemon.stop()
-            fail(exc.message)
-        except CannotListen as exc:
-            await daemon.stop()
-            fail(str(exc))
-        except OSError as exc:  # the spool, the OIDC key, the reaper: not the port
-            await daemon.stop()
-            where = f": {exc.filename}" if exc.filename else ""
-            fail(f"cannot start: {exc.strerror or exc}{where}")
+            fail(why)
         assert daemon.backend is not None and daemon.agent is not None
         print(daemon.agent.timewarps.describe(), flush=True)
         print(
@@ -208,6 +201,22 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
         await daemon.stop()
 
     asyncio.run(main())
+
+
+def why_not_started(exc: BaseException) -> str | None:
+    """The one line a daemon that could not start says (``serve``, and ``run``'s in-process
+    daemon), or None for a failure nobody foresaw (its traceback is the report then)."""
+    from ecslocal.daemon import CannotListen
+    from ecslocal.storage.db import StorageError
+
+    if isinstance(exc, StorageError):  # a full disk, a read-only or corrupt state.db
+        return exc.message
+    if isinstance(exc, CannotListen):
+        return str(exc)
+    if isinstance(exc, OSError):  # the spool, the OIDC key, the reaper: not the port
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"cannot start: {exc.strerror or exc}{where}"
+    return None
 
 
 # -- run ------------------------------------------------------------------------------------
@@ -299,7 +308,13 @@ def run(ctx: click.Context, taskdef: Path, cluster: str, env: tuple[str, ...],
 
         config = Config(port=0, data_dir=data_dir or default_data_dir())
         local = ThreadedDaemon(config)
-        url = local.start()
+        try:
+            url = local.start()
+        except Exception as exc:
+            why = why_not_started(exc)
+            if why is None:
+                raise
+            fail(why)
     try:
         code = _run(Client(url, region(), client_key()), request, cluster, overrides,
                     launch_type, detach, tags)

@@ -267,6 +267,11 @@ class ThreadedDaemon:
             self.loop.run_until_complete(self.daemon.start())
         except BaseException as exc:  # report to the starting thread
             self._error = exc
+            # What started before the failure (the store, the data dir's lock) is released.
+            try:
+                self.loop.run_until_complete(self.daemon.stop())
+            except Exception:
+                log.exception("stopping a daemon that did not start failed")
             self._ready.set()
             return
         self._ready.set()
