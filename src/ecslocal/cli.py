@@ -455,7 +455,7 @@ def ps(ctx: click.Context, show_all: bool, cluster: str) -> None:
             for c in t["containers"]
         )
         table.add_row(
-            t["taskArn"].rsplit("/", 1)[-1],
+            task_id_of(t["taskArn"]),
             t["taskDefinitionArn"].rsplit("/", 1)[-1],
             t["lastStatus"],
             t.get("healthStatus", "UNKNOWN"),
@@ -478,7 +478,7 @@ def logs(ctx: click.Context, task: str, follow: bool, container: str | None, clu
     described = client.describe(arn, cluster)
     printer = Printer([c["name"] for c in described["containers"]])
     with contextlib.suppress(KeyboardInterrupt):
-        for event in client.logs(arn.rsplit("/", 1)[-1], follow=follow, container=container):
+        for event in client.logs(task_id_of(arn), follow=follow, container=container):
             printer.line(event)
 
 
@@ -496,7 +496,7 @@ def events(ctx: click.Context, task: str | None, until: str | None, as_json: boo
     from ecslocal.client import event_line
 
     client = connect(ctx.obj["port"])
-    task_id = _resolve(client, task, cluster).rsplit("/", 1)[-1] if task else None
+    task_id = task_id_of(_resolve(client, task, cluster)) if task else None
     with contextlib.suppress(KeyboardInterrupt):
         for event in client.events(task_id, until):
             print(json.dumps(event) if as_json else event_line(event), flush=True)
@@ -556,7 +556,7 @@ def describe(ctx: click.Context, task: str, cluster: str) -> None:
     except TaskNotFound as exc:
         fail(str(exc))
     print(json.dumps(found, indent=2, default=_json_default))
-    for warning in client.task_extras(arn.rsplit("/", 1)[-1]).get("diagnostics") or []:
+    for warning in client.task_extras(task_id_of(arn)).get("diagnostics") or []:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", markup=True)
 
 

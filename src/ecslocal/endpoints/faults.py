@@ -36,6 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ecslocal.arns import task_id_of
 from ecslocal.clock import Clock
 
 KINDS = {
@@ -185,7 +186,7 @@ def routes(faults: Faults, expire_credentials: Any) -> list[web.RouteDef]:
             if not isinstance(body, dict):
                 raise FaultError("the body must be a JSON object")
             task = body.get("task")
-            task_id = str(task).rsplit("/", 1)[-1] if task else None
+            task_id = task_id_of(str(task)) if task else None
             target, kind = str(body.get("target", "")), str(body.get("kind", ""))
             if target == "credentials" and kind == "expire":
                 if not task_id or not expire_credentials(task_id):
