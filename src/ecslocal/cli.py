@@ -148,7 +148,7 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
           credential_ttl: float | None, instance_role: str | None, imds_v1: bool,
           stopped_task_retention: float | None, no_default_key: bool) -> None:
     """Run the daemon in the foreground."""
-    from ecslocal.daemon import Daemon
+    from ecslocal.daemon import Daemon, why_not_started
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = Config(host=host, port=serve_port if serve_port is not None else ctx.obj["port"])
@@ -201,22 +201,6 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
         await daemon.stop()
 
     asyncio.run(main())
-
-
-def why_not_started(exc: BaseException) -> str | None:
-    """The one line a daemon that could not start says (``serve``, and ``run``'s in-process
-    daemon), or None for a failure nobody foresaw (its traceback is the report then)."""
-    from ecslocal.daemon import CannotListen
-    from ecslocal.storage.db import StorageError
-
-    if isinstance(exc, StorageError):  # a full disk, a read-only or corrupt state.db
-        return exc.message
-    if isinstance(exc, CannotListen):
-        return str(exc)
-    if isinstance(exc, OSError):  # the spool, the OIDC key, the reaper: not the port
-        where = f": {exc.filename}" if exc.filename else ""
-        return f"cannot start: {exc.strerror or exc}{where}"
-    return None
 
 
 # -- run ------------------------------------------------------------------------------------
@@ -304,7 +288,7 @@ def run(ctx: click.Context, taskdef: Path, cluster: str, env: tuple[str, ...],
     if not is_up(url):
         if detach:
             fail(f"no ecslocal daemon is listening on {url}; --detach needs one (ecslocal serve)")
-        from ecslocal.daemon import ThreadedDaemon
+        from ecslocal.daemon import ThreadedDaemon, why_not_started
 
         config = Config(port=0, data_dir=data_dir or default_data_dir())
         local = ThreadedDaemon(config)

@@ -65,6 +65,19 @@ class CannotListen(Exception):
     """The daemon's port could not be bound (the message is the one line ``serve`` prints)."""
 
 
+def why_not_started(exc: BaseException) -> str | None:
+    """The one line a daemon that could not start says (``serve``, and ``run``'s in-process
+    daemon), or None for a failure nobody foresaw (its traceback is the report then)."""
+    if isinstance(exc, StorageError):  # a full disk, a read-only or corrupt state.db
+        return exc.message
+    if isinstance(exc, CannotListen):
+        return str(exc)
+    if isinstance(exc, OSError):  # the spool, the OIDC key, the reaper: not the port
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"cannot start: {exc.strerror or exc}{where}"
+    return None
+
+
 class Daemon:
     def __init__(self, config: Config, clock: Clock | None = None) -> None:
         self.config = config
