@@ -121,3 +121,50 @@ def test_ctrl_c_stops_the_task_gracefully(server: Server, tmp_path: Path) -> Non
     out, err = proc.communicate(timeout=20)
     assert "main | got-term" in out
     assert proc.returncode == 0  # the essential container exited 0 after SIGTERM
+
+
+def _run_in_process(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """`ecslocal run` where no daemon listens (port 1), so it starts one on ``data_dir``."""
+    return subprocess.run(
+        [sys.executable, "-m", "ecslocal", "--port", "1", "run", "examples/hello/taskdef.json",
+         "--data-dir", str(data_dir)],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+
+
+def _one_line_failure(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "Traceback" not in output, output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    assert all(word in lines[0] for word in words), lines[0]
+
+
+def test_run_on_a_corrupt_state_db_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "state.db").write_bytes(os.urandom(8192))
+    _one_line_failure(_run_in_process(data), "state.db", "not a database")
+
+
+def test_run_on_a_read_only_data_dir_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    Server(data).start().stop()
+    if os.geteuid() == 0:
+        # Root writes through file modes: a read-only bind mount of the data dir.
+        subprocess.run(["mount", "--bind", str(data), str(data)], check=True)
+        try:
+            subprocess.run(["mount", "-o", "remount,ro,bind", str(data)], check=True)
+            _one_line_failure(_run_in_process(data), "state.db", "read-only")
+        finally:
+            subprocess.run(["umount", str(data)], check=False)
+    else:
+        for name in ("state.db", "state.db-wal", "state.db-shm"):
+            if (data / name).exists():
+                (data / name).chmod(0o400)
+        data.chmod(0o500)
+        try:
+            _one_line_failure(_run_in_process(data), "state.db", "read-only")
+        finally:
+            data.chmod(0o700)

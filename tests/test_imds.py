@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
+import re
+import socket
 import sys
 import time
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
+
+import pytest
+from botocore.utils import InstanceMetadataFetcher
 
 from tests.conftest import (
     ECS_TASKS_TRUST,
     Server,
+    container,
     run_task,
     signed,
     task_logs,
@@ -75,7 +83,9 @@ def test_imdsv2_tokens_and_instance_role(fresh_server: Server) -> None:
         "command": [sys.executable, "-c", SDK]}), launchType="EC2")
     wait_stopped(ecs, arn, timeout=60)
     lines = [e["message"] for e in task_logs(server, arn)]
-    assert f"endpoint={server.url}" in lines, lines
+    # IMDS has a listener of its own (a refuse fault closes it), on loopback beside the daemon's
+    endpoint = next(line.split("=", 1)[1] for line in lines if line.startswith("endpoint="))
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", endpoint) and endpoint != server.url
     assert f"arn=arn:aws:sts::000000000000:assumed-role/instance-role/{instance_id}" in lines
 
     # IMDS unavailable on demand
@@ -193,3 +203,57 @@ def test_imds_refuse_and_slow_faults(server: Server) -> None:
         assert status == 200 and seconds < 0.5, (status, seconds)
     finally:
         _clear_faults(server)
+
+
+def _connects(address: tuple[str, int]) -> bool:
+    """True if a TCP connection to ``address`` is accepted, False if it is refused."""
+    try:
+        socket.create_connection(address, timeout=10).close()
+    except ConnectionRefusedError:
+        return False
+    return True
+
+
+def test_imds_refuse_is_a_tcp_refusal_at_the_containers_endpoint(
+    fresh_server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What EC2-launch containers are given in AWS_EC2_METADATA_SERVICE_ENDPOINT is a listener
+    of IMDS's own: a refuse fault stops it listening, so a connect gets ECONNREFUSED (what
+    an instance whose metadata service is down gives) rather than a connection that is
+    accepted and dropped; botocore's IMDS fetcher says it could not connect."""
+    server = fresh_server.start()
+    ecs = server.ecs()
+    command = "echo imds=$AWS_EC2_METADATA_SERVICE_ENDPOINT; exec sleep 120"
+    arn = run_task(ecs, taskdef("imds-refuse", container("app", command)), launchType="EC2")
+    try:
+        deadline = time.monotonic() + 30  # bounds a hang; a busy machine may take a while
+        while not (lines := [e["message"] for e in task_logs(server, arn)]):
+            assert time.monotonic() < deadline, "the container did not print its endpoint"
+            time.sleep(0.05)
+        url = lines[0].split("=", 1)[1]
+        parts = urlsplit(url)
+        assert parts.hostname is not None and parts.port is not None, url
+        address = (parts.hostname, parts.port)
+        # It is IMDS: a token comes from it.
+        put = urllib.request.Request(
+            url + "/latest/api/token", method="PUT",
+            headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"},
+        )
+        with urllib.request.urlopen(put, timeout=10) as r:
+            assert r.status == 200 and r.read()
+
+        _fault(server, {"target": "imds", "kind": "refuse", "durationSeconds": 300})
+        assert not _connects(address)
+        fetcher = InstanceMetadataFetcher(timeout=5, num_attempts=1, base_url=url)
+        with caplog.at_level(logging.DEBUG, logger="botocore.utils"):
+            assert fetcher.retrieve_iam_role_credentials() == {}
+        said = " ".join(r.getMessage() for r in caplog.records if r.name == "botocore.utils")
+        assert "Could not connect to the endpoint URL" in said, said
+        _clear_faults(server)
+        assert _connects(address)
+        with urllib.request.urlopen(put, timeout=10) as r:
+            assert r.status == 200
+    finally:
+        _clear_faults(server)
+        ecs.stop_task(task=arn)
+        wait_stopped(ecs, arn)

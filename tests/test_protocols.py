@@ -732,3 +732,21 @@ def test_rest_xml_over_http(live_s3: tuple[str, Recorder]) -> None:
     assert head["ContentLength"] == len(body) and head["LastModified"] == T0
     recorder.results["ListBuckets"] = {"Buckets": [{"Name": "b-1", "CreationDate": T0}]}
     assert s3.list_buckets()["Buckets"] == [{"Name": "b-1", "CreationDate": T0}]
+
+
+def test_a_rest_service_still_takes_every_method_at_any_path(
+    live_s3: tuple[str, Recorder],
+) -> None:
+    """With a rest service registered, a method the root route does not take (DELETE /) and
+    any path go to the gateway, which answers in the service's own words (S3's XML error for
+    an unsigned request), not aiohttp's 405/404."""
+    import urllib.error
+    import urllib.request
+
+    url, _ = live_s3
+    for method, path in (("DELETE", "/"), ("PUT", "/"), ("PATCH", "/some/where")):
+        request = urllib.request.Request(url + path, method=method)
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            urllib.request.urlopen(request, timeout=30)
+        assert raised.value.code == 403, (method, path, raised.value.code)
+        assert b"<Error>" in raised.value.read(), (method, path)

@@ -233,9 +233,9 @@ def test_assume_missing_role_is_access_denied(server: Server) -> None:
 # -- web identity ---------------------------------------------------------------------------
 def mint(server: Server, sub: str, aud: str = "sts.amazonaws.com", ttl: int = 600) -> str:
     body = json.dumps({"sub": sub, "aud": aud, "ttl": ttl}).encode()
-    request = signed(urllib.request.Request(
-        f"{server.url}/_ecslocal/v1/oidc/token", data=body, method="POST"
-    ))
+    request = signed(
+        urllib.request.Request(f"{server.url}/_ecslocal/v1/oidc/token", data=body, method="POST")
+    )
     with urllib.request.urlopen(request) as response:
         out = json.loads(response.read())
     assert out["providerArn"] == PROVIDER_ARN
@@ -347,3 +347,51 @@ def test_oidc_token_command_mints_a_token_sts_accepts(server: Server) -> None:
         RoleArn=role["Arn"], RoleSessionName="cli", WebIdentityToken=token
     )
     assert assumed["SubjectFromWebIdentityToken"] == "ci:job-7"
+
+
+# -- partitions -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("region", "partition"), [("cn-north-1", "aws-cn"), ("us-gov-west-1", "aws-us-gov")]
+)
+def test_iam_sts_and_oidc_arns_use_the_region_partition(
+    tmp_path: Any, region: str, partition: str
+) -> None:
+    """IAM and STS are global, but an account's IAM and STS ARNs are in its partition:
+    ``arn:aws-cn:iam::…`` in China, ``arn:aws-us-gov:…`` in GovCloud (botocore's partitions.json;
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference-arns.html). The root ARN, a
+    role, its sessions and the OIDC provider all say so, and a trust policy naming the
+    partition's root admits the account's principals."""
+    s = Server(tmp_path / "data", region=region, default_cluster=False).start()
+    try:
+        root = f"arn:{partition}:iam::000000000000:root"
+        assert s.client("sts").get_caller_identity()["Arn"] == root
+        role = make_role(s, trust({"AWS": root}))
+        assert role["Arn"] == f"arn:{partition}:iam::000000000000:role/{role['RoleName']}"
+        out = s.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="p1")
+        session_arn = f"arn:{partition}:sts::000000000000:assumed-role/{role['RoleName']}/p1"
+        assert out["AssumedRoleUser"]["Arn"] == session_arn
+        creds = out["Credentials"]
+        session = s.client(
+            "sts", key=(creds["AccessKeyId"], creds["SecretAccessKey"]), token=creds["SessionToken"]
+        )
+        assert session.get_caller_identity()["Arn"] == session_arn
+
+        provider = f"arn:{partition}:iam::000000000000:oidc-provider/oidc.ecslocal.localhost"
+        body = json.dumps({"sub": "ci:job-1"}).encode()
+        request = urllib.request.Request(
+            f"{s.url}/_ecslocal/v1/oidc/token", data=body, method="POST"
+        )
+        with urllib.request.urlopen(signed(request, region=region)) as response:
+            minted = json.loads(response.read())
+        assert minted["providerArn"] == provider
+        federated = make_role(s, trust({"Federated": provider}, "sts:AssumeRoleWithWebIdentity"))
+        web = boto3.client(
+            "sts", endpoint_url=s.url, region_name=region, config=Config(signature_version=UNSIGNED)
+        ).assume_role_with_web_identity(
+            RoleArn=federated["Arn"], RoleSessionName="wi", WebIdentityToken=minted["token"]
+        )
+        assert web["AssumedRoleUser"]["Arn"] == (
+            f"arn:{partition}:sts::000000000000:assumed-role/{federated['RoleName']}/wi"
+        )
+    finally:
+        s.stop()

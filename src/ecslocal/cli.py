@@ -148,7 +148,7 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
           credential_ttl: float | None, instance_role: str | None, imds_v1: bool,
           stopped_task_retention: float | None, no_default_key: bool) -> None:
     """Run the daemon in the foreground."""
-    from ecslocal.daemon import Daemon
+    from ecslocal.daemon import Daemon, why_not_started
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = Config(host=host, port=serve_port if serve_port is not None else ctx.obj["port"])
@@ -180,21 +180,14 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        from ecslocal.daemon import CannotListen
-        from ecslocal.storage.db import StorageError
-
         try:
             await daemon.start()
-        except StorageError as exc:  # a full disk, a read-only or corrupt state.db: one line
+        except Exception as exc:
+            why = why_not_started(exc)
+            if why is None:
+                raise
             await daemon.stop()
-            fail(exc.message)
-        except CannotListen as exc:
-            await daemon.stop()
-            fail(str(exc))
-        except OSError as exc:  # the spool, the OIDC key, the reaper: not the port
-            await daemon.stop()
-            where = f": {exc.filename}" if exc.filename else ""
-            fail(f"cannot start: {exc.strerror or exc}{where}")
+            fail(why)
         assert daemon.backend is not None and daemon.agent is not None
         print(daemon.agent.timewarps.describe(), flush=True)
         print(
@@ -295,11 +288,17 @@ def run(ctx: click.Context, taskdef: Path, cluster: str, env: tuple[str, ...],
     if not is_up(url):
         if detach:
             fail(f"no ecslocal daemon is listening on {url}; --detach needs one (ecslocal serve)")
-        from ecslocal.daemon import ThreadedDaemon
+        from ecslocal.daemon import ThreadedDaemon, why_not_started
 
         config = Config(port=0, data_dir=data_dir or default_data_dir())
         local = ThreadedDaemon(config)
-        url = local.start()
+        try:
+            url = local.start()
+        except Exception as exc:
+            why = why_not_started(exc)
+            if why is None:
+                raise
+            fail(why)
     try:
         code = _run(Client(url, region(), client_key()), request, cluster, overrides,
                     launch_type, detach, tags)
@@ -440,7 +439,7 @@ def ps(ctx: click.Context, show_all: bool, cluster: str) -> None:
             for c in t["containers"]
         )
         table.add_row(
-            t["taskArn"].rsplit("/", 1)[-1],
+            task_id_of(t["taskArn"]),
             t["taskDefinitionArn"].rsplit("/", 1)[-1],
             t["lastStatus"],
             t.get("healthStatus", "UNKNOWN"),
@@ -463,7 +462,7 @@ def logs(ctx: click.Context, task: str, follow: bool, container: str | None, clu
     described = client.describe(arn, cluster)
     printer = Printer([c["name"] for c in described["containers"]])
     with contextlib.suppress(KeyboardInterrupt):
-        for event in client.logs(arn.rsplit("/", 1)[-1], follow=follow, container=container):
+        for event in client.logs(task_id_of(arn), follow=follow, container=container):
             printer.line(event)
 
 
@@ -481,7 +480,7 @@ def events(ctx: click.Context, task: str | None, until: str | None, as_json: boo
     from ecslocal.client import event_line
 
     client = connect(ctx.obj["port"])
-    task_id = _resolve(client, task, cluster).rsplit("/", 1)[-1] if task else None
+    task_id = task_id_of(_resolve(client, task, cluster)) if task else None
     with contextlib.suppress(KeyboardInterrupt):
         for event in client.events(task_id, until):
             print(json.dumps(event) if as_json else event_line(event), flush=True)
@@ -541,7 +540,7 @@ def describe(ctx: click.Context, task: str, cluster: str) -> None:
     except TaskNotFound as exc:
         fail(str(exc))
     print(json.dumps(found, indent=2, default=_json_default))
-    for warning in client.task_extras(arn.rsplit("/", 1)[-1]).get("diagnostics") or []:
+    for warning in client.task_extras(task_id_of(arn)).get("diagnostics") or []:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", markup=True)
 
 

@@ -18,6 +18,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config as BotoConfig
 from botocore.credentials import Credentials
 
+from ecslocal.arns import task_id_of
 from ecslocal.config import DEFAULT_ACCESS_KEY, DEFAULT_HOST
 from ecslocal.errors import LocalApiError, TaskNotFound
 
@@ -94,7 +95,7 @@ class Client:
         """A task ARN from an ARN, an id, or a unique id prefix."""
         if ref.startswith("arn:"):
             return ref
-        matches = [a for a in self.task_ids(cluster) if a.rsplit("/", 1)[-1].startswith(ref)]
+        matches = [a for a in self.task_ids(cluster) if task_id_of(a).startswith(ref)]
         if len(matches) == 1:
             return matches[0]
         if not matches:

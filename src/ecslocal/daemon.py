@@ -1,8 +1,9 @@
 """The daemon: store, backend, agent and API wired together behind one HTTP app.
 
 The app listens on the daemon's port (host clients: every AWS API, the local API, IMDS, and the
-task endpoints too) and on each task's own listeners for its credentials, metadata and STS
-endpoints (:mod:`ecslocal.endpoints.tasks`), which ``refuse`` faults close.
+task endpoints too), on each task's own listeners for its credentials, metadata and STS
+endpoints (:mod:`ecslocal.endpoints.tasks`) and on one IMDS listener for EC2-launch
+containers, which ``refuse`` faults close.
 
 ``Daemon.start()`` inside a running event loop serves in that loop (``ecslocal serve``);
 :class:`ThreadedDaemon` runs one in a background thread (``ecslocal run`` when no daemon is up).
@@ -24,6 +25,7 @@ from ecslocal.api import auth_routes
 from ecslocal.api.ecs import EcsApi
 from ecslocal.api.iam import IamApi
 from ecslocal.api.local import LocalApi
+from ecslocal.api.local_auth import FAILURES as local_failures
 from ecslocal.api.local_auth import LocalAuth
 from ecslocal.api.local_events import EventStream
 from ecslocal.api.logs import LogsApi
@@ -35,6 +37,7 @@ from ecslocal.auth.oidc import OidcIssuer
 from ecslocal.auth.roles import RoleStore
 from ecslocal.clock import Clock
 from ecslocal.config import DEFAULT_ACCESS_KEY, Config
+from ecslocal.endpoints import failures as failed
 from ecslocal.endpoints.app import TaskEndpointApps
 from ecslocal.endpoints.credentials import CredentialsManager
 from ecslocal.endpoints.credentials_handler import MOUNT as CREDENTIALS_MOUNT
@@ -60,6 +63,19 @@ log = logging.getLogger("ecslocal.daemon")
 
 class CannotListen(Exception):
     """The daemon's port could not be bound (the message is the one line ``serve`` prints)."""
+
+
+def why_not_started(exc: BaseException) -> str | None:
+    """The one line a daemon that could not start says (``serve``, and ``run``'s in-process
+    daemon), or None for a failure nobody foresaw (its traceback is the report then)."""
+    if isinstance(exc, StorageError):  # a full disk, a read-only or corrupt state.db
+        return exc.message
+    if isinstance(exc, CannotListen):
+        return str(exc)
+    if isinstance(exc, OSError):  # the spool, the OIDC key, the reaper: not the port
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"cannot start: {exc.strerror or exc}{where}"
+    return None
 
 
 class Daemon:
@@ -108,11 +124,11 @@ class Daemon:
         long_term = config.long_term_keys()
         self.keys.drop_long_term_except({key_id for key_id, _ in long_term})
         for key_id, secret in long_term:
-            self.keys.add_long_term(key_id, secret, config.account_id, now)
+            self.keys.add_long_term(key_id, secret, config.account_id, now, config.region)
         authenticator = Authenticator(
             self.keys, self.clock, config.region, warped_clocks=self.agent.timewarps.clocks
         )
-        self.roles = RoleStore(self.store.db, self.keys, config.account_id)
+        self.roles = RoleStore(self.store.db, self.keys, config.account_id, config.region)
         self.faults = Faults(self.clock)
         self.credentials = CredentialsManager(
             self.store.db, self.roles, self.clock, default_ttl=config.credential_ttl
@@ -125,7 +141,7 @@ class Daemon:
         ecs = EcsApi(config, self.store, self.agent, self.clock, self.roles)
         local = LocalApi(self.store, self.agent, logs, self.backend.describe())
         logs_api = LogsApi(config, self.store, self.clock)
-        oidc = OidcIssuer(config.data_dir / "oidc-signing-key.pem")
+        oidc = OidcIssuer(config.data_dir / "oidc-signing-key.pem", config.region)
         sts = StsApi(config, self.roles, oidc, self.clock)
         iam = IamApi(self.roles, self.clock)
         services = [ecs.service(), logs_api.service(), sts.service(), iam.service()]
@@ -142,11 +158,15 @@ class Daemon:
         # The container-facing endpoints: sub-apps behind one fault and rate-limit pipeline.
         endpoints = TaskEndpointApps(self.faults, limits)
         credentials = CredentialsEndpoint(self.credentials)
-        endpoints.mount(CREDENTIALS_MOUNT, credentials.resolve, credentials.routes())
+        endpoints.mount(
+            CREDENTIALS_MOUNT, credentials.resolve, credentials.routes(), failed.credentials
+        )
         metadata = MetadataEndpoint(self.agent)
-        endpoints.mount("/v3", metadata.resolve, metadata.routes())
-        endpoints.mount("/v4", metadata.resolve, metadata.routes())
-        endpoints.mount("/api", metadata.resolve_agent_api, metadata.agent_api_routes())
+        endpoints.mount("/v3", metadata.resolve, metadata.routes(), failed.metadata)
+        endpoints.mount("/v4", metadata.resolve, metadata.routes(), failed.metadata)
+        endpoints.mount(
+            "/api", metadata.resolve_agent_api, metadata.agent_api_routes(), failed.task_protection
+        )
         imds = InstanceMetadata(
             self.roles,
             self.clock,
@@ -155,8 +175,8 @@ class Daemon:
             instance_role_arn=config.instance_role_arn,
             allow_v1=config.imds_v1,
         )
-        endpoints.mount("/latest", imds.resolve, imds.routes())
-        app = build_app(router, extra, endpoints.add_to)
+        endpoints.mount("/latest", imds.resolve, imds.routes(), failed.imds)
+        app = build_app(router, extra, endpoints.add_to, [local_failures])
         # keepalive_timeout doubles as the header timeout (ecslocal.api.server)
         self.runner = web.AppRunner(
             app, access_log=None, handle_signals=False, keepalive_timeout=config.header_timeout
@@ -164,6 +184,8 @@ class Daemon:
         await self.runner.setup()
         assert self.runner.server is not None
         listeners.serve(self.runner.server)
+        # IMDS on a listener of its own too, so that a refuse fault refuses its connections.
+        self.agent.imds_url = listeners.open_shared("imds").url
         site = web.TCPSite(self.runner, config.host, config.port, reuse_address=True)
         try:
             await site.start()
@@ -272,6 +294,11 @@ class ThreadedDaemon:
                 self.loop.run_until_complete(self.daemon.start())
             except BaseException as exc:  # report to the starting thread
                 self._error = exc
+                # What started before the failure (the store, the data dir's lock) is released.
+                try:
+                    self.loop.run_until_complete(self.daemon.stop())
+                except Exception:
+                    log.exception("stopping a daemon that did not start failed")
                 self._ready.set()
                 return
             self._ready.set()

@@ -15,7 +15,9 @@ Discovery 1.0 §4 has relying parties fetch without credentials.
 One error shape for the whole local API: ``{"message": "..."}`` with the HTTP status — 401 when
 the request is not signed or its signature does not check (with ``WWW-Authenticate``,
 RFC 9110 §11.6.1), 403 when it is signed with session credentials, 400 for a bad parameter,
-404 for an unknown task or route, 405 for a method a route does not take.
+404 for an unknown task or route, 405 for a method a route does not take, 500 for a storage
+fault (its one line) or an unexpected failure (:data:`FAILURES`, logged once by
+:mod:`ecslocal.failures`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from collections.abc import Awaitable, Callable, Iterable
 import attr
 from aiohttp import web
 
+from ecslocal import failures
+from ecslocal.api.server import allowed_methods
 from ecslocal.auth import sigv4
 from ecslocal.auth.authenticator import INVALID_TOKEN, Authenticator
 
@@ -50,6 +54,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def error(status: int, message: str, **headers: str) -> web.Response:
     """The local API's one error shape."""
     return web.json_response({"message": message}, status=status, headers=headers or None)
+
+
+def failure(request: web.Request, message: str | None) -> web.StreamResponse:
+    """A local route failed inside: the storage fault's line, or that the log says why."""
+    return error(500, message or "An internal error occurred; the daemon's log says what.")
+
+
+#: The app-wide middleware that gives every /_ecslocal/v1 route :func:`failure`'s answers
+#: (the other paths have error paths of their own: the gateway, the endpoint sub-apps).
+FAILURES = failures.middleware(
+    lambda request: failure if request.path.startswith(PREFIX + "/") else None
+)
 
 
 class LocalAuth:
@@ -125,12 +141,7 @@ class LocalAuth:
         signature check, so the routes are not listed to strangers). Register it last."""
 
         async def unknown(request: web.Request) -> web.Response:
-            allowed: set[str] = set()
-            for resource in request.app.router.resources():
-                if resource is request.match_info.route.resource:
-                    continue
-                _, methods = await resource.resolve(request)
-                allowed |= methods - {"*"}  # the AWS gateway's any-path route for rest services
+            allowed = await allowed_methods(request)
             if allowed:
                 return error(
                     405,

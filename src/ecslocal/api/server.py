@@ -29,8 +29,9 @@ from ecslocal.api.protocols import HttpRequest
 from ecslocal.api.service import Service
 from ecslocal.auth.authenticator import Authenticator
 from ecslocal.endpoints.faults import Faults
+from ecslocal.failures import Middleware
 
-__all__ = ["AwsRouter", "build_app", "new_request_id"]
+__all__ = ["AwsRouter", "allowed_methods", "build_app", "new_request_id"]
 
 #: nginx's client_header_timeout / client_body_timeout default.
 DEFAULT_READ_TIMEOUT = 60.0
@@ -88,10 +89,17 @@ class AwsRouter:
         return self._serves_rest
 
     async def handle_path(self, request: web.Request) -> web.StreamResponse:
-        """Any path no other route takes: a rest service's, if there is one."""
-        if not self.serves_rest:
-            raise web.HTTPNotFound()
-        return await self.handle(request)
+        """Any request no other route takes: a rest service's, if there is one (rest services
+        route by method and path: the gateway decides, with the service's own errors).
+        Without one, a path another route serves with other methods is a 405 with ``Allow``
+        (RFC 9110 §15.5.6), as aiohttp answers it when no any-path route is registered, and
+        any other path a 404."""
+        if self.serves_rest:
+            return await self.handle(request)
+        allowed = await allowed_methods(request)
+        if allowed:
+            raise web.HTTPMethodNotAllowed(request.method, allowed)
+        raise web.HTTPNotFound()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         plain = HttpRequest(
@@ -121,6 +129,20 @@ class AwsRouter:
         return web.Response(status=answer.status, body=answer.body, headers=headers)
 
 
+async def allowed_methods(request: web.Request) -> set[str]:
+    """The methods the app's other routes take at ``request``'s path: what an any-path route
+    (this module's for rest services, the local API's fallback) says in a 405's ``Allow``.
+    The any-path routes' own ``*`` is left out."""
+    own = request.match_info.route.resource
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is own:
+            continue
+        _, methods = await resource.resolve(request)
+        allowed |= methods - {"*"}
+    return allowed
+
+
 def _drop(request: web.Request) -> None:
     if request.transport is not None:
         request.transport.abort()
@@ -130,11 +152,13 @@ def build_app(
     router: AwsRouter,
     extra_routes: list[web.RouteDef],
     mount: Callable[[web.Application], None] | None = None,
+    middlewares: Sequence[Middleware] = (),
 ) -> web.Application:
     """The daemon's app: the AWS API at ``/``, ``extra_routes``, whatever ``mount`` adds (the
     container-facing sub-apps), and last the any-path route of the rest services, which would
-    otherwise shadow everything registered after it."""
-    app = web.Application(client_max_size=CLIENT_MAX_SIZE)
+    otherwise shadow everything registered after it. ``middlewares`` run for every request
+    (the local API's error path: api/local_auth.py ``FAILURES``)."""
+    app = web.Application(client_max_size=CLIENT_MAX_SIZE, middlewares=middlewares)
     routes: list[Any] = [web.post("/", router.handle), web.get("/", router.handle)]
     # ecslocal's own routes bound their bodies themselves, after the auth check (local_auth)
     app.add_routes([*routes, *extra_routes])

@@ -11,6 +11,7 @@ import secrets
 import string
 from dataclasses import dataclass
 
+from ecslocal import arns
 from ecslocal.auth.caller import Caller
 from ecslocal.clock import Clock
 from ecslocal.storage.db import Database, Schema
@@ -88,14 +89,17 @@ class KeyStore:
         #: Keys issued to a time-warped task: the clock its processes sign with.
         self.clocks: dict[str, Clock] = {}
 
-    def add_long_term(self, key_id: str, secret: str, account_id: str, now: float) -> AccessKey:
-        """A key of the account's root user (what ``test``/``test`` is)."""
+    def add_long_term(
+        self, key_id: str, secret: str, account_id: str, now: float, region: str = "us-east-1"
+    ) -> AccessKey:
+        """A key of the account's root user (what ``test``/``test`` is), whose ARN is in the
+        partition of the region served (``arn:aws-cn:iam::<account>:root`` in cn-north-1)."""
         key = AccessKey(
             key_id,
             secret,
             None,
             account_id,
-            f"arn:aws:iam::{account_id}:root",
+            arns.global_arn("iam", region, account_id, "root"),
             account_id,
             None,
             now,

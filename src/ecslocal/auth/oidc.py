@@ -3,7 +3,8 @@ accepts, the way EKS service-account tokens or a CI provider's tokens are accept
 
 The issuer is ``https://oidc.ecslocal.localhost`` (``.localhost`` is reserved, RFC 6761) and is
 registered implicitly as the IAM OIDC provider
-``arn:aws:iam::<account>:oidc-provider/oidc.ecslocal.localhost``, so a role trusts it with
+``arn:<partition>:iam::<account>:oidc-provider/oidc.ecslocal.localhost`` (the partition of the
+region served: ``aws-cn`` in cn-north-1), so a role trusts it with
 ``"Principal": {"Federated": "<that ARN>"}`` and conditions on ``oidc.ecslocal.localhost:sub`` /
 ``:aud``. The signing key (RSA 2048) is made on first use and kept in the data directory; the
 daemon serves the discovery document and JWKS under ``/_ecslocal/v1/oidc/``.
@@ -17,6 +18,8 @@ import os
 import secrets
 from pathlib import Path
 from typing import Any
+
+from ecslocal import arns
 
 ISSUER = "https://oidc.ecslocal.localhost"
 PROVIDER = ISSUER.removeprefix("https://")
@@ -38,12 +41,13 @@ def _unb64(text: str) -> bytes:
 
 
 class OidcIssuer:
-    def __init__(self, key_path: Path) -> None:
+    def __init__(self, key_path: Path, region: str = "us-east-1") -> None:
         self.key_path = key_path
+        self.region = region
         self._key: Any = None
 
     def provider_arn(self, account_id: str) -> str:
-        return f"arn:aws:iam::{account_id}:oidc-provider/{PROVIDER}"
+        return arns.global_arn("iam", self.region, account_id, f"oidc-provider/{PROVIDER}")
 
     @property
     def key(self) -> Any:

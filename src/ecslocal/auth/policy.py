@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ecslocal import arns
+
 
 class MalformedPolicy(ValueError):
     pass
@@ -85,6 +87,14 @@ def _action_matches(statement: dict[str, Any], action: str) -> bool:
     return not any(_wild(p, action, case=False) for p in _as_list(statement["NotAction"]))
 
 
+def _is_root_of(value: str, who: Principal) -> bool:
+    """``value`` is the root ARN of ``who``'s account in ``who``'s partition
+    (``arn:aws-cn:iam::<account>:root`` for a caller in cn-north-1)."""
+    caller = arns.parse(who.value)
+    partition = caller.partition if caller is not None else arns.DEFAULT_PARTITION
+    return value == f"arn:{partition}:iam::{who.account_id}:root"
+
+
 def _principal_matches(spec: Any, who: Principal) -> bool:
     if spec == "*":
         return True
@@ -98,7 +108,7 @@ def _principal_matches(spec: Any, who: Principal) -> bool:
                 return True
             continue
         # An account id or its root ARN stands for every principal of that account.
-        if value in (who.account_id, f"arn:aws:iam::{who.account_id}:root") and who.account_id:
+        if who.account_id and (value == who.account_id or _is_root_of(value, who)):
             return True
         if value in (who.value, who.role_arn):
             return True

@@ -69,10 +69,15 @@ def role_name_from_arn(arn: str) -> tuple[str, str] | None:
 
 
 class RoleStore:
-    def __init__(self, db: Database, keys: KeyStore, account_id: str) -> None:
+    def __init__(
+        self, db: Database, keys: KeyStore, account_id: str, region: str = "us-east-1"
+    ) -> None:
         self.db = db
         self.keys = keys
         self.account_id = account_id
+        #: IAM and STS are global, but their ARNs are in the partition of the region served
+        #: (``arn:aws-cn:iam::…`` in cn-north-1): ecslocal.arns.global_arn.
+        self.region = region
         db.register(SCHEMA)
 
     def create(
@@ -90,7 +95,7 @@ class RoleStore:
             "Path": path,
             "RoleName": name,
             "RoleId": new_unique_id("AROA"),
-            "Arn": f"arn:aws:iam::{self.account_id}:role{path}{name}",
+            "Arn": arns.global_arn("iam", self.region, self.account_id, f"role{path}{name}"),
             "CreateDate": now,
             "AssumeRolePolicyDocument": trust_policy,
             "MaxSessionDuration": max_session_duration,
@@ -139,7 +144,8 @@ class RoleStore:
     def assume(
         self, role: dict[str, Any], session_name: str, now: float, duration: float
     ) -> Session:
-        arn = f"arn:aws:sts::{self.account_id}:assumed-role/{role['RoleName']}/{session_name}"
+        resource = f"assumed-role/{role['RoleName']}/{session_name}"
+        arn = arns.global_arn("sts", self.region, self.account_id, resource)
         user_id = f"{role['RoleId']}:{session_name}"
         key = self.keys.issue_session(self.account_id, arn, user_id, now, now + duration)
         return Session(key, role, session_name)

@@ -5,8 +5,11 @@ agent API — through one tollbooth limiter (``tollbooth.LimitHandler`` around t
 ``agent/handlers/task_server_setup.go``); ecslocal puts its faults at the same place. Each
 sub-app (``/v2/credentials``, ``/v3``, ``/v4``, ``/api``, ``/latest``) says how a request finds
 its task — its *scope*: the credentials id, the container's metadata endpoint id, or no task for
-IMDS — and the same middlewares run for all of them, in this order:
+IMDS — and how it says that it failed inside (its error shape: endpoints/failures.py), and
+the same middlewares run for all of them, in this order:
 
+0. **failures**: a storage fault or an unexpected exception becomes the endpoint's own 500
+   (:mod:`ecslocal.failures`), never aiohttp's page;
 1. **scope**: the task the request is for; an id nobody knows is answered here with the
    endpoint's own error (400, 404; for credentials also the 401 of a token that is not the
    task's, so that nobody else can spend a task's budget or meet its faults);
@@ -26,6 +29,7 @@ from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 
+from ecslocal import failures
 from ecslocal.endpoints.faults import Faults, apply
 from ecslocal.endpoints.ratelimit import TaskRateLimits, too_many_requests
 
@@ -49,10 +53,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SCOPE = web.RequestKey("ecslocal.scope", Scope)
 RESOLVE: web.AppKey[Resolver] = web.AppKey("ecslocal.resolve")
+FAILURE: web.AppKey[failures.Shape] = web.AppKey("ecslocal.failure")
 
 
 def scope_of(request: web.Request) -> Scope[Any]:
     return request[SCOPE]
+
+
+_FAILURES = failures.middleware(lambda request: request.app[FAILURE])
 
 
 class TaskEndpointApps:
@@ -63,9 +71,17 @@ class TaskEndpointApps:
         self.limits = limits
         self.mounts: list[tuple[str, web.Application]] = []
 
-    def mount(self, prefix: str, resolve: Resolver, routes: Sequence[web.RouteDef]) -> None:
-        app = web.Application(middlewares=[self._scope, self._fault, self._rate_limit])
+    def mount(
+        self,
+        prefix: str,
+        resolve: Resolver,
+        routes: Sequence[web.RouteDef],
+        failure: failures.Shape,
+    ) -> None:
+        pipeline = [_FAILURES, self._scope, self._fault, self._rate_limit]
+        app = web.Application(middlewares=pipeline)
         app[RESOLVE] = resolve
+        app[FAILURE] = failure
         app.add_routes(routes)
         self.mounts.append((prefix, app))
 

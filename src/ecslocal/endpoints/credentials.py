@@ -26,12 +26,13 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
+from ecslocal.arns import task_id_of
 from ecslocal.auth.keys import AccessKey
 from ecslocal.auth.roles import RoleStore
 from ecslocal.clock import Clock
 from ecslocal.storage.db import Database, Schema
+from ecslocal.timefmt import iso8601
 
 DEFAULT_TTL = 6 * 3600.0
 DEFAULT_LEAD = 30 * 60.0
@@ -57,10 +58,6 @@ CREATE TABLE IF NOT EXISTS task_credentials (
 )
 
 
-def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @dataclass
 class TaskCredentials:
     credentials_id: str
@@ -80,7 +77,7 @@ class TaskCredentials:
 
     @property
     def task_id(self) -> str:
-        return self.task_arn.rsplit("/", 1)[-1]
+        return task_id_of(self.task_arn)
 
     @property
     def lead(self) -> float:
@@ -161,7 +158,7 @@ class CredentialsManager:
                     "AccessKeyId": key.access_key_id,
                     "SecretAccessKey": key.secret_access_key,
                     "Token": key.session_token,
-                    "Expiration": rfc3339(entry.expiration),
+                    "Expiration": iso8601(entry.expiration),
                 }
             ).encode()
         return key

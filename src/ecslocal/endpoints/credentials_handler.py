@@ -38,13 +38,13 @@ class CredentialsEndpoint:
     def resolve(self, request: web.Request) -> Scope[TaskCredentials] | web.Response:
         credentials_id = request.match_info["credentials_id"]
         if not credentials_id:
-            return _error(400, "NoIdInRequest", "No Credential ID in the request")
+            return error(400, "NoIdInRequest", "No Credential ID in the request")
         entry = self.manager.get(credentials_id)
         if entry is None:
-            return _error(400, "InvalidIdInRequest", "Credentials not found")
+            return error(400, "InvalidIdInRequest", "Credentials not found")
         given = request.headers.get("Authorization", "")
         if not hmac.compare_digest(given.encode(), entry.auth_token.encode()):
-            return _error(
+            return error(
                 401,
                 "AccessDenied",
                 "Authorization header missing or not this task's AWS_CONTAINER_AUTHORIZATION_TOKEN",
@@ -56,10 +56,12 @@ class CredentialsEndpoint:
         try:
             self.manager.credentials(entry)
         except LookupError:
-            return _error(503, "CredentialsUninitialized", "Credentials uninitialized for ID")
+            return error(503, "CredentialsUninitialized", "Credentials uninitialized for ID")
         return web.Response(body=entry.body, content_type="application/json")
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    body = json.dumps({"code": code, "message": PREFIX + message}).encode()
+def error(status: int, code: str, message: str, prefix: str = PREFIX) -> web.Response:
+    """The agent's ``ErrorMessage`` (``{"code", "message"}``); its 4xx/503 messages carry the
+    ``CredentialsV2Request: `` prefix, its 500 does not (endpoints/failures.py)."""
+    body = json.dumps({"code": code, "message": prefix + message}).encode()
     return web.Response(status=status, body=body, content_type="application/json")

@@ -12,11 +12,12 @@ A fault has a target, a kind, a scope (one task, or every task) and a duration:
   IMDS cannot tell which task asks).
 
 ``refuse`` is a TCP refusal (``ECONNREFUSED``, "connect: connection refused") where the endpoint
-has a listener of its own: each task's credentials, metadata and STS listeners
-(:mod:`ecslocal.endpoints.listeners`) stop listening while a ``refuse`` fault covers them, and
-close the connections they had. On the daemon's shared port (host clients, IMDS) a refused
+has a listener of its own: each task's credentials, metadata and STS listeners and the daemon's
+IMDS listener (:mod:`ecslocal.endpoints.listeners`; containers get their URLs in their
+environment) stop listening while a ``refuse`` fault covers them, and close the connections
+they had. On the daemon's shared port (host clients reach every endpoint there too) a refused
 request's connection is closed without an answer instead: a shared port cannot refuse one
-task and accept another.
+endpoint and accept another.
 
 HTTP: ``POST /_ecslocal/v1/faults`` ``{"target", "kind", "durationSeconds"?, "task"?, "delayMs"?}``,
 ``GET /_ecslocal/v1/faults``, ``DELETE /_ecslocal/v1/faults[/{id}]``. CLI: ``ecslocal fault``.
@@ -35,6 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ecslocal.arns import task_id_of
 from ecslocal.clock import Clock
 
 KINDS = {
@@ -184,7 +186,7 @@ def routes(faults: Faults, expire_credentials: Any) -> list[web.RouteDef]:
             if not isinstance(body, dict):
                 raise FaultError("the body must be a JSON object")
             task = body.get("task")
-            task_id = str(task).rsplit("/", 1)[-1] if task else None
+            task_id = task_id_of(str(task)) if task else None
             target, kind = str(body.get("target", "")), str(body.get("kind", ""))
             if target == "credentials" and kind == "expire":
                 if not task_id or not expire_credentials(task_id):

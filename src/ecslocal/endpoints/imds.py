@@ -1,9 +1,11 @@
 """EC2 instance metadata (IMDSv2) for EC2-launch-type tasks and the SDKs' last fallback.
 
-Served on the daemon's port under ``/latest/`` (a sub-app of :mod:`ecslocal.endpoints.app`:
-``imds`` faults are its pipeline's, for every task, and no task's rate limit applies);
-EC2-launch-type containers get ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` pointing there. As on an
-instance that requires IMDSv2:
+Served under ``/latest/`` (a sub-app of :mod:`ecslocal.endpoints.app`: ``imds`` faults are its
+pipeline's, for every task, and no task's rate limit applies) on the daemon's port, for host
+clients, and on a listener of its own (:meth:`Listeners.open_shared`), whose URL EC2-launch-type
+containers get in ``AWS_EC2_METADATA_SERVICE_ENDPOINT``: a ``refuse`` fault stops that one
+listening, a TCP refusal as when an instance's metadata service is down. As on an instance
+that requires IMDSv2:
 
 * ``PUT /latest/api/token`` with ``X-aws-ec2-metadata-token-ttl-seconds`` (1–21600) returns a
   token; a missing or out-of-range TTL is 400;
@@ -20,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -29,16 +30,13 @@ from ecslocal.auth.keys import AccessKey
 from ecslocal.auth.roles import RoleStore, role_name_from_arn
 from ecslocal.clock import Clock
 from ecslocal.endpoints.app import Scope
+from ecslocal.timefmt import iso8601
 
 TOKEN_HEADER = "X-aws-ec2-metadata-token"
 TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 MAX_TOKEN_TTL = 21600
 CREDENTIAL_TTL = 6 * 3600.0
 REFRESH_LEAD = 30 * 60.0
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class InstanceMetadata:
@@ -144,7 +142,7 @@ class InstanceMetadata:
         if path == "iam/info":
             return {
                 "Code": "Success",
-                "LastUpdated": _iso(self.clock.time()),
+                "LastUpdated": iso8601(self.clock.time()),
                 "InstanceProfileArn": self.instance_role_arn.replace(":role/", ":instance-profile/")
                 if self.instance_role_arn
                 else "",
@@ -156,11 +154,11 @@ class InstanceMetadata:
                 return None
             return {
                 "Code": "Success",
-                "LastUpdated": _iso(key.issued_at),
+                "LastUpdated": iso8601(key.issued_at),
                 "Type": "AWS-HMAC",
                 "AccessKeyId": key.access_key_id,
                 "SecretAccessKey": key.secret_access_key,
                 "Token": key.session_token,
-                "Expiration": _iso(key.expiration or 0),
+                "Expiration": iso8601(key.expiration or 0),
             }
         return None

@@ -6,7 +6,10 @@ for Go v2 says ``dial tcp 127.0.0.1:PORT: connect: connection refused``, botocor
 that is accepted and then dropped is another failure (Go: ``EOF``; botocore: "Connection was
 closed before we received a valid response"), with other retry rules. So each task gets a
 listener for its credentials endpoint, its metadata endpoint and STS (the URLs its containers
-are given in their environment), and a ``refuse`` fault that covers one stops it listening.
+are given in their environment), the daemon one for IMDS (one instance metadata service for
+every task, as on an instance: EC2-launch containers get its URL in
+``AWS_EC2_METADATA_SERVICE_ENDPOINT``), and a ``refuse`` fault that covers one stops it
+listening.
 
 Stopping and resuming on the same port: ``shutdown(SHUT_RD)`` on a listening TCP socket makes
 Linux leave the LISTEN state (``inet_shutdown`` → ``tcp_disconnect``: the accept queue is reset
@@ -80,7 +83,9 @@ def bind_explicit(host: str, attempts: int = 20) -> socket.socket:
 class Listener:
     """One listening socket that can stop listening (a refusal) and resume on its port."""
 
-    def __init__(self, target: str, task_id: str, host: str, factory: ProtocolFactory) -> None:
+    def __init__(
+        self, target: str, task_id: str | None, host: str, factory: ProtocolFactory
+    ) -> None:
         self.target = target
         self.task_id = task_id
         self._factory = factory
@@ -164,6 +169,8 @@ class Listeners:
         self._factory: ProtocolFactory | None = None
         #: Task id -> target -> listener.
         self._tasks: dict[str, dict[str, Listener]] = {}
+        #: Target -> the daemon's listener for every task (IMDS).
+        self._shared: dict[str, Listener] = {}
         self._timer: asyncio.TimerHandle | None = None
         faults.watch(self.sync)
 
@@ -185,6 +192,17 @@ class Listeners:
         self.sync()
         return dict(opened)
 
+    def open_shared(self, target: str) -> Listener:
+        """The daemon's one listener for ``target`` (IMDS: one instance metadata service
+        answers every task), covered by the faults that name no task."""
+        if self._factory is None:
+            raise RuntimeError("Listeners.serve() was not called")
+        listener = self._shared.get(target)
+        if listener is None:
+            listener = self._shared[target] = Listener(target, None, self.host, self._factory)
+        self.sync()
+        return listener
+
     def close(self, task_id: str) -> None:
         opened = self._tasks.pop(task_id, None)
         if opened is not None:
@@ -194,6 +212,9 @@ class Listeners:
     def close_all(self) -> None:
         for task_id in list(self._tasks):
             self.close(task_id)
+        for listener in self._shared.values():
+            listener.close()
+        self._shared.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -204,17 +225,19 @@ class Listeners:
     def sync(self) -> None:
         """Refuse on the listeners a ``refuse`` fault covers, listen on the others, and look
         again when the next refuse fault runs out."""
+        every = [*self._shared.values()]
         for opened in self._tasks.values():
-            for listener in opened.values():
-                if self.faults.refusing(listener.target, listener.task_id):
-                    listener.refuse()
-                else:
-                    listener.listen()
+            every += opened.values()
+        for listener in every:
+            if self.faults.refusing(listener.target, listener.task_id):
+                listener.refuse()
+            else:
+                listener.listen()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         until = self.faults.next_expiry("refuse")
-        if until is not None and self._tasks:
+        if until is not None and every:
             # A millisecond past the end, so that the fault has run out when we look.
             delay = self.clock.real_seconds(until - self.clock.time()) + 0.001
             self._timer = asyncio.get_running_loop().call_later(delay, self.sync)

@@ -22,6 +22,7 @@ these paths for host clients.
 
 from __future__ import annotations
 
+from ecslocal.arns import task_id_of
 from ecslocal.clock import Clock
 from ecslocal.endpoints.credentials import CredentialsManager
 from ecslocal.endpoints.listeners import Listeners
@@ -42,7 +43,7 @@ class TaskEndpoints:
     def open(
         self, task_arn: str, role_arn: str | None, ttl: float | None, clock: Clock | None
     ) -> TaskAccess:
-        task_id = task_arn.rsplit("/", 1)[-1]
+        task_id = task_id_of(task_arn)
         targets = ["metadata", "sts", *(["credentials"] if role_arn else [])]
         listeners = self.listeners.open(task_id, targets)
         env = {"AWS_ENDPOINT_URL_STS": listeners["sts"].url}

@@ -146,6 +146,9 @@ class Agent:
         #: STS) and the URL containers reach ecslocal's AWS API (and IMDS) at.
         self.endpoints: TaskEndpoints | None = None
         self.endpoint_url: str | None = None
+        #: Where EC2-launch containers reach IMDS: a listener of its own, which a refuse fault
+        #: closes (endpoints/listeners.py); None: at endpoint_url.
+        self.imds_url: str | None = None
         #: Task metadata endpoint id -> (task id, container name).
         self.metadata_ids: dict[str, tuple[str, str]] = {}
         self.timewarps = TimeWarps()
@@ -264,7 +267,7 @@ class Agent:
         injected, access = self._injected_env(task_arn, overrides, definition, tags, warp)
         if launch_type == "EC2" and self.endpoint_url is not None:
             # EC2-launch tasks can reach the instance's metadata service (Fargate's cannot).
-            injected["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = self.endpoint_url
+            injected["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = self.imds_url or self.endpoint_url
         role_arn = overrides.get("taskRoleArn") or definition.get("taskRoleArn")
         diagnostics: list[str] = []
         containers: list[ContainerRun] = []

@@ -25,8 +25,10 @@ import logging
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
 from typing import Any, ClassVar
+
+from ecslocal.arns import task_id_of
+from ecslocal.timefmt import iso8601_ms
 
 log = logging.getLogger("ecslocal.events")
 
@@ -46,8 +48,7 @@ TASK_LIFECYCLE = (
 
 def iso_timestamp(epoch: float) -> str:
     """An event's timestamps as ECS's events give them: ISO 8601 strings, UTC, milliseconds."""
-    moment = datetime.fromtimestamp(epoch, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return iso8601_ms(epoch)
 
 
 def _camel(name: str) -> str:
@@ -309,7 +310,7 @@ class TaskEvents:
     def publish(self, task: dict[str, Any], now: float) -> None:
         task_arn: str = task["taskArn"]
         common: dict[str, Any] = {
-            "task_id": task_arn.rsplit("/", 1)[-1],
+            "task_id": task_id_of(task_arn),
             "task_arn": task_arn,
             "cluster_arn": task["clusterArn"],
             "version": task["version"],
