@@ -50,6 +50,7 @@ from ecslocal.endpoints.metadata import MetadataEndpoint
 from ecslocal.endpoints.ratelimit import TaskRateLimits
 from ecslocal.endpoints.tasks import TaskEndpoints
 from ecslocal.registry.blobs import BlobStore
+from ecslocal.registry.routes import Registry
 from ecslocal.runtime.agent import Agent
 from ecslocal.runtime.backends.process import ProcessBackend
 from ecslocal.runtime.backends.spool import Spool
@@ -85,6 +86,7 @@ class Daemon:
         self.blobs: BlobStore | None = None
         self.ecr_images: ImageStore | None = None
         self.ecr_tokens: AuthTokens | None = None
+        self.registry: Registry | None = None
         self._lock_fd: int | None = None
 
     @property
@@ -148,7 +150,12 @@ class Daemon:
         router = AwsRouter(services, authenticator, self.faults, config.body_timeout)
         # ecslocal's own API takes signatures of the account's long-term keys only.
         local_auth = LocalAuth(authenticator, config.body_timeout)
+        # The OCI registry (/v2/...): before the container-facing /v2/credentials sub-app.
+        self.registry = Registry(
+            self.ecr_images, self.ecr_tokens, self.blobs, body_timeout=config.body_timeout
+        )
         extra = [
+            *self.registry.routes(),
             *local_auth.protect(fault_routes(self.faults, self.credentials.expire_now)),
             *local_auth.protect(local.routes()),
             *local_auth.protect(EventStream(self.agent.events, self.agent).routes()),
@@ -226,6 +233,8 @@ class Daemon:
         self._lock_fd = fd
 
     async def stop(self) -> None:
+        if self.registry is not None:
+            await self.registry.close()
         if self.retention is not None:
             await self.retention.stop()
         if self.agent is not None:
