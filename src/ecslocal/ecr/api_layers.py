@@ -190,5 +190,5 @@ class LayersMixin:
                 f"The specified layer '{digest}' could not be found in the repository with name"
                 f" '{repo.name}' in registry with id '{repo.account}'",
             )
-        url = f"{self.base_url}/v2/{quote(repo.name)}/blobs/{quote(digest)}"
+        url = f"{self.base_url}/v2/{quote(repo.name)}/blobs/{quote(digest, safe=':')}"
         return {"downloadUrl": url, "layerDigest": digest}
