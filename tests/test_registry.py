@@ -1,102 +1,34 @@
-"""The OCI distribution API v2 on the daemon's port (issue 10 items 3 and 4, registry side).
-
-Driven against a real ``ecslocal serve``: repositories and tokens through boto3's ECR client,
-the wire protocol through plain httpx (the statuses and headers of distribution-spec v1.1.1's
-endpoint table, ECR's challenge and messages from the notes §1.7-§1.9), and real registry
-clients where this machine has them (skopeo, the ``oras`` Python package), skipped with the
-reason when not. The test image is a few bytes built here: a tar layer, a config, a manifest.
+"""The OCI distribution API v2 on the daemon's port (issue 10 items 3 and 4, registry side):
+the wire protocol, through plain httpx against a real ``ecslocal serve`` (repositories and
+tokens through boto3's ECR client) — the statuses and headers of distribution-spec v1.1.1's
+endpoint table, ECR's challenge and messages (notes §1.7-§1.9). Real clients:
+tests/test_registry_clients.py.
 """
 
 from __future__ import annotations
 
-import base64
-import gzip
-import hashlib
-import io
 import json
-import shutil
-import subprocess
-import tarfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import Server
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-ACCOUNT = "000000000000"
-
-
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-@dataclass(frozen=True)
-class BuiltImage:
-    layer: bytes
-    config: bytes
-    manifest: bytes
-
-    @property
-    def blobs(self) -> dict[str, bytes]:
-        return {sha(self.layer): self.layer, sha(self.config): self.config}
-
-    @property
-    def digest(self) -> str:
-        return sha(self.manifest)
-
-    def write_layout(self, path: Path, tag: str) -> None:
-        """An OCI image layout (image-spec image-layout.md), for skopeo's ``oci:`` transport."""
-        (path / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
-        for data in (self.layer, self.config, self.manifest):
-            (path / "blobs" / "sha256" / sha(data).split(":")[1]).write_bytes(data)
-        (path / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-        entry = {
-            "mediaType": OCI_MANIFEST,
-            "digest": self.digest,
-            "size": len(self.manifest),
-            "annotations": {"org.opencontainers.image.ref.name": tag},
-        }
-        (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
-
-
-def make_image(text: str, **manifest_fields: Any) -> BuiltImage:
-    """One gzipped tar layer holding ``hello.txt``, reproducibly (mtime 0)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        data = text.encode()
-        info = tarfile.TarInfo("hello.txt")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    layer = gzip.compress(buf.getvalue(), mtime=0)
-    diff_id = sha(buf.getvalue())
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        }
-    ).encode()
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": sha(config), "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER, "digest": sha(layer), "size": len(layer)}],
-            **manifest_fields,
-        }
-    ).encode()
-    return BuiltImage(layer, config, manifest)
+from tests.registry_helpers import (
+    ACCOUNT,
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    OCI_INDEX,
+    OCI_MANIFEST,
+    errors,
+    make_image,
+    new_repo,
+    push_blob,
+    push_image,
+    sha,
+    token_password,
+)
 
 
 @pytest.fixture(scope="module")
@@ -113,47 +45,13 @@ def ecr(registry_server: Server) -> Any:
 
 @pytest.fixture(scope="module")
 def password(ecr: Any) -> str:
-    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
-    user, password = base64.b64decode(token).decode().split(":")
-    assert user == "AWS"
-    return password
+    return token_password(ecr)
 
 
 @pytest.fixture
 def http(registry_server: Server, password: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=registry_server.url, auth=("AWS", password), timeout=30) as c:
         yield c
-
-
-def new_repo(ecr: Any, name: str, **params: Any) -> str:
-    ecr.create_repository(repositoryName=name, **params)
-    return name
-
-
-def errors(response: httpx.Response) -> list[str]:
-    return [e["code"] for e in response.json()["errors"]]
-
-
-def push_blob(http: httpx.Client, repo: str, data: bytes) -> httpx.Response:
-    """The monolithic POST-then-PUT upload [distribution-spec "Pushing a blob monolithically"]."""
-    started = http.post(f"/v2/{repo}/blobs/uploads/")
-    assert started.status_code == 202, started.text
-    return http.put(
-        started.headers["Location"],
-        params={"digest": sha(data)},
-        content=data,
-        headers={"Content-Type": "application/octet-stream"},
-    )
-
-
-def push_image(http: httpx.Client, repo: str, image: BuiltImage, tag: str) -> httpx.Response:
-    for data in image.blobs.values():
-        assert push_blob(http, repo, data).status_code == 201
-    return http.put(
-        f"/v2/{repo}/manifests/{tag}",
-        content=image.manifest,
-        headers={"Content-Type": OCI_MANIFEST},
-    )
 
 
 # -- auth (notes §1.8) ------------------------------------------------------------------------
@@ -349,41 +247,6 @@ def test_cross_repository_mount(http: httpx.Client, ecr: Any) -> None:
             f"/v2/{target}/blobs/uploads/", params={"mount": missing, "from": source_name}
         )
         assert r.status_code == 202 and "Docker-Upload-UUID" in r.headers
-
-
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):  # the peak: a buffered body shows even if freed after
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM")
-
-
-def test_blobs_stream_to_and_from_disk(
-    registry_server: Server, http: httpx.Client, ecr: Any
-) -> None:
-    """96 MiB through one chunked PATCH and one GET: the daemon's peak RSS grows by far less
-    than the blob (it would by all of it if a body were read whole)."""
-    repo = new_repo(ecr, "big")
-    assert registry_server.proc is not None
-    pid = registry_server.proc.pid
-    chunk = hashlib.sha256(b"seed").digest() * (1 << 15)  # 1 MiB
-    count = 96
-    digest = hashlib.sha256()
-    for _ in range(count):
-        digest.update(chunk)
-    before = _rss_kib(pid)
-    location = http.post(f"/v2/{repo}/blobs/uploads/").headers["Location"]
-    r = http.patch(location, content=(chunk for _ in range(count)))
-    assert r.status_code == 202 and r.headers["Range"] == f"0-{count * len(chunk) - 1}"
-    r = http.put(r.headers["Location"], params={"digest": "sha256:" + digest.hexdigest()})
-    assert r.status_code == 201, r.text
-    pulled = hashlib.sha256()
-    with http.stream("GET", f"/v2/{repo}/blobs/sha256:{digest.hexdigest()}") as r:
-        for part in r.iter_bytes():
-            pulled.update(part)
-    assert pulled.hexdigest() == digest.hexdigest()
-    grown_mib = (_rss_kib(pid) - before) / 1024
-    assert grown_mib < 32, f"peak RSS grew {grown_mib:.0f} MiB for a 96 MiB blob"
 
 
 # -- manifests ------------------------------------------------------------------------------
@@ -605,130 +468,3 @@ def test_names_with_slashes_and_the_credentials_prefix(http: httpx.Client, ecr: 
         assert http.get(f"/v2/{name}/tags/list").json() == {"name": name, "tags": ["v1"]}
     r = http.get("/v2/credentials/no-such-id")
     assert r.status_code == 400 and r.json()["code"] == "InvalidIdInRequest"
-
-
-# -- real clients ---------------------------------------------------------------------------
-
-
-def _skopeo() -> str:
-    path = shutil.which("skopeo")
-    if path is None:
-        pytest.skip("skopeo is not installed (apt-get install skopeo)")
-    return path
-
-
-def test_skopeo_push_pull_mount_and_immutable(
-    registry_server: Server, ecr: Any, password: str, tmp_path: Path
-) -> None:
-    skopeo = _skopeo()
-    new_repo(ecr, "skopeo/src")
-    new_repo(ecr, "skopeo/dst")
-    new_repo(ecr, "skopeo/frozen", imageTagMutability="IMMUTABLE")
-    host = f"127.0.0.1:{registry_server.port}"
-    creds = f"AWS:{password}"
-    image = make_image("skopeo")
-    image.write_layout(tmp_path / "layout", "v1")
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([skopeo, *args], capture_output=True, text=True, timeout=120)
-
-    push = ["copy", "--dest-tls-verify=false", "--dest-creds", creds]
-    pull = ["--src-tls-verify=false", "--src-creds", creds]
-    r = run(*push, f"oci:{tmp_path / 'layout'}:v1", f"docker://{host}/skopeo/src:v1")
-    assert r.returncode == 0, r.stderr
-    # registry to registry: skopeo mounts the blobs across repositories
-    r = run("--debug", "copy", *pull, "--dest-tls-verify=false", "--dest-creds", creds,
-            f"docker://{host}/skopeo/src:v1", f"docker://{host}/skopeo/dst:v1")  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    assert "mount OK" in r.stderr
-    r = run(
-        "copy", *pull, f"docker://{host}/skopeo/dst@{image.digest}", f"oci:{tmp_path / 'out'}:x"
-    )
-    assert r.returncode == 0, r.stderr
-    assert (
-        tmp_path / "out" / "blobs" / "sha256" / sha(image.layer).split(":")[1]
-    ).read_bytes() == (image.layer)
-    r = run("list-tags", "--tls-verify=false", "--creds", creds, f"docker://{host}/skopeo/dst")
-    assert json.loads(r.stdout)["Tags"] == ["v1"]
-    # the immutable refusal as skopeo shows it
-    other = make_image("other")
-    other.write_layout(tmp_path / "other", "v1")
-    r = run(*push, f"oci:{tmp_path / 'layout'}:v1", f"docker://{host}/skopeo/frozen:v1")
-    assert r.returncode == 0, r.stderr
-    r = run(*push, f"oci:{tmp_path / 'other'}:v1", f"docker://{host}/skopeo/frozen:v1")
-    assert r.returncode != 0
-    assert (
-        "tag invalid: The image tag 'v1' already exists in the 'skopeo/frozen' repository"
-        in r.stderr
-    )
-    # without credentials: the challenge, seen as such
-    r = run("inspect", "--tls-verify=false", "--no-creds", f"docker://{host}/skopeo/src:v1")
-    assert r.returncode != 0 and "unauthorized" in r.stderr.lower()
-
-
-def test_oras_push_pull_artifact(
-    registry_server: Server, ecr: Any, password: str, tmp_path: Path, monkeypatch: Any
-) -> None:
-    oras_client = pytest.importorskip("oras.client", reason="the oras package is not installed")
-    new_repo(ecr, "oras/artifacts")
-    host = f"127.0.0.1:{registry_server.port}"
-    # ECR has no token server: oras-py's basic backend sends the Basic credential each time
-    client = oras_client.OrasClient(hostname=host, insecure=True, auth_backend="basic")
-    client.login(username="AWS", password=password, hostname=host)
-    monkeypatch.chdir(tmp_path)  # oras-py pushes files under the working directory only
-    Path("notes.txt").write_text("an artifact\n")
-    r = client.push(target=f"{host}/oras/artifacts:notes", files=["notes.txt"])
-    assert r.status_code == 201
-    out = tmp_path / "out"
-    pulled = client.pull(target=f"{host}/oras/artifacts:notes", outdir=str(out))
-    assert [Path(p).read_text() for p in pulled] == ["an artifact\n"]
-    assert client.get_tags(f"{host}/oras/artifacts") == ["notes"]
-
-
-# -- restart and garbage collection ---------------------------------------------------------
-
-
-def test_upload_survives_restart_and_gc_collects_deleted_images(tmp_path: Path) -> None:
-    from ecslocal.ecr.store import ImageStore
-    from ecslocal.registry.blobs import BlobStore
-    from ecslocal.storage.db import Database
-
-    server = Server(tmp_path / "data", default_cluster=False).start()
-    try:
-        ecr = server.client("ecr")
-        token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
-        auth = ("AWS", base64.b64decode(token).decode().split(":")[1])
-        new_repo(ecr, "gc")
-        kept, dropped = make_image("kept"), make_image("dropped")
-        with httpx.Client(base_url=server.url, auth=auth, timeout=30) as http:
-            push_image(http, "gc", kept, "kept")
-            push_image(http, "gc", dropped, "dropped")
-            assert http.delete(f"/v2/gc/manifests/{dropped.digest}").status_code == 202
-            location = http.post("/v2/gc/blobs/uploads/").headers["Location"]
-            assert http.patch(location, content=b"first half ").status_code == 202
-        server.stop()
-        server.start()
-        with httpx.Client(base_url=server.url, auth=auth, timeout=30) as http:
-            # the session and its bytes survived; the token too
-            assert http.get(location).headers["Range"] == "0-10"
-            data = b"first half second half"
-            r = http.put(location, params={"digest": sha(data)}, content=b"second half")
-            assert r.status_code == 201, r.text
-            assert http.get(f"/v2/gc/blobs/{sha(data)}").content == data
-    finally:
-        server.stop()
-    # Collection a week on (the daemon's grace periods spare fresh uploads): what only the
-    # deleted image used goes, what a live image references stays.
-    root = tmp_path / "data" / "registry"
-    later = time.time() + 8 * 24 * 3600
-    db = Database(tmp_path / "data" / "state.db")
-    try:
-        blobs = BlobStore(root)
-        images = ImageStore(db, blobs, now=lambda: later)
-        before = {p.name for p in (root / "blobs" / "sha256").rglob("*") if p.is_file()}
-        assert {sha(b).split(":")[1] for b in (dropped.layer, dropped.config)} <= before
-        blobs.collect(images.live_blobs(), now=later)
-        after = {p.name for p in (root / "blobs" / "sha256").rglob("*") if p.is_file()}
-        assert after == {sha(b).split(":")[1] for b in (kept.layer, kept.config)}
-    finally:
-        db.close()
