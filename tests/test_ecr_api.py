@@ -369,3 +369,63 @@ def test_repositories_images_and_tags_survive_a_restart(fresh_server: Server) ->
     got = ecr.batch_get_image(repositoryName=name, imageIds=[{"imageTag": "v1"}])["images"]
     assert got[0]["imageManifest"] == manifest
     assert got[0]["imageId"]["imageDigest"] == image_digest
+
+
+# -- one store behind the API and the registry ---------------------------------------------------
+
+
+def registry_get(url: str, token: str | None) -> tuple[int, bytes]:
+    """GET ``url`` with ``Authorization: Basic <authorizationToken>`` (notes §1.8: the token
+    is the Basic credential, verbatim)."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url)
+    if token is not None:
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def test_download_url_serves_the_layer_with_the_token(server: Server, ecr: Any) -> None:
+    """GetDownloadUrlForLayer's URL is this daemon's registry blob route; it answers with the
+    layer's bytes to a GetAuthorizationToken token, with ECR's 401 to none."""
+    name = repo_name()
+    ecr.create_repository(repositoryName=name)
+    push(ecr, name, "v1", seed="download")
+    layer = b"layer bytes download"
+    url = ecr.get_download_url_for_layer(repositoryName=name, layerDigest=digest(layer))
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    assert registry_get(url["downloadUrl"], token) == (200, layer)
+    assert registry_get(url["downloadUrl"], None)[0] == 401
+
+
+def test_registry_pull_of_an_api_push_is_a_recorded_pull(server: Server, ecr: Any) -> None:
+    """A manifest PutImage stored is what the registry serves by tag and digest, and the
+    registry's pull sets DescribeImages' lastRecordedPullTime."""
+    name = repo_name()
+    ecr.create_repository(repositoryName=name)
+    manifest, image_digest = push(ecr, name, "v1", seed="pull")
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    for ref in ("v1", image_digest):
+        status, body = registry_get(f"{server.url}/v2/{name}/manifests/{ref}", token)
+        assert (status, body) == (200, manifest.encode())
+    (detail,) = ecr.describe_images(repositoryName=name)["imageDetails"]
+    assert detail["lastRecordedPullTime"] >= detail["imagePushedAt"]
+
+
+def test_authorization_token_survives_a_restart(fresh_server: Server) -> None:
+    """Tokens live in state.db (only their SHA-256): a token issued before a restart still
+    opens the registry after it; a made-up one does not."""
+    fresh_server.start()
+    token = fresh_server.client("ecr").get_authorization_token()["authorizationData"][0][
+        "authorizationToken"
+    ]
+    fresh_server.stop()
+    fresh_server.start()
+    assert registry_get(f"{fresh_server.url}/v2/", token)[0] == 200
+    forged = base64.b64encode(b"AWS:not-a-token").decode()
+    assert registry_get(f"{fresh_server.url}/v2/", forged)[0] in (401, 403)
