@@ -429,3 +429,51 @@ def test_authorization_token_survives_a_restart(fresh_server: Server) -> None:
     assert registry_get(f"{fresh_server.url}/v2/", token)[0] == 200
     forged = base64.b64encode(b"AWS:not-a-token").decode()
     assert registry_get(f"{fresh_server.url}/v2/", forged)[0] in (401, 403)
+
+
+# -- names -------------------------------------------------------------------------------------
+
+
+def test_service_metadata_is_botocores() -> None:
+    """The daemon routes by the declared target prefix and signing name: both as botocore's
+    model has them (metadata targetPrefix, signingName)."""
+    from botocore.session import get_session
+
+    from ecslocal.config import Config
+    from ecslocal.ecr.api import EcrApi
+
+    model = get_session().get_service_model("ecr")
+    service = EcrApi(Config(), None, None, None).service()  # type: ignore[arg-type]
+    assert service.target_prefix == model.metadata["targetPrefix"]
+    assert service.signing_name == model.metadata["signingName"]
+    assert set(service.handlers) <= set(model.operation_names)
+
+
+def test_parse_image_reference() -> None:
+    """issue 10 item 5: an ECR host of any account, or <registry-host>:<port>, names a local
+    repository; no tag and no digest means latest; other registries are not local."""
+    from ecslocal.ecr.names import ImageReference, parse_image_reference
+
+    hosts = ("localhost:4600",)
+    sha = "sha256:" + "a" * 64
+    assert parse_image_reference(
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app:v1", hosts
+    ) == ImageReference("team/app", "v1", None, "123456789012", "eu-west-1")
+    assert parse_image_reference("localhost:4600/app", hosts) == ImageReference(
+        "app", "latest", None
+    )
+    assert parse_image_reference(f"localhost:4600/app@{sha}", hosts) == ImageReference(
+        "app", None, sha
+    )
+    assert parse_image_reference(f"localhost:4600/app:v2@{sha}", hosts) == ImageReference(
+        "app", "v2", sha
+    )
+    for other in (
+        "nginx:latest",
+        "docker.io/library/nginx",
+        "localhost:9999/app",
+        "public.ecr.aws/nginx/nginx:1",
+        "localhost:4600/Bad_Name",
+        "localhost:4600/app:bad tag",
+    ):
+        assert parse_image_reference(other, hosts) is None, other

@@ -174,6 +174,12 @@ def test_index_needs_its_images_and_is_as_big_as_the_biggest(ecr: Any) -> None:
     result = ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageDigest": big_digest}])
     assert result["imageIds"] == []
     assert result["failures"][0]["failureCode"] == "ImageReferencedByManifestList"
+    ecr.put_image(repositoryName=repo, imageManifest=small, imageTag="only")
+    result = ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageTag": "only"}])
+    assert result["failures"][0]["failureCode"] == "ImageReferencedByManifestList"
+    ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageTag": "multi"}])
+    result = ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageDigest": big_digest}])
+    assert result == {**result, "imageIds": [{"imageDigest": big_digest}], "failures": []}
 
 
 def test_batch_get_image_failures(ecr: Any) -> None:
@@ -473,3 +479,7 @@ def test_layer_availability_and_download_url(server: Server, ecr: Any) -> None:
     with pytest.raises(ClientError) as exc:
         ecr.get_download_url_for_layer(repositoryName=repo, layerDigest=digest(b"absent"))
     assert error(exc)[0] == "LayersNotFoundException"
+    ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageTag": "v1"}])
+    with pytest.raises(ClientError) as exc:  # its image is gone: the layer is in none now
+        ecr.get_download_url_for_layer(repositoryName=repo, layerDigest=layer_digest)
+    assert error(exc)[0] == "LayerInaccessibleException"

@@ -156,6 +156,9 @@ class ImagesMixin:
                     failures.append(_failure(image_id, NOT_FOUND))
                 elif digest is not None and named.digest != digest:
                     failures.append(_failure(image_id, TAG_MISMATCH))
+                elif named.tags == (tag,) and self.images.parents(repo, named.digest):
+                    # Its last tag would take the image, which an index still lists.
+                    failures.append(_failure(image_id, self._referenced(repo, named.digest)))
                 else:
                     self.images.untag(repo, tag)
                     deleted.append({"imageDigest": named.digest, "imageTag": tag})
@@ -164,17 +167,8 @@ class ImagesMixin:
             if image is None:
                 failures.append(_failure(image_id, NOT_FOUND))
                 continue
-            parents = self.images.parents(repo, image.digest)
-            if parents:
-                failures.append(
-                    _failure(
-                        image_id,
-                        (
-                            "ImageReferencedByManifestList",
-                            f"Requested image referenced by manifest list: {parents}",
-                        ),
-                    )
-                )
+            if self.images.parents(repo, image.digest):
+                failures.append(_failure(image_id, self._referenced(repo, image.digest)))
                 continue
             self.images.delete_image(repo, image.digest)
             if image.tags:
@@ -182,6 +176,14 @@ class ImagesMixin:
             else:
                 deleted.append({"imageDigest": image.digest})
         return {"imageIds": deleted, "failures": failures}
+
+    def _referenced(self, repo: Repository, digest: str) -> tuple[str, str]:
+        """ImageFailureCode ImageReferencedByManifestList (the reason is ecslocal's)."""
+        parents = self.images.parents(repo, digest)
+        return (
+            "ImageReferencedByManifestList",
+            f"Requested image referenced by manifest list: {parents}",
+        )
 
     @staticmethod
     def _status_filter(p: dict[str, Any]) -> tuple[str, bool]:

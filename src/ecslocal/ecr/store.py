@@ -423,12 +423,14 @@ class ImageStore:
     def delete_image(self, repo: Repository, digest: str) -> None:
         key = self._key(repo)
         with self.db.transaction():
-            self.db.execute(
-                f"DELETE FROM ecr_tags WHERE {self._WHERE} AND digest = ?", (*key, digest)
-            )
-            self.db.execute(
-                f"DELETE FROM ecr_images WHERE {self._WHERE} AND digest = ?", (*key, digest)
-            )
+            for table, column in (
+                ("ecr_tags", "digest"),
+                ("ecr_image_refs", "image"),
+                ("ecr_images", "digest"),
+            ):
+                self.db.execute(
+                    f"DELETE FROM {table} WHERE {self._WHERE} AND {column} = ?", (*key, digest)
+                )
 
     def untag(self, repo: Repository, tag: str) -> str | None:
         """Remove ``tag``; the image it named goes too when that was its last tag
