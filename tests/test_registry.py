@@ -325,6 +325,10 @@ def test_manifest_with_unknown_blob_and_bad_manifests(http: httpx.Client, ecr: A
         f"/v2/{repo}/manifests/v1", content=b"{not json", headers={"Content-Type": OCI_MANIFEST}
     )
     assert r.status_code == 400 and errors(r) == ["MANIFEST_INVALID"]
+    # over ECR's 4 MiB ImageManifest limit: 413 [distribution-spec end-7]
+    big = b'{"pad":"' + b"x" * (4 * 1024 * 1024) + b'"}'
+    r = http.put(f"/v2/{repo}/manifests/big", content=big, headers={"Content-Type": OCI_MANIFEST})
+    assert r.status_code == 413 and errors(r) == ["MANIFEST_INVALID"]
     for data in image.blobs.values():
         push_blob(http, repo, data)
     # PUT by a digest that is not the manifest's

@@ -47,17 +47,22 @@ async def body_chunks(request: web.Request, idle_timeout: float) -> AsyncIterato
 
 
 async def read_bounded(request: web.Request, limit: int, idle_timeout: float) -> bytes | None:
-    """The whole body if it is at most ``limit`` bytes, else None (for manifests only)."""
-    if request.content_length is not None and request.content_length > limit:
+    """The whole body if it is at most ``limit`` bytes, else None (for manifests only).
+
+    A body somewhat over the limit is read to its end and dropped, so that the client, still
+    sending, reads the 413 instead of a reset connection; past ``4 * limit`` the connection
+    is closed after the answer (aiohttp does so for an unread body)."""
+    if request.content_length is not None and request.content_length > 4 * limit:
         return None
     parts: list[bytes] = []
     size = 0
     async for chunk in body_chunks(request, idle_timeout):
         size += len(chunk)
-        if size > limit:
+        if size > 4 * limit:
             return None
-        parts.append(chunk)
-    return b"".join(parts)
+        if size <= limit:
+            parts.append(chunk)
+    return b"".join(parts) if size <= limit else None
 
 
 def drop(request: web.Request) -> None:

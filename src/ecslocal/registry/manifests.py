@@ -156,9 +156,11 @@ class ManifestEndpoints:
         return web.Response(status=201, headers=headers)
 
     def _delete(self, ctx: Context, ref: str) -> web.Response:
-        """By digest: the image and its tags (BatchDeleteImage by digest). By tag: 405
-        ``UNSUPPORTED``, the spec's answer for a registry without tag deletion (ECR deletes a
-        tag with BatchDeleteImage only)."""
+        """By digest: the image and its tags, as BatchDeleteImage by digest (ECR added the
+        registry's manifest DELETE later: aws/containers-roadmap#1229, "Shipped"; before, it
+        answered 404). By tag: 405 ``UNSUPPORTED``, the spec's answer for a registry without
+        tag deletion: no source says ECR deletes tags over the registry API, and
+        BatchDeleteImage by tag does."""
         if not _is_digest(ref):
             raise RegistryError("UNSUPPORTED", detail="delete a tag with BatchDeleteImage")
         digest = checked_digest(ref)
