@@ -9,7 +9,7 @@ upload, manifest, tags-list or referrers endpoint answers.
 Garbage collection (:class:`Collector`): blobs no image references (``ImageStore.live_blobs``)
 and stale upload sessions go a few seconds after a manifest DELETE here or
 :meth:`Registry.collect_soon` (the ECR API's BatchDeleteImage and DeleteRepository call it),
-and every :data:`GC_INTERVAL` seconds in any case.
+and every :data:`GC_INTERVAL` seconds from the daemon's start in any case.
 """
 
 from __future__ import annotations
@@ -114,7 +114,12 @@ class Registry:
         self.manifest_endpoints = ManifestEndpoints(images, body_timeout, self.collect_soon)
 
     def routes(self) -> list[web.RouteDef]:
-        """To be registered before the container-facing sub-apps (see paths.route_patterns)."""
+        """To be registered before the container-facing sub-apps (see paths.route_patterns).
+        Called in the daemon's event loop, it starts the periodic collection too (else the
+        first registry request does)."""
+        with contextlib.suppress(RuntimeError):  # no running loop: started on first request
+            asyncio.get_running_loop()
+            self.collector.ensure_running()
         return [web.route("*", pattern, self.handle) for pattern in paths.route_patterns()]
 
     def collect_soon(self) -> None:
