@@ -477,3 +477,13 @@ def test_parse_image_reference() -> None:
         "localhost:4600/app:bad tag",
     ):
         assert parse_image_reference(other, hosts) is None, other
+
+
+def test_an_operation_not_served_is_unknown(ecr: Any) -> None:
+    """docs/ecr.md: ECR operations beyond the served ones answer UnknownOperationException."""
+    with pytest.raises(ClientError) as exc:
+        ecr.get_lifecycle_policy(repositoryName="any/repo")
+    assert error(exc) == (
+        "UnknownOperationException",
+        "Operation GetLifecyclePolicy is not supported.",
+    )
