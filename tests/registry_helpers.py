@@ -21,6 +21,8 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 ACCOUNT = "000000000000"
 
 
@@ -57,8 +59,9 @@ class BuiltImage:
         (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [entry]}))
 
 
-def make_image(text: str, **manifest_fields: Any) -> BuiltImage:
-    """One gzipped tar layer holding ``hello.txt``, reproducibly (mtime 0)."""
+def make_image(text: str, docker: bool = False, **manifest_fields: Any) -> BuiltImage:
+    """One gzipped tar layer holding ``hello.txt``, reproducibly (mtime 0); an OCI manifest,
+    or with ``docker`` a Docker image manifest v2 schema 2 (Docker's media types)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         data = text.encode()
@@ -77,9 +80,19 @@ def make_image(text: str, **manifest_fields: Any) -> BuiltImage:
     manifest = json.dumps(
         {
             "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": sha(config), "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER, "digest": sha(layer), "size": len(layer)}],
+            "mediaType": DOCKER_MANIFEST if docker else OCI_MANIFEST,
+            "config": {
+                "mediaType": DOCKER_CONFIG if docker else OCI_CONFIG,
+                "digest": sha(config),
+                "size": len(config),
+            },
+            "layers": [
+                {
+                    "mediaType": DOCKER_LAYER if docker else OCI_LAYER,
+                    "digest": sha(layer),
+                    "size": len(layer),
+                }
+            ],
             **manifest_fields,
         }
     ).encode()

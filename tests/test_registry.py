@@ -314,6 +314,42 @@ def test_index_served_as_its_platform_manifest_to_a_client_without_indexes(
     assert r.headers["Docker-Content-Digest"] == image.digest
 
 
+def test_docker_schema2_manifest_and_list(http: httpx.Client, ecr: Any) -> None:
+    """Docker's media types as docker pushes them: a manifest list to a client that takes
+    only image manifests is its linux/amd64 image; an OCI-only client gets no Docker type."""
+    repo = new_repo(ecr, "docker/style")
+    image = make_image("docker", docker=True)
+    for data in image.blobs.values():
+        push_blob(http, repo, data)
+    r = http.put(
+        f"/v2/{repo}/manifests/v1",
+        content=image.manifest,
+        headers={"Content-Type": DOCKER_MANIFEST},
+    )
+    assert r.status_code == 201, r.text
+    entry = {
+        "mediaType": DOCKER_MANIFEST,
+        "digest": image.digest,
+        "size": len(image.manifest),
+        "platform": {"architecture": "amd64", "os": "linux"},
+    }
+    listed = json.dumps({"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": [entry]})
+    r = http.put(
+        f"/v2/{repo}/manifests/multi", content=listed, headers={"Content-Type": DOCKER_LIST}
+    )
+    assert r.status_code == 201, r.text
+    docker_accept = [("Accept", DOCKER_MANIFEST), ("Accept", DOCKER_LIST)]
+    r = http.get(f"/v2/{repo}/manifests/multi", headers=docker_accept)
+    assert r.headers["Content-Type"] == DOCKER_LIST and r.content == listed.encode()
+    r = http.get(f"/v2/{repo}/manifests/multi", headers={"Accept": DOCKER_MANIFEST})
+    assert r.status_code == 200 and r.headers["Content-Type"] == DOCKER_MANIFEST
+    assert r.headers["Docker-Content-Digest"] == image.digest
+    r = http.get(f"/v2/{repo}/manifests/v1", headers={"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"})
+    assert r.status_code == 404 and errors(r) == ["MANIFEST_UNKNOWN"]
+    detail = ecr.describe_images(repositoryName=repo, imageIds=[{"imageTag": "v1"}])
+    assert detail["imageDetails"][0]["imageManifestMediaType"] == DOCKER_MANIFEST
+
+
 def test_manifest_with_unknown_blob_and_bad_manifests(http: httpx.Client, ecr: Any) -> None:
     repo = new_repo(ecr, "unknown-blobs")
     image = make_image("never uploaded")
