@@ -487,3 +487,44 @@ def test_an_operation_not_served_is_unknown(ecr: Any) -> None:
         "UnknownOperationException",
         "Operation GetLifecyclePolicy is not supported.",
     )
+
+
+def test_registry_host_names_the_uri_and_proxy_endpoint(tmp_path: Any) -> None:
+    """`serve --registry-host` (Config.registry_host): repositoryUri and proxyEndpoint name
+    it, with the daemon's port."""
+    server = Server(tmp_path / "data", "--registry-host", "000000000000.dkr.ecr.local")
+    try:
+        ecr = server.start().client("ecr")
+        repo = ecr.create_repository(repositoryName="named/app")["repository"]
+        host = f"000000000000.dkr.ecr.local:{server.port}"
+        assert repo["repositoryUri"] == f"{host}/named/app"
+        data = ecr.get_authorization_token()["authorizationData"][0]
+        assert data["proxyEndpoint"] == f"http://{host}"
+    finally:
+        server.stop()
+
+
+def test_a_20_mib_layer_part_fits_in_one_request(ecr: Any) -> None:
+    """LayerPartBlob max 20,971,520 bytes: base64 in JSON that is ~28 MB, beyond the 16 MiB
+    body limit of the other services; one byte more is the model's ValidationException."""
+    name = repo_name()
+    ecr.create_repository(repositoryName=name)
+    blob = bytes(range(256)) * (20_971_520 // 256)
+    upload_id = ecr.initiate_layer_upload(repositoryName=name)["uploadId"]
+    part = ecr.upload_layer_part(
+        repositoryName=name,
+        uploadId=upload_id,
+        partFirstByte=0,
+        partLastByte=len(blob) - 1,
+        layerPartBlob=blob,
+    )
+    assert part["lastByteReceived"] == len(blob) - 1
+    with pytest.raises(ClientError) as exc:
+        server_ecr_unvalidated(ecr).upload_layer_part(
+            repositoryName=name,
+            uploadId=upload_id,
+            partFirstByte=len(blob),
+            partLastByte=len(blob),
+            layerPartBlob=b"x" * (20_971_520 + 1),
+        )
+    assert error(exc)[0] == "ValidationException"

@@ -52,11 +52,21 @@ class EcrService(Service):
         blob = params.get("layerPartBlob")
         if op.name == "UploadLayerPart" and isinstance(blob, str):
             try:
-                params["layerPartBlob"] = base64.b64decode(blob, validate=True)
+                data = params["layerPartBlob"] = base64.b64decode(blob, validate=True)
             except binascii.Error:
                 raise AwsError(
                     "SerializationException", "Expected base64 data at 'layerPartBlob'"
                 ) from None
+            # The shared validator checks no blob lengths; this one is the model's.
+            limit = op.input_shape.members["layerPartBlob"].metadata["max"]
+            if len(data) > limit:
+                code, status = self.validation_error
+                raise AwsError(
+                    code,
+                    "1 validation error detected: Value at 'layerPartBlob' failed to satisfy"
+                    f" constraint: Member must have length less than or equal to {limit}",
+                    status,
+                )
         super().check_input(op, params)
 
 
