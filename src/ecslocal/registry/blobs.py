@@ -253,11 +253,13 @@ class BlobStore:
             os.fsync(f.fileno())
         with self._lock:
             target.parent.mkdir(exist_ok=True, mode=0o700)
-            if target.exists():
-                os.utime(target)  # a re-push: the grace period starts again
-            else:
+            if not target.exists():
                 os.rename(path, target)
                 _fsync_dir(target.parent)
+            # The grace period starts now, not at the session's last write (a session idle
+            # for an hour before its PUT), nor at the first push of a blob pushed again: the
+            # caller links the blob to its repository only after this returns.
+            os.utime(target)
         self.abort(upload_id)
         return size
 
