@@ -245,7 +245,11 @@ def test_delete_repository_needs_force_when_it_has_images(ecr: Any) -> None:
     push(ecr, name, "v1")
     with pytest.raises(ClientError) as exc:
         ecr.delete_repository(repositoryName=name)
-    assert error(exc)[0] == "RepositoryNotEmptyException"
+    assert error(exc) == (  # the live message, as terraform and CloudFormation logs quote it
+        "RepositoryNotEmptyException",
+        f"The repository with name '{name}' in registry with id '000000000000' cannot be"
+        " deleted because it still contains images",
+    )
     deleted = ecr.delete_repository(repositoryName=name, force=True)["repository"]
     assert deleted["repositoryName"] == name
     with pytest.raises(ClientError) as exc:

@@ -116,8 +116,12 @@ def test_put_image_errors(ecr: Any) -> None:
     repo = new_repo(ecr)
     with pytest.raises(ClientError) as exc:
         ecr.put_image(repositoryName=repo, imageManifest=image_manifest(b"{}", b"never sent"))
-    assert error(exc)[0] == "LayersNotFoundException"
-    assert digest(b"never sent") in error(exc)[1]
+    assert error(exc) == (
+        "LayersNotFoundException",
+        f"Layers with digests '[{digest(b'{}')}, {digest(b'never sent')}]' required for pushing"
+        f" image into repository with name '{repo}' in registry with id '000000000000' do not"
+        " exist",
+    )
     manifest, image_digest = push(ecr, repo, "v1")
     with pytest.raises(ClientError) as exc:
         ecr.put_image(

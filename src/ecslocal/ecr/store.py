@@ -126,6 +126,16 @@ def tag_already_exists(tag: str, repository: str) -> AwsError:
     )
 
 
+def _not_there(what: str, digests: list[str], repo: Repository) -> str:
+    """ECR's wording for blobs or manifests a pushed manifest names but the repository lacks
+    ("Images with digests [...] required for pushing image into repository [...] do not
+    exist", as a build log quotes the registry's answer; the Layers form by analogy)."""
+    return (
+        f"{what} with digests '[{', '.join(digests)}]' required for pushing image into"
+        f" repository with name '{repo.name}' in registry with id '{repo.account}' do not exist"
+    )
+
+
 class ImageStore:
     def __init__(
         self,
@@ -345,25 +355,17 @@ class ImageStore:
             )
         missing = self._missing_blobs(repo, parsed)
         if missing:
-            raise AwsError(
-                "LayersNotFoundException",
-                f"Layers with digests {json.dumps(missing)} required for pushing image into"
-                f" repository with name '{repo.name}' in registry with id '{repo.account}' do"
-                " not exist",
-            )
+            raise AwsError("LayersNotFoundException", _not_there("Layers", missing, repo))
         key = self._key(repo)
         size = parsed.image_size
         if parsed.is_index:
-            sizes = []
-            for child in parsed.manifests:
-                found = self.image(repo, digest=child.digest)
-                if found is None:
-                    raise AwsError(
-                        "ReferencedImagesNotFoundException",
-                        "The manifest list is referencing an image that does not exist.",
-                    )
-                sizes.append(found.size)
-            size = max(sizes, default=0)
+            children = {c.digest: self.image(repo, digest=c.digest) for c in parsed.manifests}
+            absent = [d for d, found in children.items() if found is None]
+            if absent:
+                raise AwsError(
+                    "ReferencedImagesNotFoundException", _not_there("Images", absent, repo)
+                )
+            size = max((c.size for c in children.values() if c is not None), default=0)
         with self.db.transaction():
             if tag is not None:
                 row = self.db.execute(
