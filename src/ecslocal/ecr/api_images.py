@@ -93,7 +93,8 @@ class ImagesMixin:
         existing = self.images.image(repo, digest=digest)
         if existing is not None and (tag is None or tag in existing.tags):
             # ImageAlreadyExistsException: "no changes to the manifest or image tag after the
-            # last push" (botocore). The wording is moto's; no capture of AWS's was found.
+            # last push" (botocore). The wording is moto's; a CI script retagging on real ECR
+            # greps its answer for "already exists in the repository with name".
             with_tag = f" and tag '{tag}'" if tag is not None else ""
             raise AwsError(
                 "ImageAlreadyExistsException",
