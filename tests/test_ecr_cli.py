@@ -71,3 +71,9 @@ def test_get_login_password_opens_the_registry(server: Server) -> None:
     assert token["proxyEndpoint"] == f"http://localhost:{server.port}"
     user, _, rest = base64.b64decode(token["authorizationToken"]).decode().partition(":")
     assert user == "AWS" and rest and ":" not in rest
+    # awscli v1's get-login prints the docker login line for proxyEndpoint (awscli ecr.py).
+    line = aws(server, "ecr", "get-login", "--no-include-email").stdout.split()
+    assert line[:4] == ["docker", "login", "-u", "AWS"] and line[4] == "-p"
+    assert line[6:] == [f"http://localhost:{server.port}"]
+    basic = base64.b64encode(f"AWS:{line[5]}".encode()).decode()
+    assert registry_get(f"{server.url}/v2/", basic)[0] == 200
