@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -242,3 +243,70 @@ def test_collect_spares_fresh_blobs_and_drops_stale_uploads(tmp_path: Path) -> N
     assert store.upload_size(stale) is None
     assert store.upload_size(fresh) == len(b"in progress")
     assert store.commit(fresh, sha(b"in progress")) == len(b"in progress")
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """podman's runroot must be under 50 characters (pytest's tmp_path is longer)."""
+    path = Path(tempfile.mkdtemp(prefix="pm-", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_podman_push_mount_pull_and_immutable(
+    registry_server: Server, ecr: Any, password: str, tmp_path: Path, short_dir: Path
+) -> None:
+    """podman (its own storage under tmp_path, vfs driver: nothing outside the test): login as
+    AWS, push, a second repository mounted from the first, pull by tag, the immutable refusal."""
+    podman = shutil.which("podman")
+    if podman is None:
+        pytest.skip("podman is not installed (apt-get install podman)")
+    new_repo(ecr, "podman/one")
+    new_repo(ecr, "podman/two")
+    new_repo(ecr, "podman/frozen", imageTagMutability="IMMUTABLE")
+    host = f"127.0.0.1:{registry_server.port}"
+    image, other = make_image("podman"), make_image("podman other")
+    image.write_layout(tmp_path / "layout", "v1")
+    other.write_layout(tmp_path / "other", "v1")
+    storage = [
+        f"--root={tmp_path / 'root'}",
+        f"--runroot={short_dir}",
+        "--storage-driver=vfs",
+        "--cgroup-manager=cgroupfs",
+        "--events-backend=none",
+    ]
+    env = {**os.environ, "REGISTRY_AUTH_FILE": str(tmp_path / "auth.json")}
+
+    def run(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [podman, *storage, *args],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            input=input,
+            env=env,
+        )
+
+    r = run("login", "--tls-verify=false", "-u", "AWS", "--password-stdin", host, input=password)
+    assert r.returncode == 0, r.stderr
+    r = run("pull", "-q", f"oci:{tmp_path / 'layout'}:v1")
+    assert r.returncode == 0, r.stderr
+    local = r.stdout.strip().splitlines()[-1]
+    r = run("push", "--tls-verify=false", local, f"docker://{host}/podman/one:v1")
+    assert r.returncode == 0, r.stderr
+    r = run(
+        "--log-level=debug", "push", "--tls-verify=false", local, f"docker://{host}/podman/two:v1"
+    )
+    assert r.returncode == 0, r.stderr
+    assert "mount OK" in r.stderr  # the layer came across repositories, not uploaded again
+    r = run("rmi", "-a", "-f")
+    r = run("pull", "--tls-verify=false", f"{host}/podman/two:v1")
+    assert r.returncode == 0, r.stderr
+    r = run("pull", "-q", f"oci:{tmp_path / 'other'}:v1")
+    assert r.returncode == 0, r.stderr
+    other_local = r.stdout.strip().splitlines()[-1]
+    r = run("push", "--tls-verify=false", other_local, f"docker://{host}/podman/frozen:v1")
+    assert r.returncode == 0, r.stderr
+    r = run("push", "--tls-verify=false", local, f"docker://{host}/podman/frozen:v1")
+    assert r.returncode != 0
+    assert "tag invalid: The image tag 'v1' already exists in the 'podman/frozen'" in r.stderr
