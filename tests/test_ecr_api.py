@@ -532,3 +532,29 @@ def test_a_20_mib_layer_part_fits_in_one_request(ecr: Any) -> None:
             layerPartBlob=b"x" * (20_971_520 + 1),
         )
     assert error(exc)[0] == "ValidationException"
+
+
+def test_a_manifest_that_is_not_utf8_is_refused(server: Server, ecr: Any) -> None:
+    """JSON manifests are UTF-8 (PutImage's imageManifest is a string): a UTF-16 one pushed
+    through the registry is MANIFEST_INVALID, not an image BatchGetImage cannot answer."""
+    import urllib.error
+    import urllib.request
+
+    name = repo_name()
+    ecr.create_repository(repositoryName=name)
+    config, layer = b"{}", b"utf16 layer"
+    upload(ecr, name, config)
+    upload(ecr, name, layer)
+    body = image_manifest(config, layer).encode("utf-16")
+    token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    request = urllib.request.Request(
+        f"{server.url}/v2/{name}/manifests/v1",
+        data=body,
+        method="PUT",
+        headers={"Authorization": f"Basic {token}", "Content-Type": OCI_MANIFEST},
+    )
+    with pytest.raises(urllib.error.HTTPError) as exc:
+        urllib.request.urlopen(request, timeout=30)
+    assert exc.value.code == 400
+    assert json.loads(exc.value.read())["errors"][0]["code"] == "MANIFEST_INVALID"
+    assert ecr.list_images(repositoryName=name)["imageIds"] == []

@@ -97,7 +97,9 @@ def parse(manifest: bytes, media_type: str | None) -> ParsedManifest:
     what the client declared (PutImage's imageManifestMediaType, the registry's
     Content-Type); the manifest's own ``mediaType`` field must agree with it."""
     try:
-        doc = json.loads(manifest)
+        # UTF-8 only (json.loads would also take UTF-16/32 bytes, which PutImage's string
+        # imageManifest and BatchGetImage's answer cannot carry).
+        doc = json.loads(manifest.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):
         raise _invalid("Invalid parameter at 'imageManifest': the manifest is not JSON") from None
     if not isinstance(doc, dict):
