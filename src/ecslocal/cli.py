@@ -139,6 +139,9 @@ def cli(ctx: click.Context, port: int) -> None:
               metavar="SECONDS",
               help="How long stopped tasks stay described and listed (default 3600 = 1 h, as"
                    " ECS; $ECSLOCAL_STOPPED_TASK_RETENTION).")
+@click.option("--registry-host", default=None, metavar="HOST",
+              help="The host ECR's repositoryUri and proxyEndpoint name, with the daemon's port"
+                   " (default localhost; $ECSLOCAL_REGISTRY_HOST).")
 @click.option("--no-default-key", is_flag=True, default=False,
               help="Refuse the well-known test/test key: only --access-key keys work (the CLI"
                    " signs with the first of $ECSLOCAL_ACCESS_KEYS).")
@@ -146,7 +149,8 @@ def cli(ctx: click.Context, port: int) -> None:
 def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path | None,
           memory_enforcement: str | None, access_keys: tuple[str, ...],
           credential_ttl: float | None, instance_role: str | None, imds_v1: bool,
-          stopped_task_retention: float | None, no_default_key: bool) -> None:
+          stopped_task_retention: float | None, registry_host: str | None,
+          no_default_key: bool) -> None:
     """Run the daemon in the foreground."""
     from ecslocal.daemon import Daemon, why_not_started
 
@@ -164,6 +168,8 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
         config.imds_v1 = True
     if stopped_task_retention is not None:
         config.stopped_task_retention = stopped_task_retention
+    if registry_host:
+        config.registry_host = registry_host
     try:
         config.access_keys += parse_access_keys(",".join(access_keys))
     except ValueError as exc:

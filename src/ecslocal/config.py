@@ -104,6 +104,13 @@ class Config:
         default_factory=lambda: float(os.environ.get("ECSLOCAL_BODY_TIMEOUT", 60))
     )
 
+    #: The host ECR's repositoryUri and proxyEndpoint name (``<host>:<port>/<repo>``): it must
+    #: resolve to this machine; ``localhost`` does, and dockerd takes a registry resolving to
+    #: loopback for an insecure one (docs/ecr.md).
+    registry_host: str = field(
+        default_factory=lambda: os.environ.get("ECSLOCAL_REGISTRY_HOST", "localhost")
+    )
+
     #: Whether the well-known test/test key is accepted (``serve --no-default-key``: no).
     default_key: bool = True
 

@@ -37,6 +37,9 @@ from ecslocal.auth.oidc import OidcIssuer
 from ecslocal.auth.roles import RoleStore
 from ecslocal.clock import Clock
 from ecslocal.config import DEFAULT_ACCESS_KEY, Config
+from ecslocal.ecr.api import EcrApi
+from ecslocal.ecr.store import ImageStore
+from ecslocal.ecr.tokens import AuthTokens
 from ecslocal.endpoints import failures as failed
 from ecslocal.endpoints.app import TaskEndpointApps
 from ecslocal.endpoints.credentials import CredentialsManager
@@ -49,6 +52,8 @@ from ecslocal.endpoints.listeners import Listeners, url_host
 from ecslocal.endpoints.metadata import MetadataEndpoint
 from ecslocal.endpoints.ratelimit import TaskRateLimits
 from ecslocal.endpoints.tasks import TaskEndpoints
+from ecslocal.registry.blobs import BlobStore
+from ecslocal.registry.routes import Registry
 from ecslocal.runtime.agent import Agent
 from ecslocal.runtime.backends.process import ProcessBackend
 from ecslocal.runtime.backends.spool import Spool
@@ -94,6 +99,11 @@ class Daemon:
         self.spool: Spool | None = None
         self.logs: LogRouter | None = None
         self.task_endpoints: TaskEndpoints | None = None
+        #: ECR: the registry's blobs, the repositories/images/tags, the registry tokens.
+        self.blobs: BlobStore | None = None
+        self.ecr_images: ImageStore | None = None
+        self.ecr_tokens: AuthTokens | None = None
+        self.registry: Registry | None = None
         self._lock_fd: int | None = None
 
     @property
@@ -144,11 +154,26 @@ class Daemon:
         oidc = OidcIssuer(config.data_dir / "oidc-signing-key.pem", config.region)
         sts = StsApi(config, self.roles, oidc, self.clock)
         iam = IamApi(self.roles, self.clock)
-        services = [ecs.service(), logs_api.service(), sts.service(), iam.service()]
+        self.blobs = BlobStore(config.data_dir / "registry")
+        self.ecr_images = ImageStore(self.store.db, self.blobs, now=self.clock.time)
+        self.ecr_tokens = AuthTokens(self.store.db, self.clock)
+        ecr = EcrApi(config, self.ecr_images, self.ecr_tokens, self.blobs)
+        services = [
+            ecs.service(),
+            logs_api.service(),
+            sts.service(),
+            iam.service(),
+            ecr.service(),
+        ]
         router = AwsRouter(services, authenticator, self.faults, config.body_timeout)
         # ecslocal's own API takes signatures of the account's long-term keys only.
         local_auth = LocalAuth(authenticator, config.body_timeout)
+        # The OCI registry (/v2/...): before the container-facing /v2/credentials sub-app.
+        self.registry = Registry(
+            self.ecr_images, self.ecr_tokens, self.blobs, body_timeout=config.body_timeout
+        )
         extra = [
+            *self.registry.routes(),
             *local_auth.protect(fault_routes(self.faults, self.credentials.expire_now)),
             *local_auth.protect(local.routes()),
             *local_auth.protect(EventStream(self.agent.events, self.agent).routes()),
@@ -196,6 +221,9 @@ class Daemon:
         assert server is not None and server.sockets  # type: ignore[attr-defined]
         bound = [s.getsockname() for s in server.sockets]  # type: ignore[attr-defined]
         self.address = (bound[0][0], bound[0][1])
+        # repositoryUri and proxyEndpoint name <registry-host>:<port> (docs/ecr.md).
+        self.ecr_images.registry = f"{config.registry_host}:{self.address[1]}"
+        ecr.base_url = self.url
         if config.default_key and not all(_loopback(b[0]) for b in bound):
             print(_exposed_warning(bound[0][0], bound[0][1]), file=sys.stderr, flush=True)
         self.agent.endpoint_url = self.url
@@ -238,6 +266,8 @@ class Daemon:
         self._lock_fd = fd
 
     async def stop(self) -> None:
+        if self.registry is not None:
+            await self.registry.close()
         if self.retention is not None:
             await self.retention.stop()
         if self.agent is not None:
