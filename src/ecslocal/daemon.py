@@ -141,7 +141,7 @@ class Daemon:
         endpoints = TaskEndpointApps(self.faults, limits)
         credentials = CredentialsEndpoint(self.credentials)
         endpoints.mount(CREDENTIALS_MOUNT, credentials.resolve, credentials.routes())
-        metadata = MetadataEndpoint(self.agent)
+        metadata = MetadataEndpoint(self.agent.view())
         endpoints.mount("/v3", metadata.resolve, metadata.routes())
         endpoints.mount("/v4", metadata.resolve, metadata.routes())
         endpoints.mount("/api", metadata.resolve_agent_api, metadata.agent_api_routes())

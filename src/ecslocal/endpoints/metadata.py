@@ -97,7 +97,7 @@ class MetadataEndpoint:
         self.view = view
         #: Task id -> container name -> what its last stats read ({"read", "cpu", "system"}).
         self._last_stats: dict[str, dict[str, dict[str, Any]]] = {}
-        view.events.subscribe(self._forget, [TaskStateChanged])
+        view.subscribe(self._forget, [TaskStateChanged])
 
     def _forget(self, event: Event) -> None:
         if isinstance(event, TaskStateChanged) and event.last_status == "STOPPED":

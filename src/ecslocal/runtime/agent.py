@@ -25,7 +25,7 @@ from ecslocal.runtime.model import STOPPED, TaskState, freeze
 from ecslocal.runtime.plan import StartRefused, TaskPlan
 from ecslocal.runtime.task import ContainerRun, TaskRun, new_container_state
 from ecslocal.runtime.timewarp import TimeWarp, TimeWarps, TimeWarpUnavailable
-from ecslocal.runtime.view import ContainerSnapshot, TaskSnapshot
+from ecslocal.runtime.view import ContainerSnapshot, EngineView, TaskSnapshot, TaskView
 from ecslocal.storage.db import StorageError
 from ecslocal.store import Store
 
@@ -299,6 +299,10 @@ class Agent:
             self.store.put_task(task_id, state.to_record(), found[1])
 
     # -- the endpoints' view (runtime/view.py) -----------------------------------------------
+    def view(self) -> TaskView:
+        """What the container-facing endpoints get of the engine: queries and one command."""
+        return EngineView(self)
+
     def by_endpoint_id(self, endpoint_id: str) -> tuple[str, str] | None:
         found = self._metadata_ids.get(endpoint_id)
         return found if found is not None and found[0] in self.tasks else None
