@@ -154,3 +154,26 @@ def test_a_running_tasks_snapshot_is_read_only(threaded: ThreadedDaemon) -> None
     described = ecs.describe_tasks(tasks=[arn])["tasks"][0]
     assert described["lastStatus"] == "RUNNING" and described["version"] == version
     ecs.stop_task(task=arn)
+
+
+def test_tags_of_a_running_task_survive_its_later_versions(threaded: ThreadedDaemon) -> None:
+    """TagResource on a running task goes through the engine (one writer): the versions the
+    task makes afterwards (STOPPING ... STOPPED) keep the tags."""
+    ecs = boto3.client(
+        "ecs",
+        endpoint_url=threaded.daemon.url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    ecs.create_cluster(clusterName="default")
+    arn = run_task(ecs, taskdef("model-tags", container("app", "sleep 60")))
+    wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
+    ecs.tag_resource(resourceArn=arn, tags=[{"key": "team", "value": "a"}])
+    version = ecs.describe_tasks(tasks=[arn])["tasks"][0]["version"]
+    ecs.stop_task(task=arn)
+    task = wait_for(ecs, arn, lambda t: t["lastStatus"] == "STOPPED")
+    assert task["version"] > version
+    described = ecs.describe_tasks(tasks=[arn], include=["TAGS"])["tasks"][0]
+    assert described["tags"] == [{"key": "team", "value": "a"}]
+    assert ecs.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "team", "value": "a"}]
