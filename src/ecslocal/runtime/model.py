@@ -21,6 +21,7 @@ daemon is read back unchanged (:meth:`TaskState.from_record`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
@@ -59,25 +60,37 @@ _RECORD_NAMES = {"stopped_by_container": "_stoppedByContainer", "diagnostics": "
 _NOT_STORED = frozenset({"protected_until"})
 
 
+@functools.cache
+def _names(cls: type) -> tuple[tuple[str, str], ...]:
+    """(field, record key) of each stored field of ``cls``, computed once per class."""
+    return tuple(
+        (f.name, _RECORD_NAMES.get(f.name, _camel(f.name)))
+        for f in fields(cls)
+        if f.name not in _NOT_STORED
+    )
+
+
 def _record_of(state: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for f in fields(state):
-        if f.name in _NOT_STORED:
-            continue
-        value = getattr(state, f.name)
+    for name, key in _names(type(state)):
+        value = getattr(state, name)
         if value is None:
             continue
-        value = [c.to_record() for c in value] if f.name == "containers" else thaw(value)
-        out[_RECORD_NAMES.get(f.name, _camel(f.name))] = value
+        if name == "containers":
+            out[key] = [c.to_record() for c in value]
+        elif isinstance(value, (Mapping, tuple)):
+            out[key] = thaw(value)
+        else:
+            out[key] = value
     return out
 
 
-def _from_record(cls: Any, record: Mapping[str, Any]) -> dict[str, Any]:
+def _from_record(cls: type, record: Mapping[str, Any]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
-    for f in fields(cls):
-        key = _RECORD_NAMES.get(f.name, _camel(f.name))
-        if key in record and record[key] is not None:
-            kwargs[f.name] = record[key]
+    for name, key in _names(cls):
+        value = record.get(key)
+        if value is not None:
+            kwargs[name] = value
     return kwargs
 
 
