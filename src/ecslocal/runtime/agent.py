@@ -270,6 +270,10 @@ class Agent:
         found = self.store.get_task(task_id)
         return TaskState.from_record(found[0]) if found else None
 
+    def is_running(self, task_id: str) -> bool:
+        """The engine still runs this task (it will make more versions of it)."""
+        return task_id in self.tasks
+
     def version_of(self, task_id: str) -> int | None:
         """The running task's current version (None when the engine no longer runs it)."""
         live = self.tasks.get(task_id)
