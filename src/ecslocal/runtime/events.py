@@ -11,7 +11,7 @@ Names follow ECS's own state-change vocabulary: an EventBridge "ECS Task State C
 one such event whenever the task *or one of its containers* changes state, and its ``version``
 "is incremented each time the resource changes state"
 (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_cwe_events.html). So here:
-every new version of the task document is one :class:`TaskStateChanged` (the event persistence
+every new version of the task's state is one :class:`TaskStateChanged` (the event persistence
 stores), followed by one event for each container state, container health or task health that
 changed in that version, carrying the same ``version``. ECS's events carry no health ("The
 health of the task is not provided in the task state change event", ecs_task_events.html):
@@ -59,7 +59,7 @@ def _camel(name: str) -> str:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EngineEvent:
-    """Common to every event: which task, and the task document version it belongs to."""
+    """Common to every event: which task, and the task version it belongs to."""
 
     TYPE: ClassVar[str] = "EngineEvent"
     #: Fields that are epoch seconds, rendered as ISO strings on the wire.

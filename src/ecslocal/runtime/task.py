@@ -98,7 +98,7 @@ class TaskRun:
         #: timers (health checks, timeouts) stay on ``clock``, since they bound real work.
         self.task_clock = task_clock or clock
         self.logs = logs
-        #: Each version of the task document becomes events (runtime/events.py); the store
+        #: Each version of the task's state becomes events (runtime/events.py); the store
         #: writer is the bus's first subscriber.
         self._events = TaskEvents(events)
         self.default_stop_timeout = default_stop_timeout
