@@ -186,7 +186,7 @@ class Daemon:
         endpoints.mount(
             CREDENTIALS_MOUNT, credentials.resolve, credentials.routes(), failed.credentials
         )
-        metadata = MetadataEndpoint(self.agent)
+        metadata = MetadataEndpoint(self.agent.view())
         endpoints.mount("/v3", metadata.resolve, metadata.routes(), failed.metadata)
         endpoints.mount("/v4", metadata.resolve, metadata.routes(), failed.metadata)
         endpoints.mount(

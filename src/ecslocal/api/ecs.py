@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 from ecslocal import arns
-from ecslocal.api.ecs_capacity import capacity_provider_for, launch_type_of
 from ecslocal.api.ecs_refs import (
     CLUSTER_PATTERN,
     CLUSTER_RE,
@@ -20,38 +19,34 @@ from ecslocal.api.ecs_refs import (
     Refs,
     paginate,
 )
-from ecslocal.api.ecs_tags import TaggingMixin, Tags, check_tags, merge_tags
+from ecslocal.api.ecs_render import render_task
+from ecslocal.api.ecs_runtask import RunTaskRules
+from ecslocal.api.ecs_tags import TaggingMixin, Tags, check_tags
 from ecslocal.api.protocols.json import Encoded
 from ecslocal.api.service import Handler, Service
 from ecslocal.auth.caller import Caller
-from ecslocal.auth.policy import Principal
-from ecslocal.auth.roles import ECS_TASKS_PRINCIPAL, RoleStore
+from ecslocal.auth.roles import RoleStore
 from ecslocal.clock import Clock
 from ecslocal.config import Config
 from ecslocal.errors import AwsError, client_exception, cluster_not_found, invalid_parameter
 from ecslocal.model.shapes import service_model, to_wire
 from ecslocal.model.taskdef import (
-    FARGATE_SIZES,
-    MIN_CONTAINER_MEMORY_MIB,
     build_task_definition,
-    parse_cpu,
-    parse_memory,
     request_from_document,
     validate_register_request,
 )
 from ecslocal.runtime import reasons
 from ecslocal.runtime.agent import Agent
+from ecslocal.runtime.model import TaskState
+from ecslocal.runtime.plan import StartRefused
 from ecslocal.store import Store
 from ecslocal.task_index import TaskSummary, decode_token, encode_token
 
 #: DescribeTasks JSON kept at most (the cache starts over when full).
 MAX_CACHED_TASKS = 20_000
-MAX_RUN_COUNT = 10  # RunTask: "You can specify up to 10 tasks for each call."
 MAX_DESCRIBE_TASKS = 100  # DescribeTasks: "A list of up to 100 task IDs or full ARN entries."
 MAX_DELETE_TASK_DEFINITIONS = 10  # DeleteTaskDefinitions: "up to 10 task definitions"
-MAX_STARTED_BY = 128  # RunTask.startedBy: "Up to 128 letters ..."
 MAX_STOP_REASON = 255  # StopTask.reason: "Up to 255 characters are allowed in this message."
-MAX_OVERRIDES_CHARS = 8192  # RunTask.overrides: "A total of 8192 characters are allowed"
 #: The stored status of a deleted revision. DeleteTaskDefinitions reports DELETE_IN_PROGRESS;
 #: ecslocal has nothing to wait for, so the revision is gone at once. The row stays so that
 #: its number is never reused ("the revision is incremented the next time you create a task
@@ -84,6 +79,8 @@ class EcsApi(TaggingMixin):
         self.clock = clock
         self.refs = Refs(config.region, config.account_id)
         self.arn_prefix = self.refs.prefix
+        #: RunTask's rules (api/ecs_runtask.py): a request in, the tasks' plans out.
+        self.rules = RunTaskRules(config, store, roles, self.arn_prefix)
         #: DescribeTasks' JSON of each task, with the summary it was built from.
         self._wire_cache: dict[tuple[str, bool], tuple[TaskSummary, Any, bytes]] = {}
         self._shapes = _DescribeTasksShapes()
@@ -304,26 +301,32 @@ class EcsApi(TaggingMixin):
         for ref in refs:
             parsed = self.refs.task_definition(ref)
             if parsed is None or parsed.revision is None:
-                failures.append({
-                    "arn": ref,
-                    "reason": "The specified task definition identifier is invalid. Specify a"
-                    " valid name or ARN and try again.",
-                })
+                failures.append(
+                    {
+                        "arn": ref,
+                        "reason": "The specified task definition identifier is invalid. Specify a"
+                        " valid name or ARN and try again.",
+                    }
+                )
                 continue
             arn = parsed.arn(self.arn_prefix) if parsed.own else ref
             found = self._lookup_task_definition(ref)
             if found is None:
-                failures.append({
-                    "arn": arn,
-                    "reason": "The specified task definition does not exist. Specify a valid"
-                    " account, family, revision and try again.",
-                })
+                failures.append(
+                    {
+                        "arn": arn,
+                        "reason": "The specified task definition does not exist. Specify a valid"
+                        " account, family, revision and try again.",
+                    }
+                )
             elif found[0]["status"] == "ACTIVE":
-                failures.append({
-                    "arn": arn,
-                    "reason": "The specified task definition is still in ACTIVE status. Please"
-                    " deregister the target and try again.",
-                })
+                failures.append(
+                    {
+                        "arn": arn,
+                        "reason": "The specified task definition is still in ACTIVE status. Please"
+                        " deregister the target and try again.",
+                    }
+                )
             else:
                 body = {
                     **found[0],
@@ -344,112 +347,22 @@ class EcsApi(TaggingMixin):
             raise invalid_parameter("TaskDefinition is inactive")
         return found
 
-    def _strategy(self, p: dict[str, Any], cluster: str) -> list[dict[str, Any]]:
-        """The capacity provider strategy of a RunTask: its own, or with neither it nor a
-        ``launchType`` the cluster's default ("If no capacityProviderStrategy or launchType
-        is specified, the defaultCapacityProviderStrategy for the cluster is used." - RunTask
-        API reference)."""
-        launch_type = p.get("launchType")
-        strategy = list(p.get("capacityProviderStrategy") or [])
-        if launch_type and strategy:
-            raise invalid_parameter(
-                "Specifying both a launch type and capacity provider strategy is not supported."
-            )
-        found = self.store.get_cluster(cluster) or {}
-        if not launch_type and not strategy:
-            strategy = list(found.get("defaultCapacityProviderStrategy") or [])
-        associated = set(found.get("capacityProviders") or [])
-        if any(item.get("capacityProvider") not in associated for item in strategy):
-            # "A capacity provider must be associated with a cluster before being specified in
-            # a capacity provider strategy" (ECS Developer Guide, cluster-capacity-providers);
-            # ECS's words from dask/dask-cloudprovider#328 (FARGATE_SPOT on a cluster without).
-            raise invalid_parameter(
-                "The specified capacity provider strategy cannot contain a capacity provider"
-                " that is not associated with the cluster. Associate the capacity provider with"
-                " the cluster or specify a valid capacity provider and try again."
-            )
-        return strategy
-
-    def _launch_type(
-        self, p: dict[str, Any], definition: dict[str, Any], strategy: list[dict[str, Any]]
-    ) -> str:
-        launch_type = p.get("launchType")
-        if not launch_type:
-            required = definition.get("requiresCompatibilities") or []
-            launch_type = launch_type_of(strategy, "FARGATE" in required)
-        if launch_type not in definition.get("compatibilities", []):
-            raise client_exception(f"Task definition does not support launch_type {launch_type}.")
-        return str(launch_type)
-
     def run_task(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         cluster = self._cluster_name(p.get("cluster"))
         definition, definition_tags = self._runnable_definition(p["taskDefinition"])
-        count = p.get("count")
-        count = 1 if count is None else count
-        if not 1 <= count <= MAX_RUN_COUNT:
-            raise invalid_parameter(f"count must be between 1 and {MAX_RUN_COUNT}.")
-        started_by = p.get("startedBy")
-        if started_by is not None and len(started_by) > MAX_STARTED_BY:
-            # The form of ECS's message for its former limit: "startedBy longer than 36."
-            # (convox/rack#1727).
-            raise invalid_parameter(f"startedBy longer than {MAX_STARTED_BY}.")
-        strategy = self._strategy(p, cluster)
-        launch_type = self._launch_type(p, definition, strategy)
-        overrides = check_overrides(p.get("overrides") or {}, definition, launch_type)
-        cluster_arn = f"{self.arn_prefix}:cluster/{cluster}"
-        for key in ("taskRoleArn", "executionRoleArn"):
-            role_arn = overrides.get(key) or definition.get(key)
-            if role_arn:
-                self._check_role(role_arn, cluster_arn)
-        tags = check_tags(p.get("tags") or [])
-        if p.get("propagateTags") == "SERVICE":
-            # "An error will be received if you specify the SERVICE option when running a task."
-            raise invalid_parameter("propagateTags SERVICE is only valid for a service's tasks.")
-        if p.get("propagateTags") == "TASK_DEFINITION":
-            tags = merge_tags(definition_tags, tags)
         tasks = []
-        for index in range(count):
-            run = self.agent.start_task(
-                definition,
-                f"{self.arn_prefix}:cluster/{cluster}",
-                launch_type=launch_type,
-                overrides=overrides,
-                started_by=started_by,
-                group=p.get("group"),
-                tags=tags,
-            )
-            run.task["enableExecuteCommand"] = bool(p.get("enableExecuteCommand"))
-            provider = capacity_provider_for(strategy, index)
-            if provider is not None:
-                # Task.capacityProviderName: "The capacity provider that's associated with
-                # the task."
-                run.task["capacityProviderName"] = provider
-            tasks.append(dict(run.task))
+        for plan in self.rules.plans(p, cluster, definition, definition_tags):
+            try:
+                state = self.agent.start_task(plan)
+            except StartRefused as exc:
+                raise invalid_parameter(str(exc)) from None
+            tasks.append(render_task(state))
         return {"tasks": tasks, "failures": []}
 
-    def _check_role(self, role_arn: str, cluster_arn: str) -> None:
-        """ECS assumes the task (and execution) role as ``ecs-tasks.amazonaws.com``: the role
-        must exist and its trust policy must admit that service principal. The request context
-        carries aws:SourceAccount and aws:SourceArn (the cluster), for the confused-deputy
-        conditions AWS recommends in task-role trust policies."""
-        if self.roles is None:
-            return
-        role = self.roles.by_arn(role_arn)
-        service = Principal("Service", ECS_TASKS_PRINCIPAL)
-        context = {"aws:SourceAccount": self.config.account_id, "aws:SourceArn": cluster_arn}
-        if role is None or not self.roles.trusts(role, "sts:AssumeRole", service, context):
-            # ECS's wording (seen in service events and RunTask errors alike).
-            raise invalid_parameter(
-                f"ECS was unable to assume the role '{role_arn}' that was provided for this"
-                " task. Please verify that the role being passed has the proper trust"
-                " relationship and permissions and that your IAM user has permissions to pass"
-                " this role."
-            )
-
-    def _find_task(self, ref: str, cluster: str) -> dict[str, Any] | None:
+    def _find_task(self, ref: str, cluster: str) -> TaskState | None:
         task_id = self.refs.task_id(ref, cluster)
         task = self.agent.get_task(task_id) if task_id else None
-        if task is None or task["clusterArn"] != f"{self.arn_prefix}:cluster/{cluster}":
+        if task is None or task.cluster_arn != f"{self.arn_prefix}:cluster/{cluster}":
             return None
         return task
 
@@ -460,9 +373,8 @@ class EcsApi(TaggingMixin):
             raise invalid_parameter("The referenced task was not found.")
         # A task that is stopping or stopped keeps its first stop code and reason.
         reason = (p.get("reason") or "")[:MAX_STOP_REASON] or None
-        task_id = arns.task_id_of(task["taskArn"])
-        stopped = self.agent.stop_task(task_id, reason, reasons.USER_INITIATED_CODE) or task
-        return {"task": _task_view(stopped, include_tags=False)}
+        stopped = self.agent.stop_task(task.task_id, reason, reasons.USER_INITIATED_CODE) or task
+        return {"task": render_task(stopped, include_tags=False)}
 
     def describe_tasks(self, p: dict[str, Any], caller: Caller) -> Encoded:
         refs = p["tasks"]
@@ -499,25 +411,22 @@ class EcsApi(TaggingMixin):
             summary = None
         if summary is not None and summary.cluster == cluster:
             cached = self._wire_cache.get((summary.task_id, include_tags))
-            live = self.agent.tasks.get(summary.task_id)
-            if (
-                cached is not None
-                and cached[0] is summary
-                and (live is None or live.task.get("version") == cached[1])
-            ):
-                return summary.arn, cached[2]
+            if cached is not None and cached[0] is summary:
+                live = self.agent.version_of(summary.task_id)
+                if live is None or live == cached[1]:
+                    return summary.arn, cached[2]
         task = self._find_task(ref, cluster)
         if task is None:
             return None
-        return task["taskArn"], self._task_wire(task, include_tags)
+        return task.task_arn, self._task_wire(task, include_tags)
 
-    def _task_wire(self, task: dict[str, Any], include_tags: bool) -> bytes:
+    def _task_wire(self, task: TaskState, include_tags: bool) -> bytes:
         """The task's DescribeTasks JSON, cached until the task changes: a new summary in the
         store's index (every ``put_task`` makes one) or, for a running task, a new version.
         Building it was most of DescribeTasks' cost."""
-        task_id = task["taskArn"].rsplit("/", 1)[-1]
+        task_id = task.task_id
         summary = self.store.tasks.get(task_id)
-        version = task.get("version")
+        version = task.version
         cached = self._wire_cache.get((task_id, include_tags))
         if (
             cached is not None
@@ -526,7 +435,7 @@ class EcsApi(TaggingMixin):
             and cached[1] == version
         ):
             return cached[2]
-        body = json.dumps(to_wire(_task_view(task, include_tags), self._shapes.task)).encode()
+        body = json.dumps(to_wire(render_task(task, include_tags), self._shapes.task)).encode()
         if summary is not None:
             if len(self._wire_cache) >= MAX_CACHED_TASKS:
                 self._wire_cache.clear()
@@ -576,59 +485,3 @@ class _DescribeTasksShapes:
     @functools.cached_property
     def failures(self) -> Any:
         return self._output.members["failures"]
-
-
-def _task_view(task: dict[str, Any], include_tags: bool) -> dict[str, Any]:
-    """A task as DescribeTasks shows it: tags only when asked for (``include: ["TAGS"]``)."""
-    view = dict(task)
-    if not include_tags:
-        view.pop("tags", None)
-    return view
-
-
-def check_overrides(
-    overrides: dict[str, Any], definition: dict[str, Any], launch_type: str
-) -> dict[str, Any]:
-    """RunTask's ``overrides``, checked against the task definition; task-level cpu and memory
-    normalized to CPU units and MiB (as the task's ``cpu``/``memory`` are)."""
-    container_overrides = overrides.get("containerOverrides") or []
-    size = len(json.dumps(container_overrides, separators=(",", ":"), ensure_ascii=False))
-    if size > MAX_OVERRIDES_CHARS:
-        # ECS's message (convox/rack#1906, artilleryio/artillery#2584).
-        raise invalid_parameter(f"Container Overrides length must be at most {MAX_OVERRIDES_CHARS}")
-    names = {c["name"] for c in definition["containerDefinitions"]}
-    for o in container_overrides:
-        name = o.get("name")
-        if name not in names:
-            raise invalid_parameter(
-                f"Override for container named {'null' if name is None else name} is not a"
-                " container in the TaskDefinition."
-            )
-        for field in ("memory", "memoryReservation"):
-            value = o.get(field)
-            if value is not None and value < MIN_CONTAINER_MEMORY_MIB:
-                raise invalid_parameter(
-                    f"Invalid '{field}' setting for container '{name}'. At least"
-                    f" {MIN_CONTAINER_MEMORY_MIB} MiB of memory is required for the container."
-                )
-    out = dict(overrides)
-    for field, parse in (("cpu", parse_cpu), ("memory", parse_memory)):
-        value = overrides.get(field)
-        if value is None:
-            continue
-        try:
-            amount = parse(value)
-        except ValueError:
-            amount = 0
-        if amount <= 0:
-            raise invalid_parameter(f"Invalid '{field}' setting for task: '{value}'.")
-        out[field] = str(amount)
-    if launch_type == "FARGATE" and ("cpu" in out or "memory" in out):
-        cpu = int(out.get("cpu") or definition.get("cpu") or 0)
-        memory = int(out.get("memory") or definition.get("memory") or 0)
-        if memory not in FARGATE_SIZES.get(cpu, []):
-            raise client_exception(
-                f"No Fargate configuration exists for given values: {cpu} CPU, {memory} memory."
-                " See the Amazon ECS documentation for the valid combinations."
-            )
-    return out

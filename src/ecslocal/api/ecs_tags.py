@@ -136,15 +136,11 @@ class TaggingMixin:
     def _tagged_task(self, resource: str) -> Tagged:
         cluster, _, task_id = resource.rpartition("/")
         task = self.agent.get_task(task_id) if task_id else None
-        if task is None or (cluster and not task["clusterArn"].endswith(f":cluster/{cluster}")):
+        if task is None or (cluster and not task.cluster_arn.endswith(f":cluster/{cluster}")):
             raise resource_not_found()
-        found: dict[str, Any] = task
 
         def save(tags: Tags) -> None:
-            # A running task's document is the agent's live one: update it in place so the
-            # agent's next save keeps the tags, and store it now.
-            found["tags"] = tags
-            stored = self.store.get_task(task_id)
-            self.store.put_task(task_id, found, stored[1] if stored else {})
+            # The engine owns the task (running or stopped): it updates and stores it.
+            self.agent.update_tags(task_id, tags)
 
-        return Tagged(list(found.get("tags") or []), save)
+        return Tagged([dict(t) for t in task.tags], save)

@@ -70,8 +70,8 @@ class LocalApi:
             return _no_task(task_id)
         return web.json_response(
             {
-                "stoppedByContainer": task.get("_stoppedByContainer"),
-                "diagnostics": task.get("_diagnostics") or [],
+                "stoppedByContainer": task.stopped_by_container,
+                "diagnostics": list(task.diagnostics),
             }
         )
 
@@ -112,7 +112,7 @@ class LocalApi:
             if not follow:
                 break
             task = self.agent.get_task(task_id)
-            if task is None or task["lastStatus"] == "STOPPED":
+            if task is None or task.last_status == "STOPPED":
                 self.logs.flush()
                 if not self.store.task_logs(task_id, after, container, limit=1):
                     break

@@ -74,7 +74,7 @@ class EventStream:
                 await response.write(_line(event.to_json()))
                 if self._ends(event, task_id, until):
                     return response
-            if task_id is not None and task_id not in self.agent.tasks:
+            if task_id is not None and not self.agent.is_running(task_id):
                 return response  # stopped: no more events will come for it
             await self._follow(response, queue, task_id, until)
             await response.write_eof()

@@ -13,6 +13,11 @@ Served as sub-apps of :mod:`ecslocal.endpoints.app` (``/v3``, ``/v4``, and the a
 agent API included: it is the same server in the agent) and the task's rate limit are the
 pipeline's.
 
+The endpoint sees the engine through :class:`ecslocal.runtime.view.TaskView` only: frozen
+snapshots of running tasks, and one command (task protection). What it keeps between
+requests (each container's previous stats, for ``preread``/``precpu_stats``) is its own,
+forgotten when the task stops.
+
 Stats are read from the container's real processes (its memory cgroup or process tree) and
 shaped like Docker's stats; counters ecslocal cannot see (block I/O, per-interface network) are
 reported as zero.
@@ -25,15 +30,16 @@ import json
 import os
 import re
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from ecslocal.endpoints.app import Scope, scope_of
-from ecslocal.runtime.agent import Agent
+from ecslocal.runtime.events import Event, TaskStateChanged
 from ecslocal.runtime.health import UNKNOWN, HealthReport
-from ecslocal.runtime.task import ContainerRun, TaskRun
+from ecslocal.runtime.view import ContainerSnapshot, TaskSnapshot, TaskView
 
 
 def rfc3339_nano(ts: float | None) -> str | None:
@@ -83,12 +89,19 @@ _HANDLER_NAMES = {
     "stats": "container stats",
     "task-stats": "task stats",
 }
-Found = tuple[TaskRun, ContainerRun]
+Found = tuple[TaskSnapshot, ContainerSnapshot]
 
 
 class MetadataEndpoint:
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
+    def __init__(self, view: TaskView) -> None:
+        self.view = view
+        #: Task id -> container name -> what its last stats read ({"read", "cpu", "system"}).
+        self._last_stats: dict[str, dict[str, dict[str, Any]]] = {}
+        view.subscribe(self._forget, [TaskStateChanged])
+
+    def _forget(self, event: Event) -> None:
+        if isinstance(event, TaskStateChanged) and event.last_status == "STOPPED":
+            self._last_stats.pop(event.task_id, None)
 
     def routes(self) -> list[web.RouteDef]:
         """Relative to ``/v3`` or ``/v4`` (one sub-app each)."""
@@ -123,14 +136,14 @@ class MetadataEndpoint:
 
     # -- lookup -----------------------------------------------------------------------------
     def _find(self, request: web.Request) -> Found | None:
-        found = self.agent.metadata_ids.get(request.match_info["endpoint_id"])
+        found = self.view.by_endpoint_id(request.match_info["endpoint_id"])
         if found is None:
             return None
         task_id, name = found
-        run = self.agent.tasks.get(task_id)
+        run = self.view.snapshot(task_id)
         if run is None:
             return None
-        return run, run.containers[name]
+        return run, run.container(name)
 
     def _not_found(self, request: web.Request, handler: str) -> web.Response:
         """``handler``: "container metadata", "task metadata", "container stats" or "task
@@ -150,40 +163,44 @@ class MetadataEndpoint:
         return web.json_response(f"{version} {handler} handler: {reason}", status=404)
 
     # -- documents --------------------------------------------------------------------------
-    def container_doc(self, run: TaskRun, c: ContainerRun, v4: bool = True) -> dict[str, Any]:
-        task = run.task
+    def container_doc(
+        self, run: TaskSnapshot, c: ContainerSnapshot, v4: bool = True
+    ) -> dict[str, Any]:
+        task = run.state
+        state = c.state
+        runtime_id = state.runtime_id or ""
         definition = run.definition
-        cluster = task["clusterArn"]
-        fargate = task.get("launchType") == "FARGATE"
+        cluster = task.cluster_arn
+        fargate = task.launch_type == "FARGATE"
         image = c.definition.get("image", "")
         cpu = float(c.definition.get("cpu") or 0)
         if not fargate:
             cpu = max(cpu, MIN_CPU_UNITS)
         doc: dict[str, Any] = {
-            "DockerId": c.runtime_id,
-            "Name": c.name,
-            "DockerName": c.name
+            "DockerId": runtime_id,
+            "Name": state.name,
+            "DockerName": state.name
             if fargate
-            else docker_name(definition["family"], definition["revision"], c.name, c.runtime_id),
+            else docker_name(definition["family"], definition["revision"], state.name, runtime_id),
             "Image": image,
             # No local image store yet: a stable digest of the image reference.
             "ImageID": "sha256:" + hashlib.sha256(image.encode()).hexdigest(),
             "Labels": {
                 "com.amazonaws.ecs.cluster": cluster,
-                "com.amazonaws.ecs.container-name": c.name,
-                "com.amazonaws.ecs.task-arn": task["taskArn"],
+                "com.amazonaws.ecs.container-name": state.name,
+                "com.amazonaws.ecs.task-arn": task.task_arn,
                 "com.amazonaws.ecs.task-definition-family": definition["family"],
                 "com.amazonaws.ecs.task-definition-version": str(definition["revision"]),
                 **(c.definition.get("dockerLabels") or {}),
             },
-            "DesiredStatus": task["desiredStatus"] if c.status != "STOPPED" else "STOPPED",
-            "KnownStatus": CONTAINER_KNOWN_STATUS.get(c.status, "NONE"),
+            "DesiredStatus": task.desired_status if state.last_status != "STOPPED" else "STOPPED",
+            "KnownStatus": CONTAINER_KNOWN_STATUS.get(state.last_status, "NONE"),
             "Limits": {
                 "CPU": cpu,
                 "Memory": int(
                     c.definition.get("memory")
                     or c.definition.get("memoryReservation")
-                    or task.get("memory")
+                    or task.memory
                     or 0
                 ),
             },
@@ -195,20 +212,20 @@ class MetadataEndpoint:
                 }
             ],
         }
-        if c.started_wall is not None:
+        if state.started_at is not None:
             # A process is created and started at once: the container's own creation time.
-            doc["CreatedAt"] = rfc3339_nano(c.started_wall)
-            doc["StartedAt"] = rfc3339_nano(c.started_wall)
-        if c.finished_wall is not None:
-            doc["FinishedAt"] = rfc3339_nano(c.finished_wall)
-        if c.doc.get("exitCode") is not None:
-            doc["ExitCode"] = c.doc["exitCode"]
+            doc["CreatedAt"] = rfc3339_nano(state.started_at)
+            doc["StartedAt"] = rfc3339_nano(state.started_at)
+        if state.finished_at is not None:
+            doc["FinishedAt"] = rfc3339_nano(state.finished_at)
+        if state.exit_code is not None:
+            doc["ExitCode"] = state.exit_code
         log = c.definition.get("logConfiguration")
         if v4:
-            doc["ContainerARN"] = c.doc.get("containerArn")
+            doc["ContainerARN"] = state.container_arn
         if log and v4:
             doc["LogDriver"] = log.get("logDriver")
-            doc["LogOptions"] = log.get("options") or {}
+            doc["LogOptions"] = dict(log.get("options") or {})
         ports = c.definition.get("portMappings") or []
         if ports:
             doc["Ports"] = [
@@ -221,49 +238,53 @@ class MetadataEndpoint:
                 for p in ports
             ]
         if c.definition.get("healthCheck"):
-            doc["Health"] = health_doc(c.health.report if c.health else HealthReport())
+            doc["Health"] = health_doc(c.health or HealthReport())
         return doc
 
-    def task_doc(self, run: TaskRun, with_tags: bool = False, v4: bool = True) -> dict[str, Any]:
-        task = run.task
+    def task_doc(
+        self, run: TaskSnapshot, with_tags: bool = False, v4: bool = True
+    ) -> dict[str, Any]:
+        task = run.state
         definition = run.definition
         doc: dict[str, Any] = {
-            "Cluster": task["clusterArn"],
-            "TaskARN": task["taskArn"],
+            "Cluster": task.cluster_arn,
+            "TaskARN": task.task_arn,
             "Family": definition["family"],
             "Revision": str(definition["revision"]),
-            "DesiredStatus": task["desiredStatus"],
-            "KnownStatus": TASK_KNOWN_STATUS.get(task["lastStatus"], "NONE"),
-            "Containers": [self.container_doc(run, c, v4) for c in run.containers.values()],
-            "PullStartedAt": rfc3339_nano(task.get("pullStartedAt")),
-            "PullStoppedAt": rfc3339_nano(task.get("pullStoppedAt")),
-            "AvailabilityZone": task.get("availabilityZone"),
-            "LaunchType": task.get("launchType") if v4 else None,
+            "DesiredStatus": task.desired_status,
+            "KnownStatus": TASK_KNOWN_STATUS.get(task.last_status, "NONE"),
+            "Containers": [self.container_doc(run, c, v4) for c in run.containers],
+            "PullStartedAt": rfc3339_nano(task.pull_started_at),
+            "PullStoppedAt": rfc3339_nano(task.pull_stopped_at),
+            "AvailabilityZone": task.availability_zone,
+            "LaunchType": task.launch_type if v4 else None,
             "FaultInjectionEnabled": False,
         }
         limits: dict[str, Any] = {}
-        if task.get("cpu"):
-            limits["CPU"] = int(task["cpu"]) / 1024
-        if task.get("memory"):
-            limits["Memory"] = int(task["memory"])
+        if task.cpu:
+            limits["CPU"] = int(task.cpu) / 1024
+        if task.memory:
+            limits["Memory"] = int(task.memory)
         if limits:
             doc["Limits"] = limits
-        if task.get("executionStoppedAt"):
-            doc["ExecutionStoppedAt"] = rfc3339_nano(task["executionStoppedAt"])
+        if task.execution_stopped_at:
+            doc["ExecutionStoppedAt"] = rfc3339_nano(task.execution_stopped_at)
         if with_tags:
-            doc["TaskTags"] = {t["key"]: t.get("value", "") for t in task.get("tags") or []}
+            doc["TaskTags"] = {t["key"]: t.get("value", "") for t in task.tags}
             doc["ContainerInstanceTags"] = {}
         return {k: v for k, v in doc.items() if v is not None}
 
-    def stats_doc(self, run: TaskRun, c: ContainerRun) -> dict[str, Any] | None:
-        if c.handle is None or c.status != "RUNNING":
+    def stats_doc(self, run: TaskSnapshot, c: ContainerSnapshot) -> dict[str, Any] | None:
+        name = c.state.name
+        usage = self.view.container_usage(run.task_id, name)
+        if usage is None:
             return None
-        usage = c.handle.stats()
-        now = run.task_clock.time()
+        now = run.clock.time()
         ncpu = os.cpu_count() or 1
         cpu_ns = int(usage["cpu_seconds"] * 1e9)
         limit = int(c.definition.get("memory") or 0) * 1024 * 1024 or _host_memory()
-        previous = c.last_stats or {"read": None, "cpu": 0, "system": 0}
+        baselines = self._last_stats.setdefault(run.task_id, {})
+        previous = baselines.get(name) or {"read": None, "cpu": 0, "system": 0}
         system = int(time.monotonic() * 1e9 * ncpu)
         doc = {
             "read": rfc3339_nano(now),
@@ -288,8 +309,8 @@ class MetadataEndpoint:
             },
             "blkio_stats": {"io_service_bytes_recursive": [], "io_serviced_recursive": []},
             "storage_stats": {},
-            "name": c.name,
-            "id": c.runtime_id,
+            "name": name,
+            "id": c.state.runtime_id or "",
             "networks": {
                 "eth0": {
                     "rx_bytes": 0,
@@ -304,32 +325,31 @@ class MetadataEndpoint:
             },
             "network_rate_stats": {"rx_bytes_per_sec": 0, "tx_bytes_per_sec": 0},
         }
-        c.last_stats = {"read": doc["read"], "cpu": cpu_ns, "system": system}
+        baselines[name] = {"read": doc["read"], "cpu": cpu_ns, "system": system}
         return doc
 
     # -- task scale-in protection ($ECS_AGENT_URI/task-protection/v1/state) -------------
-    def _protection_doc(self, run: TaskRun) -> dict[str, Any]:
-        state = run.protection
-        now = run.task_clock.time()
-        enabled = bool(state and state["expires"] > now)
+    def _protection_doc(self, run: TaskSnapshot) -> dict[str, Any]:
+        until = run.state.protected_until
+        enabled = until is not None and until > run.clock.time()
         return {
             "protection": {
-                "ExpirationDate": rfc3339_nano(state["expires"]) if enabled and state else None,
+                "ExpirationDate": rfc3339_nano(until) if enabled else None,
                 "ProtectionEnabled": enabled,
-                "TaskArn": run.task["taskArn"],
+                "TaskArn": run.state.task_arn,
             }
         }
 
     def _protection_error(
-        self, run: TaskRun | None, code: str, message: str, status: int
+        self, run: TaskSnapshot | None, code: str, message: str, status: int
     ) -> web.Response:
-        arn = run.task["taskArn"] if run else ""
+        arn = run.state.task_arn if run else ""
         body = {"requestID": None, "error": {"Arn": arn, "Code": code, "Message": message}}
         return web.json_response(body, status=status)
 
     async def get_protection(self, request: web.Request) -> web.Response:
         run = scope_of(request).found[0]
-        if not run.definition.get("taskRoleArn") and not run.task["overrides"].get("taskRoleArn"):
+        if not run.definition.get("taskRoleArn") and not run.state.overrides.get("taskRoleArn"):
             return self._protection_error(
                 run,
                 "AccessDeniedException",
@@ -366,17 +386,18 @@ class MetadataEndpoint:
                 "expiresInMinutes must be between 1 and 2880",
                 400,
             )
-        if not run.definition.get("taskRoleArn") and not run.task["overrides"].get("taskRoleArn"):
+        if not run.definition.get("taskRoleArn") and not run.state.overrides.get("taskRoleArn"):
             return self._protection_error(
                 run,
                 "AccessDeniedException",
                 "Invalid Request: no task IAM role credentials available for task",
                 403,
             )
-        run.protection = (
-            {"expires": run.task_clock.time() + minutes * 60} if body["ProtectionEnabled"] else None
-        )
-        return web.json_response(self._protection_doc(run))
+        until = run.clock.time() + minutes * 60 if body["ProtectionEnabled"] else None
+        state = self.view.set_protection(run.task_id, until)
+        if state is None:  # the task ended meanwhile
+            return web.json_response("Invalid request: no task was found", status=404)
+        return web.json_response(self._protection_doc(replace(run, state=state)))
 
     # -- handlers (the scope found the task and container) ----------------------------------
     async def container(self, request: web.Request) -> web.Response:
@@ -398,7 +419,7 @@ class MetadataEndpoint:
     async def task_stats(self, request: web.Request) -> web.Response:
         run = scope_of(request).found[0]
         return web.json_response(
-            {c.runtime_id: self.stats_doc(run, c) for c in run.containers.values()}
+            {c.state.runtime_id or "": self.stats_doc(run, c) for c in run.containers}
         )
 
 

@@ -1,99 +1,35 @@
-"""The agent: starts tasks from task definitions, keeps them in the store, recovers after a
-restart. The API layer (RunTask, StopTask, DescribeTasks) talks to this class only."""
+"""The agent: runs the tasks it is given (:class:`ecslocal.runtime.plan.TaskPlan`), keeps their
+state (:mod:`ecslocal.runtime.model`) in the store, recovers after a restart. The API layer
+(RunTask, StopTask, DescribeTasks, tags) talks to this class only, and the container-facing
+endpoints see it through :class:`ecslocal.runtime.view.TaskView`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 import uuid
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ecslocal import arns
 from ecslocal.clock import Clock
 from ecslocal.config import Config
-from ecslocal.errors import invalid_parameter
 from ecslocal.runtime import reasons
 from ecslocal.runtime.backends.base import Backend
 from ecslocal.runtime.endpoints import TaskAccess, TaskEndpoints
 from ecslocal.runtime.events import Event, EventBus, TaskStateChanged
 from ecslocal.runtime.logs import LogRouter, awslogs_destination
-from ecslocal.runtime.task import ContainerRun, TaskRun, new_container_doc
-from ecslocal.runtime.timewarp import (
-    TIME_WARP_TAG,
-    TimeWarp,
-    TimeWarps,
-    TimeWarpUnavailable,
-    parse_speed,
-)
+from ecslocal.runtime.model import STOPPED, TaskState, freeze
+from ecslocal.runtime.plan import StartRefused, TaskPlan
+from ecslocal.runtime.task import ContainerRun, TaskRun, new_container_state
+from ecslocal.runtime.timewarp import TimeWarp, TimeWarps, TimeWarpUnavailable
+from ecslocal.runtime.view import ContainerSnapshot, EngineView, TaskSnapshot, TaskView
 from ecslocal.storage.db import StorageError
 from ecslocal.store import Store
 
 log = logging.getLogger("ecslocal.agent")
-
-
-def parse_env_file(path: str) -> dict[str, str]:
-    """Docker's --env-file format: VAR=VAL lines; blank lines and # comments skipped."""
-    out: dict[str, str] = {}
-    for raw in Path(path).read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if sep:
-            out[key.strip()] = value
-        elif key in os.environ:  # "VAR" alone takes the value from the environment
-            out[key] = os.environ[key]
-    return out
-
-
-def container_argv(definition: dict[str, Any], override: dict[str, Any]) -> list[str]:
-    """entryPoint + command, as Docker combines them (an override's command replaces the
-    definition's)."""
-    command = override.get("command", definition.get("command")) or []
-    return list(definition.get("entryPoint") or []) + list(command)
-
-
-def container_env(
-    definition: dict[str, Any], override: dict[str, Any], launch_type: str, region: str
-) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for env_file in definition.get("environmentFiles") or []:
-        path = env_file["value"]
-        if path.startswith("arn:"):
-            raise invalid_parameter(
-                f"environmentFiles value '{path}' is an S3 object; ecslocal reads environment"
-                " files from local paths only."
-            )
-        try:
-            env.update(parse_env_file(path.removeprefix("file://")))
-        except OSError as exc:
-            raise invalid_parameter(
-                f"Container '{definition['name']}': cannot read environment file '{path}':"
-                f" {exc.strerror}."
-            ) from None
-    # `environment` takes precedence over environment files (ECS developer guide).
-    # KeyValuePair's members are optional in the model: a nameless entry sets nothing.
-    for entries in (definition.get("environment"), override.get("environment")):
-        env.update({e["name"]: e.get("value") or "" for e in entries or [] if e.get("name")})
-    env["AWS_EXECUTION_ENV"] = "AWS_ECS_FARGATE" if launch_type == "FARGATE" else "AWS_ECS_EC2"
-    if "AWS_REGION" not in env and "AWS_DEFAULT_REGION" not in env:
-        env["AWS_REGION"] = region
-        env["AWS_DEFAULT_REGION"] = region
-    return env
-
-
-CREDENTIAL_TTL_TAG = "ecslocal:credential-ttl"
-
-
-def tag_value(tags: Sequence[dict[str, str]], key: str) -> str | None:
-    for tag in tags:
-        if tag.get("key") == key:
-            return tag.get("value", "")
-    return None
 
 
 def with_time_warp(env: dict[str, str], warp: TimeWarp) -> None:
@@ -103,27 +39,6 @@ def with_time_warp(env: dict[str, str], warp: TimeWarp) -> None:
         if key == "LD_PRELOAD" and env.get(key):
             value = f"{value}:{env[key]}"
         env[key] = value
-STATIC_KEY_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-
-
-def static_credentials_warning(name: str, env: dict[str, str], role_arn: str) -> str | None:
-    """The classic Fargate mistake, said at start: static keys in a container's environment
-    shadow the task role (every SDK's default chain reads the environment first), and a
-    session token there expires with nothing to refresh it."""
-    found = [k for k in STATIC_KEY_VARS if env.get(k)]
-    if not found:
-        return None
-    message = (
-        f"container '{name}' has {', '.join(found)} in its environment and the task has the"
-        f" task role {role_arn}: the AWS SDKs' default credential chain uses the environment"
-        " first, so the container will not use the role's credentials"
-    )
-    if "AWS_SESSION_TOKEN" in found:
-        message += (
-            "; the AWS_SESSION_TOKEN there expires and nothing refreshes it — calls will then"
-            " fail with ExpiredToken"
-        )
-    return message + "."
 
 
 class Agent:
@@ -150,7 +65,7 @@ class Agent:
         #: closes (endpoints/listeners.py); None: at endpoint_url.
         self.imds_url: str | None = None
         #: Task metadata endpoint id -> (task id, container name).
-        self.metadata_ids: dict[str, tuple[str, str]] = {}
+        self._metadata_ids: dict[str, tuple[str, str]] = {}
         self.timewarps = TimeWarps()
         #: What the engine says happened (runtime/events.py). The store writer subscribes
         #: first, synchronously: a task's new version is stored before anyone else sees it.
@@ -158,69 +73,44 @@ class Agent:
         self.events.subscribe(self._persist, [TaskStateChanged], critical=True)
 
     # -- start ------------------------------------------------------------------------------
-    def start_task(
-        self,
-        definition: dict[str, Any],
-        cluster_arn: str,
-        *,
-        launch_type: str,
-        overrides: dict[str, Any] | None = None,
-        started_by: str | None = None,
-        group: str | None = None,
-        tags: Sequence[dict[str, str]] = (),
-    ) -> TaskRun:
-        overrides = overrides or {}
-        cluster_name = cluster_arn.rsplit("/", 1)[-1]
+    def start_task(self, plan: TaskPlan) -> TaskState:
+        """Run ``plan``: the task is stored as PROVISIONING and starts after this returns (as
+        RunTask answers at once). Raises :class:`StartRefused` (or the store's error) when it
+        cannot; nothing of the task then stays behind."""
+        cluster_name = plan.cluster_arn.rsplit("/", 1)[-1]
         task_id = secrets.token_hex(16)
         region, account = self.config.region, self.config.account_id
         task_arn = arns.build("ecs", region, account, f"task/{cluster_name}/{task_id}")
         now = self.clock.time()
-        warp = self._time_warp(task_id, tags, now)
+        warp = self._time_warp(task_id, plan.time_warp, now)
         try:
-            containers, diagnostics = self._containers(
-                definition, task_arn, overrides, launch_type, tags, warp
-            )
+            containers = self._containers(plan, task_arn, warp)
         except BaseException:
             self._release(task_id, [])  # nothing of a task that never started stays behind
             raise
-        task: dict[str, Any] = {
-            "taskArn": task_arn,
-            "clusterArn": cluster_arn,
-            "taskDefinitionArn": definition["taskDefinitionArn"],
-            "overrides": {
-                "containerOverrides": overrides.get("containerOverrides")
-                or [{"name": c.name} for c in containers],
-                "inferenceAcceleratorOverrides": [],
-                **{k: v for k, v in overrides.items() if k != "containerOverrides"},
-            },
-            "lastStatus": "PROVISIONING",
-            "desiredStatus": "RUNNING",
-            "containers": [c.doc for c in containers],
-            "createdAt": now,
-            "version": 0,
-            "launchType": launch_type,
-            "group": group or f"family:{definition['family']}",
-            "availabilityZone": f"{region}a",
-            "healthStatus": "UNKNOWN",
-            "attachments": [],
-            "attributes": [],
-            "tags": list(tags),
-            "enableExecuteCommand": False,
-        }
-        if started_by:
-            task["startedBy"] = started_by
-        if diagnostics:
-            task["_diagnostics"] = diagnostics  # internal: not in DescribeTasks
-        cpu = overrides.get("cpu", definition.get("cpu"))
-        memory = overrides.get("memory", definition.get("memory"))
-        if cpu:
-            task["cpu"] = str(cpu)
-        if memory:
-            task["memory"] = str(memory)
-        if launch_type == "FARGATE":
-            task["platformVersion"] = "1.4.0"
-            task["platformFamily"] = "Linux"
-            task["ephemeralStorage"] = {"sizeInGiB": 20}
+        for warning in plan.diagnostics:
+            log.warning("task %s: %s", task_id, warning)
+        state = TaskState(
+            task_arn=task_arn,
+            cluster_arn=plan.cluster_arn,
+            task_definition_arn=plan.definition["taskDefinitionArn"],
+            overrides=plan.overrides,
+            containers=tuple(c.state for c in containers),
+            created_at=now,
+            launch_type=plan.launch_type,
+            capacity_provider_name=plan.capacity_provider_name,
+            group=plan.group,
+            started_by=plan.started_by or None,
+            availability_zone=plan.availability_zone,
+            tags=plan.tags,
+            enable_execute_command=plan.enable_execute_command,
+            cpu=plan.cpu,
+            memory=plan.memory,
+            platform_version=plan.platform_version,
+            platform_family=plan.platform_family,
+            ephemeral_storage=plan.ephemeral_storage,
+            diagnostics=plan.diagnostics,
+        )
         try:
             for c in containers:
                 log_group, _ = awslogs_destination(c.definition, task_id, c.runtime_id)
@@ -230,8 +120,8 @@ class Agent:
             self._release(task_id, containers)
             raise
         run = TaskRun(
-            task,
-            definition,
+            state,
+            plan.definition,
             containers,
             backend=self.backend,
             clock=self.clock,
@@ -248,43 +138,25 @@ class Agent:
             assert self._unsaved_error is not None
             raise self._unsaved_error
         run.job = asyncio.get_running_loop().create_task(self._run(run))
-        return run
+        return run.state
 
     def _containers(
-        self,
-        definition: dict[str, Any],
-        task_arn: str,
-        overrides: dict[str, Any],
-        launch_type: str,
-        tags: Sequence[dict[str, str]],
-        warp: TimeWarp | None,
-    ) -> tuple[list[ContainerRun], list[str]]:
-        """The task's containers with their environment and command, and the diagnostics said
-        at start (static keys shadowing the task role)."""
+        self, plan: TaskPlan, task_arn: str, warp: TimeWarp | None
+    ) -> list[ContainerRun]:
+        """The task's containers, with the plan's environment and command plus what the
+        engine owns: the task's endpoints and its clock."""
         _, _, _, region, account, resource = task_arn.split(":", 5)
         _, cluster_name, task_id = resource.split("/")
-        by_name = {o["name"]: o for o in overrides.get("containerOverrides") or [] if "name" in o}
-        injected, access = self._injected_env(task_arn, overrides, definition, tags, warp)
-        if launch_type == "EC2" and self.endpoint_url is not None:
+        injected, access = self._injected_env(task_arn, plan, warp)
+        if plan.launch_type == "EC2" and self.endpoint_url is not None:
             # EC2-launch tasks can reach the instance's metadata service (Fargate's cannot).
             injected["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = self.imds_url or self.endpoint_url
-        role_arn = overrides.get("taskRoleArn") or definition.get("taskRoleArn")
-        diagnostics: list[str] = []
         containers: list[ContainerRun] = []
-        for cdef in definition["containerDefinitions"]:
-            override = by_name.get(cdef["name"], {})
-            cdef = dict(cdef)
-            for key in ("memory", "memoryReservation", "cpu"):
-                if key in override:
-                    cdef[key] = override[key]
-            doc = new_container_doc(cdef, task_arn, cluster_name, region, account)
-            c = ContainerRun(cdef, doc)
+        for cplan in plan.containers:
+            state = new_container_state(cplan.definition, task_arn, cluster_name, region, account)
+            c = ContainerRun(cplan.definition, state)
             c.runtime_id = f"{task_id}-{secrets.randbelow(10**10):010d}"
-            c.env = container_env(cdef, override, launch_type, region)
-            warning = role_arn and static_credentials_warning(c.name, c.env, role_arn)
-            if warning:
-                diagnostics.append(warning)
-                log.warning("task %s: %s", task_id, warning)
+            c.env = dict(cplan.env)
             own_endpoint = "AWS_ENDPOINT_URL" in c.env
             for key, value in injected.items():
                 # What the task's own definition sets wins (an explicit AWS_ENDPOINT_URL, say,
@@ -297,64 +169,40 @@ class Agent:
             if access is not None:
                 base = access.metadata_url
                 c.metadata_id = f"{uuid.uuid4()}"
-                self.metadata_ids[c.metadata_id] = (task_id, c.name)
+                self._metadata_ids[c.metadata_id] = (task_id, c.name)
                 c.env["ECS_CONTAINER_METADATA_URI_V4"] = f"{base}/v4/{c.metadata_id}"
                 c.env["ECS_CONTAINER_METADATA_URI"] = f"{base}/v3/{c.metadata_id}"
                 c.env["ECS_AGENT_URI"] = f"{base}/api/{c.metadata_id}"
-            c.argv = container_argv(cdef, override)
+            c.argv = list(cplan.argv)
             containers.append(c)
-        return containers, diagnostics
+        return containers
 
-    def _time_warp(
-        self, task_id: str, tags: Sequence[dict[str, str]], now: float
-    ) -> TimeWarp | None:
-        """The task tag ``ecslocal:time-warp`` (a speed-up N): the task's clock, starting at its
-        creation and running N times faster, shared by its processes and ecslocal."""
-        value = tag_value(tags, TIME_WARP_TAG)
-        if value is None:
+    def _time_warp(self, task_id: str, speed: float | None, now: float) -> TimeWarp | None:
+        """The task's clock, starting at its creation and running ``speed`` times faster,
+        shared by its processes and ecslocal (``ecslocal:time-warp``)."""
+        if speed is None:
             return None
         try:
-            speed = parse_speed(value)
             return self.timewarps.create(task_id, speed, origin=now)
-        except (ValueError, TimeWarpUnavailable) as exc:
-            raise invalid_parameter(str(exc)) from None
+        except TimeWarpUnavailable as exc:
+            raise StartRefused(str(exc)) from None
         except OSError as exc:
-            raise invalid_parameter(
-                f"Tag {TIME_WARP_TAG}: cannot set up the clock: {exc}."
-            ) from None
+            raise StartRefused(f"Tag ecslocal:time-warp: cannot set up the clock: {exc}.") from None
 
     def _injected_env(
-        self,
-        task_arn: str,
-        overrides: dict[str, Any],
-        definition: dict[str, Any],
-        tags: Sequence[dict[str, str]] = (),
-        warp: TimeWarp | None = None,
+        self, task_arn: str, plan: TaskPlan, warp: TimeWarp | None
     ) -> tuple[dict[str, str], TaskAccess | None]:
         """Variables every container of the task gets — where the AWS APIs are (ecslocal), the
         task's own STS endpoint and, with a task role, its credentials endpoint (FULL_URI +
-        per-task token) — and the task's endpoints. The task tag ``ecslocal:credential-ttl``
-        (seconds of the task's clock) overrides the daemon's credential lifetime."""
+        per-task token, lasting the plan's ``credential_ttl``) — and the task's endpoints."""
         env: dict[str, str] = {}
         if self.endpoint_url is None:
             return env, None
         env["AWS_ENDPOINT_URL"] = self.endpoint_url
-        ttl = None
-        value = tag_value(tags, CREDENTIAL_TTL_TAG)
-        if value is not None:
-            try:
-                ttl = float(value)
-            except ValueError:
-                ttl = -1.0
-            if not 2 <= ttl <= 43200:
-                raise invalid_parameter(
-                    f"Tag {CREDENTIAL_TTL_TAG} must be a number of seconds from 2 to 43200."
-                )
         if self.endpoints is None:
             return env, None
-        role_arn = overrides.get("taskRoleArn") or definition.get("taskRoleArn") or None
         clock = warp.clock if warp is not None else None
-        access = self.endpoints.open(task_arn, role_arn, ttl, clock)
+        access = self.endpoints.open(task_arn, plan.role_arn, plan.credential_ttl, clock)
         env.update(access.env)
         return env, access
 
@@ -363,10 +211,13 @@ class Agent:
             await run.run()
         except Exception:  # never lose a task silently: record why it stopped
             log.exception("task %s failed", run.task_id)
-            run.task["stoppedReason"] = "ecslocal internal error while running the task"
-            run.task["lastStatus"] = "STOPPED"
-            run.task["desiredStatus"] = "STOPPED"
-            run.task["stoppedAt"] = self.clock.time()
+            run.state = replace(
+                run.state,
+                stopped_reason="ecslocal internal error while running the task",
+                last_status=STOPPED,
+                desired_status=STOPPED,
+                stopped_at=self.clock.time(),
+            )
             for c in run.containers.values():
                 if c.handle is not None:
                     c.handle.kill()
@@ -378,9 +229,9 @@ class Agent:
     def _release(self, task_id: str, containers: Iterable[ContainerRun]) -> None:
         """What a task held while it ran: metadata ids, its endpoints, its clock."""
         for c in containers:
-            self.metadata_ids.pop(c.metadata_id, None)
-        for metadata_id in [k for k, v in self.metadata_ids.items() if v[0] == task_id]:
-            del self.metadata_ids[metadata_id]  # a task that failed while being set up
+            self._metadata_ids.pop(c.metadata_id, None)
+        for metadata_id in [k for k, v in self._metadata_ids.items() if v[0] == task_id]:
+            del self._metadata_ids[metadata_id]  # a task that failed while being set up
         if self.endpoints is not None:
             self.endpoints.close(task_id)
         self.timewarps.close(task_id)
@@ -388,7 +239,7 @@ class Agent:
     def _save(self, run: TaskRun) -> None:
         """Write the task; a refused write never stops the engine (see ``_unsaved``)."""
         try:
-            self.store.put_task(run.task_id, run.task, run.recovery_records())
+            self.store.put_task(run.task_id, run.state.to_record(), run.recovery_records())
         except StorageError as exc:  # the database logged it (once)
             self._unsaved[run.task_id] = run
             self._unsaved_error = exc
@@ -415,61 +266,123 @@ class Agent:
         retention sweep must not forget a task whose STOPPED version is not stored yet)."""
         return task_id in self.tasks or task_id in self._unsaved
 
-    def get_task(self, task_id: str) -> dict[str, Any] | None:
+    def get_task(self, task_id: str) -> TaskState | None:
         live = self.tasks.get(task_id) or self._unsaved.get(task_id)
         if live is not None:
-            return live.task
+            return live.state
         found = self.store.get_task(task_id)
-        return found[0] if found else None
+        return TaskState.from_record(found[0]) if found else None
 
-    def stop_task(self, task_id: str, reason: str | None, stop_code: str) -> dict[str, Any] | None:
+    def is_running(self, task_id: str) -> bool:
+        """The engine still runs this task (it will make more versions of it)."""
+        return task_id in self.tasks
+
+    def version_of(self, task_id: str) -> int | None:
+        """The running task's current version (None when the engine no longer runs it)."""
+        live = self.tasks.get(task_id)
+        return live.state.version if live is not None else None
+
+    def stop_task(self, task_id: str, reason: str | None, stop_code: str) -> TaskState | None:
         live = self.tasks.get(task_id)
         if live is None:
             return self.get_task(task_id)
         live.request_stop(stop_code, reason or reasons.TASK_STOPPED_BY_USER)
         if task_id in self._unsaved and self._unsaved_error is not None:
             raise self._unsaved_error  # the task stops all the same; the API says what failed
-        return live.task
+        return live.state
+
+    def update_tags(self, task_id: str, tags: Iterable[Mapping[str, str]]) -> None:
+        """The task's tags are now ``tags`` (TagResource, UntagResource): not a state change
+        of the task's life, so no new version, but stored at once."""
+        frozen = freeze(list(tags))
+        live = self.tasks.get(task_id) or self._unsaved.get(task_id)
+        if live is not None:
+            live.state = replace(live.state, tags=frozen)
+            self._save(live)
+            return
+        found = self.store.get_task(task_id)
+        if found is not None:
+            state = replace(TaskState.from_record(found[0]), tags=frozen)
+            self.store.put_task(task_id, state.to_record(), found[1])
+
+    # -- the endpoints' view (runtime/view.py) -----------------------------------------------
+    def view(self) -> TaskView:
+        """What the container-facing endpoints get of the engine: queries and one command."""
+        return EngineView(self)
+
+    def by_endpoint_id(self, endpoint_id: str) -> tuple[str, str] | None:
+        found = self._metadata_ids.get(endpoint_id)
+        return found if found is not None and found[0] in self.tasks else None
+
+    def snapshot(self, task_id: str) -> TaskSnapshot | None:
+        run = self.tasks.get(task_id)
+        if run is None:
+            return None
+        return TaskSnapshot(
+            state=run.state,
+            definition=run.definition,
+            containers=tuple(
+                ContainerSnapshot(c.state, c.definition, c.health.report if c.health else None)
+                for c in run.containers.values()
+            ),
+            clock=run.task_clock,
+        )
+
+    def container_usage(self, task_id: str, name: str) -> dict[str, Any] | None:
+        run = self.tasks.get(task_id)
+        c = run.containers.get(name) if run is not None else None
+        if c is None or c.handle is None or c.status != "RUNNING":
+            return None
+        return c.handle.stats()
+
+    def set_protection(self, task_id: str, until: float | None) -> TaskState | None:
+        run = self.tasks.get(task_id)
+        if run is None:
+            return None
+        run.set_protection(until)
+        return run.state
 
     # -- restart and shutdown ---------------------------------------------------------------
     def recover(self) -> list[str]:
         """Mark tasks a previous daemon left unfinished as STOPPED; kill leftovers."""
         recovered = []
         now = self.clock.time()
-        for task, runtime in list(self.store.list_tasks(not_stopped=True)):
-            for name, record in runtime.items():
+        for record, runtime in list(self.store.list_tasks(not_stopped=True)):
+            task = TaskState.from_record(record)
+            for name, entry in runtime.items():
                 # The backend kills only what still matches the record's identity (boot,
                 # start time, PID namespace, cgroup): never a process that reused a pid.
-                if self.backend.reap(record):
-                    log.info(
-                        "killed what was left of container %s of task %s", name, task["taskArn"]
+                if self.backend.reap(entry):
+                    log.info("killed what was left of container %s of task %s", name, task.task_arn)
+            task = replace(
+                task,
+                desired_status=STOPPED,
+                last_status=STOPPED,
+                stopping_at=task.stopping_at or now,
+                stopped_at=now,
+                execution_stopped_at=task.execution_stopped_at or now,
+                # A stop asked for before the crash (StopTask's reason) is why it stopped.
+                stopped_reason=task.stopped_reason or reasons.DAEMON_RESTARTED,
+                containers=tuple(
+                    c
+                    if c.last_status == STOPPED
+                    else replace(
+                        c, last_status=STOPPED, reason=c.reason or reasons.DAEMON_RESTARTED
                     )
-            task["desiredStatus"] = "STOPPED"
-            task["lastStatus"] = "STOPPED"
-            task.setdefault("stoppingAt", now)
-            task["stoppedAt"] = now
-            task["executionStoppedAt"] = task.get("executionStoppedAt") or now
-            # A stop asked for before the crash (StopTask's reason) is why the task stopped.
-            task.setdefault("stoppedReason", reasons.DAEMON_RESTARTED)
-            for c in task["containers"]:
-                if c["lastStatus"] != "STOPPED":
-                    c["lastStatus"] = "STOPPED"
-                    c.setdefault("reason", reasons.DAEMON_RESTARTED)
-            task["version"] = task.get("version", 0) + 1
-            task_id = task["taskArn"].rsplit("/", 1)[-1]
-            self.store.put_task(task_id, task, {})
-            self.timewarps.remove(task_id)
-            recovered.append(task_id)
+                    for c in task.containers
+                ),
+                version=task.version + 1,
+            )
+            self.store.put_task(task.task_id, task.to_record(), {})
+            self.timewarps.remove(task.task_id)
+            recovered.append(task.task_id)
         return recovered
 
     async def shutdown(self, grace: float = 5.0) -> None:
         """Stop every running task (stop signal, then SIGKILL after at most ``grace`` s)."""
         runs = list(self.tasks.values())
         for run in runs:
-            run.default_stop_timeout = min(run.default_stop_timeout, grace)
-            for c in run.containers.values():
-                if "stopTimeout" in c.definition:
-                    c.definition["stopTimeout"] = min(c.definition["stopTimeout"], grace)
+            run.stop_timeout_cap = grace
             run.request_stop(reasons.USER_INITIATED_CODE, reasons.DAEMON_SHUTDOWN)
         jobs = [r.job for r in runs if r.job is not None]
         if jobs:

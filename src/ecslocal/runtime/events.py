@@ -11,7 +11,7 @@ Names follow ECS's own state-change vocabulary: an EventBridge "ECS Task State C
 one such event whenever the task *or one of its containers* changes state, and its ``version``
 "is incremented each time the resource changes state"
 (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/ecs_cwe_events.html). So here:
-every new version of the task document is one :class:`TaskStateChanged` (the event persistence
+every new version of the task's state is one :class:`TaskStateChanged` (the event persistence
 stores), followed by one event for each container state, container health or task health that
 changed in that version, carrying the same ``version``. ECS's events carry no health ("The
 health of the task is not provided in the task state change event", ecs_task_events.html):
@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
-from ecslocal.arns import task_id_of
+from ecslocal.runtime.model import TaskState
 from ecslocal.timefmt import iso8601_ms
 
 log = logging.getLogger("ecslocal.events")
@@ -58,7 +58,7 @@ def _camel(name: str) -> str:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EngineEvent:
-    """Common to every event: which task, and the task document version it belongs to."""
+    """Common to every event: which task, and the task version it belongs to."""
 
     TYPE: ClassVar[str] = "EngineEvent"
     #: Fields that are epoch seconds, rendered as ISO strings on the wire.
@@ -298,7 +298,7 @@ class EventHistory:
 
 
 class TaskEvents:
-    """Turns the successive versions of one task document into events (see the module
+    """Turns the successive versions of one task's state into events (see the module
     docstring): called by the task at each version it makes."""
 
     def __init__(self, bus: EventBus) -> None:
@@ -307,51 +307,49 @@ class TaskEvents:
         self._health: dict[str, str] = {}
         self._task_health: str | None = None
 
-    def publish(self, task: dict[str, Any], now: float) -> None:
-        task_arn: str = task["taskArn"]
+    def publish(self, task: TaskState, now: float) -> None:
         common: dict[str, Any] = {
-            "task_id": task_id_of(task_arn),
-            "task_arn": task_arn,
-            "cluster_arn": task["clusterArn"],
-            "version": task["version"],
+            "task_id": task.task_id,
+            "task_arn": task.task_arn,
+            "cluster_arn": task.cluster_arn,
+            "version": task.version,
             "updated_at": now,
         }
         self.bus.publish(
             TaskStateChanged(
                 **common,
-                last_status=task["lastStatus"],
-                desired_status=task["desiredStatus"],
-                task_definition_arn=task["taskDefinitionArn"],
+                last_status=task.last_status,
+                desired_status=task.desired_status,
+                task_definition_arn=task.task_definition_arn,
                 **{
-                    f: task.get(_camel(f))
+                    f: getattr(task, f)
                     for f in ("group", "started_by", "stop_code", "stopped_reason")
                 },
-                **{f: task.get(_camel(f)) for f in TaskStateChanged.TIMES},
+                **{f: getattr(task, f) for f in TaskStateChanged.TIMES},
             )
         )
-        for c in task["containers"]:
-            name = c["name"]
-            state = (c["lastStatus"], c.get("runtimeId"), c.get("exitCode"), c.get("reason"))
-            if self._containers.get(name) != state:
-                self._containers[name] = state
+        for c in task.containers:
+            state = (c.last_status, c.runtime_id, c.exit_code, c.reason)
+            if self._containers.get(c.name) != state:
+                self._containers[c.name] = state
                 self.bus.publish(
                     ContainerStateChanged(
                         **common,
-                        name=name,
-                        container_arn=c["containerArn"],
+                        name=c.name,
+                        container_arn=c.container_arn,
                         last_status=state[0],
                         runtime_id=state[1],
                         exit_code=state[2],
                         reason=state[3],
                     )
                 )
-            health = c.get("healthStatus", "UNKNOWN")
-            if self._health.setdefault(name, health) != health:
-                self._health[name] = health
-                self.bus.publish(ContainerHealthChanged(**common, name=name, health_status=health))
-        task_health = task.get("healthStatus", "UNKNOWN")
+            if self._health.setdefault(c.name, c.health_status) != c.health_status:
+                self._health[c.name] = c.health_status
+                self.bus.publish(
+                    ContainerHealthChanged(**common, name=c.name, health_status=c.health_status)
+                )
         if self._task_health is None:
-            self._task_health = task_health
-        elif self._task_health != task_health:
-            self._task_health = task_health
-            self.bus.publish(TaskHealthChanged(**common, health_status=task_health))
+            self._task_health = task.health_status
+        elif self._task_health != task.health_status:
+            self._task_health = task.health_status
+            self.bus.publish(TaskHealthChanged(**common, health_status=task.health_status))

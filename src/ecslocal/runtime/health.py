@@ -15,7 +15,7 @@ the output of Docker's last health log entry, cut to 1024 characters
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +49,7 @@ def check_log_entry(result: ExecResult, timeout: float) -> tuple[int, str]:
     return (-1 if result.exit_code is None else result.exit_code), result.output
 
 
-def health_check_argv(command: list[str]) -> list[str] | None:
+def health_check_argv(command: Sequence[str]) -> list[str] | None:
     """The argv a health check runs, as Docker runs ``Healthcheck.Test``: CMD runs its
     arguments, CMD-SHELL runs them through /bin/sh -c; NONE disables the check.
 
@@ -78,7 +78,7 @@ def health_check_argv(command: list[str]) -> list[str] | None:
 class HealthMonitor:
     def __init__(
         self,
-        check: dict[str, Any],
+        check: Mapping[str, Any],
         handle: ContainerHandle,
         clock: Clock,
         on_change: Callable[[str], None],

@@ -1,11 +1,12 @@
 """One running task: its containers' lifecycle, dependency ordering, health, and stop.
 
-A :class:`TaskRun` owns the task document (the ECS ``Task`` shape, as DescribeTasks returns it)
-and one :class:`ContainerRun` per container. Each container has a coroutine that waits for its
-``dependsOn`` conditions, starts it through the backend and waits for it to exit. The task's own
-coroutine moves the task through PROVISIONING -> PENDING -> RUNNING, and, once a stop is asked
-for (StopTask, an essential container exiting, a start failure), through STOPPING ->
-DEPROVISIONING -> STOPPED, stopping containers in reverse dependency order.
+A :class:`TaskRun` owns the task's state (:class:`ecslocal.runtime.model.TaskState`, frozen:
+each change is a new one, made here and only here) and one :class:`ContainerRun` per
+container. Each container has a coroutine that waits for its ``dependsOn`` conditions, starts
+it through the backend and waits for it to exit. The task's own coroutine moves the task
+through PROVISIONING -> PENDING -> RUNNING, and, once a stop is asked for (StopTask, an
+essential container exiting, a start failure), through STOPPING -> DEPROVISIONING -> STOPPED,
+stopping containers in reverse dependency order.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import asyncio
 import contextlib
 import signal
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from ecslocal import arns
@@ -31,8 +33,7 @@ from ecslocal.runtime.backends.base import (
 from ecslocal.runtime.events import EventBus, TaskEvents
 from ecslocal.runtime.health import HEALTHY, UNHEALTHY, UNKNOWN, HealthMonitor
 from ecslocal.runtime.logs import LogRouter, awslogs_destination
-
-PENDING, RUNNING, STOPPED = "PENDING", "RUNNING", "STOPPED"
+from ecslocal.runtime.model import PENDING, RUNNING, STOPPED, ContainerState, TaskState
 
 
 class DependencyFailed(Exception):
@@ -44,9 +45,11 @@ class StopRequested(Exception):
 
 
 class ContainerRun:
-    def __init__(self, definition: dict[str, Any], doc: dict[str, Any]) -> None:
+    def __init__(self, definition: Mapping[str, Any], state: ContainerState) -> None:
+        #: The container definition (with the RunTask overrides of memory and cpu), frozen.
         self.definition = definition
-        self.doc = doc  # the Container document inside the task document
+        #: The container's current state; the TaskRun replaces it (``_set_container``).
+        self.state = state
         self.name: str = definition["name"]
         self.essential: bool = definition.get("essential", True)
         self.handle: ContainerHandle | None = None
@@ -59,15 +62,12 @@ class ContainerRun:
         self.health_job: asyncio.Task[None] | None = None
         self.env: dict[str, str] = {}
         self.argv: list[str] = []
-        #: Task metadata: this container's endpoint id, wall-clock start/finish, last stats.
+        #: This container's task metadata endpoint id.
         self.metadata_id = ""
-        self.started_wall: float | None = None
-        self.finished_wall: float | None = None
-        self.last_stats: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
-        return self.doc["lastStatus"]
+        return self.state.last_status
 
     @property
     def has_started(self) -> bool:
@@ -77,8 +77,8 @@ class ContainerRun:
 class TaskRun:
     def __init__(
         self,
-        task: dict[str, Any],
-        definition: dict[str, Any],
+        state: TaskState,
+        definition: Mapping[str, Any],
         containers: list[ContainerRun],
         *,
         backend: Backend,
@@ -88,9 +88,7 @@ class TaskRun:
         default_stop_timeout: float,
         task_clock: Clock | None = None,
     ) -> None:
-        #: Task scale-in protection set through $ECS_AGENT_URI ({"expires": epoch}).
-        self.protection: dict[str, float] | None = None
-        self.task = task
+        self.state = state
         self.definition = definition
         self.containers = {c.name: c for c in containers}
         self.backend = backend
@@ -100,11 +98,13 @@ class TaskRun:
         #: timers (health checks, timeouts) stay on ``clock``, since they bound real work.
         self.task_clock = task_clock or clock
         self.logs = logs
-        #: Each version of the task document becomes events (runtime/events.py); the store
+        #: Each version of the task's state becomes events (runtime/events.py); the store
         #: writer is the bus's first subscriber.
         self._events = TaskEvents(events)
         self.default_stop_timeout = default_stop_timeout
-        self.task_id: str = task["taskArn"].rsplit("/", 1)[-1]
+        #: At most this many seconds of stop timeout (the daemon's shutdown grace), or None.
+        self.stop_timeout_cap: float | None = None
+        self.task_id: str = state.task_id
         self._changed = asyncio.Condition()
         self._stop_requested = asyncio.Event()
         self.done = asyncio.Event()
@@ -116,13 +116,23 @@ class TaskRun:
     # -- state ------------------------------------------------------------------------------
     def save(self) -> None:
         """A new version of the task: published, and so stored, before anything else runs."""
-        self.task["version"] = self.task.get("version", 0) + 1
-        self._events.publish(self.task, self.clock.time())
+        self.state = replace(self.state, version=self.state.version + 1)
+        self._events.publish(self.state, self.clock.time())
+
+    def _set(self, **changes: Any) -> None:
+        self.state = replace(self.state, **changes)
+
+    def _set_container(self, c: ContainerRun, **changes: Any) -> None:
+        c.state = replace(c.state, **changes)
+        self.state = self.state.with_container(c.state)
+
+    def set_protection(self, until: float | None) -> None:
+        """Task scale-in protection until ``until`` (the task's clock), or none. Not a state
+        change of the task's life: no new version."""
+        self._set(protected_until=until)
 
     def recovery_records(self) -> dict[str, Any]:
-        return {
-            name: c.handle.recovery_record() for name, c in self.containers.items() if c.handle
-        }
+        return {name: c.handle.recovery_record() for name, c in self.containers.items() if c.handle}
 
     def _notify(self) -> None:
         async def notify() -> None:
@@ -136,13 +146,13 @@ class TaskRun:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout)
 
-    def _set_task_status(self, status: str) -> None:
-        self.task["lastStatus"] = status
+    def _set_task_status(self, status: str, **changes: Any) -> None:
+        self._set(last_status=status, **changes)
         self.save()
 
     def _update_health(self) -> None:
         statuses = [
-            c.doc.get("healthStatus", UNKNOWN)
+            c.state.health_status
             for c in self.containers.values()
             if c.essential and c.health is not None
         ]
@@ -154,18 +164,19 @@ class TaskRun:
             health = UNKNOWN
         else:
             health = HEALTHY
-        self.task["healthStatus"] = health
+        self._set(health_status=health)
 
     # -- stop -------------------------------------------------------------------------------
     def request_stop(self, stop_code: str, reason: str) -> None:
         """Ask the task to stop; the first request's code and reason are the ones reported."""
         if self._stop_requested.is_set():
             return
-        now = self.clock.time()
-        self.task["desiredStatus"] = STOPPED
-        self.task["stopCode"] = stop_code
-        self.task["stoppedReason"] = reason
-        self.task["stoppingAt"] = now
+        self._set(
+            desired_status=STOPPED,
+            stop_code=stop_code,
+            stopped_reason=reason,
+            stopping_at=self.clock.time(),
+        )
         self._stop_requested.set()
         self.save()
         self._notify()
@@ -184,32 +195,30 @@ class TaskRun:
             self.sandbox = self.backend.create_sandbox(self.task_id)
         except SandboxUnavailable as exc:
             for c in self.containers.values():
-                c.doc["lastStatus"] = STOPPED
-                c.doc["reason"] = str(exc)[:1024]
+                self._set_container(c, last_status=STOPPED, reason=str(exc)[:1024])
                 c.start_resolved.set()
             self.request_stop(reasons.TASK_FAILED_TO_START_CODE, str(exc)[:255])
             await self._stop_containers()
             return
         now = self.clock.time()
-        self.task["lastStatus"] = PENDING
-        self.task["pullStartedAt"] = now
+        self._set(last_status=PENDING, pull_started_at=now)
         images = [
             await self.backend.resolve_image(c.definition["image"])
             for c in self.containers.values()
         ]
         # A host command has no image to pull: the pull starts and ends at once.
-        self.task["pullStoppedAt"] = self.clock.time() if any(i.pulled for i in images) else now
+        self._set(pull_stopped_at=self.clock.time() if any(i.pulled for i in images) else now)
         self.save()
         for c in self.containers.values():
             c.start_job = asyncio.get_running_loop().create_task(self._run_container(c))
         while not self._stop_requested.is_set():
-            if self.task["lastStatus"] == PENDING and all(
+            if self.state.last_status == PENDING and all(
                 c.has_started or c.status == STOPPED for c in self.containers.values()
             ):
-                self.task["startedAt"] = self.clock.time()
-                self.task["connectivity"] = "CONNECTED"
-                self.task["connectivityAt"] = self.task["startedAt"]
-                self._set_task_status(RUNNING)
+                now = self.clock.time()
+                self._set_task_status(
+                    RUNNING, started_at=now, connectivity="CONNECTED", connectivity_at=now
+                )
             await self._wait_change(None)
         await self._stop_containers()
 
@@ -226,8 +235,7 @@ class TaskRun:
         try:
             await self._wait_dependencies(c)
         except DependencyFailed as exc:
-            c.doc["lastStatus"] = STOPPED
-            c.doc["reason"] = str(exc)[:1024]
+            self._set_container(c, last_status=STOPPED, reason=str(exc)[:1024])
             self.save()
             self.request_stop(reasons.TASK_FAILED_TO_START_CODE, str(exc)[:255])
             return
@@ -243,27 +251,26 @@ class TaskRun:
             env=c.env,
             working_dir=c.definition.get("workingDirectory"),
             memory_mib=c.definition.get("memory"),
-            task_memory_mib=int(self.task["memory"]) if self.task.get("memory") else None,
+            task_memory_mib=int(self.state.memory) if self.state.memory else None,
             on_log=self._log_callback(c, group, stream),
             sandbox=self.sandbox,
         )
         try:
             handle = await self.backend.start(spec)
         except CannotStartContainer as exc:
-            c.doc["lastStatus"] = STOPPED
-            c.doc["reason"] = str(exc)[:1024]
-            self.task.setdefault("_stoppedByContainer", c.name)
+            self._set_container(c, last_status=STOPPED, reason=str(exc)[:1024])
+            self._set(stopped_by_container=self.state.stopped_by_container or c.name)
             self.save()
             self.request_stop(reasons.TASK_FAILED_TO_START_CODE, str(exc)[:255])
             return
         c.handle = handle
         c.started_at = self.clock.monotonic()
-        c.started_wall = self.clock.time()
-        c.doc["runtimeId"] = handle.runtime_id
-        c.doc["lastStatus"] = RUNNING
+        self._set_container(
+            c, runtime_id=handle.runtime_id, last_status=RUNNING, started_at=self.clock.time()
+        )
         health_check = c.definition.get("healthCheck")
         if health_check:
-            c.doc["healthStatus"] = UNKNOWN
+            self._set_container(c, health_status=UNKNOWN)
             c.health = HealthMonitor(health_check, handle, self.clock, self._on_health(c))
             c.health_job = asyncio.get_running_loop().create_task(c.health.run())
         self._update_health()
@@ -273,13 +280,15 @@ class TaskRun:
         status = await handle.wait()
         if c.health_job is not None:
             c.health_job.cancel()
-        c.doc["lastStatus"] = STOPPED
-        c.doc["exitCode"] = status.exit_code
-        c.finished_wall = self.clock.time()
-        if status.oom_killed:
-            c.doc["reason"] = reasons.OUT_OF_MEMORY
+        self._set_container(
+            c,
+            last_status=STOPPED,
+            exit_code=status.exit_code,
+            finished_at=self.clock.time(),
+            **({"reason": reasons.OUT_OF_MEMORY} if status.oom_killed else {}),
+        )
         if c.essential and not self._stop_requested.is_set():
-            self.task["_stoppedByContainer"] = c.name  # ecslocal's own: `ecslocal run`'s exit code
+            self._set(stopped_by_container=c.name)  # ecslocal's own: `ecslocal run`'s exit code
             self.request_stop(reasons.ESSENTIAL_EXITED_CODE, reasons.ESSENTIAL_EXITED)
         self.save()
         self._notify()
@@ -294,7 +303,7 @@ class TaskRun:
 
     def _on_health(self, c: ContainerRun) -> Callable[[str], None]:
         def on_change(status: str) -> None:
-            c.doc["healthStatus"] = status
+            self._set_container(c, health_status=status)
             self._update_health()
             self.save()
             self._notify()
@@ -341,11 +350,11 @@ class TaskRun:
         if condition == "COMPLETE" and dep.status == STOPPED:
             return True, None
         if condition == "SUCCESS" and dep.status == STOPPED:
-            if dep.doc.get("exitCode") == 0:
+            if dep.state.exit_code == 0:
                 return True, None
             raise DependencyFailed(reasons.dependency_failed(dep.name, target))
         if condition == "HEALTHY":
-            if dep.doc.get("healthStatus") == HEALTHY:
+            if dep.state.health_status == HEALTHY:
                 return True, None
             if dep.status == STOPPED:
                 raise DependencyFailed(reasons.dependency_never_starts(dep.name, target))
@@ -361,11 +370,9 @@ class TaskRun:
     async def _stop_containers(self) -> None:
         self._set_task_status("STOPPING")
         await asyncio.gather(*(self._stop_container(c) for c in self.containers.values()))
-        self.task["executionStoppedAt"] = self.clock.time()
-        self._set_task_status("DEPROVISIONING")
+        self._set_task_status("DEPROVISIONING", execution_stopped_at=self.clock.time())
         self.logs.flush()
-        self.task["stoppedAt"] = self.clock.time()
-        self._set_task_status(STOPPED)
+        self._set_task_status(STOPPED, stopped_at=self.clock.time())
 
     def _dependents(self, name: str) -> list[ContainerRun]:
         return [
@@ -384,15 +391,17 @@ class TaskRun:
         await c.start_resolved.wait()
         if c.handle is None:
             if c.status != STOPPED:
-                c.doc["lastStatus"] = STOPPED
+                self._set_container(c, last_status=STOPPED)
                 self.save()
                 self._notify()
             return
         if c.status != STOPPED:
-            timeout = c.definition.get("stopTimeout", self.default_stop_timeout)
+            timeout = float(c.definition.get("stopTimeout", self.default_stop_timeout))
+            if self.stop_timeout_cap is not None:
+                timeout = min(timeout, self.stop_timeout_cap)
             c.handle.signal(signal.SIGTERM)
             try:
-                await asyncio.wait_for(c.handle.wait(), self.clock.real_seconds(float(timeout)))
+                await asyncio.wait_for(c.handle.wait(), self.clock.real_seconds(timeout))
             except TimeoutError:
                 c.handle.kill()
         if c.start_job is not None:
@@ -400,26 +409,19 @@ class TaskRun:
         self._notify()
 
 
-def new_container_doc(
-    definition: dict[str, Any], task_arn: str, cluster_name: str, region: str, account: str
-) -> dict[str, Any]:
+def new_container_state(
+    definition: Mapping[str, Any], task_arn: str, cluster_name: str, region: str, account: str
+) -> ContainerState:
     task_id = task_arn.rsplit("/", 1)[-1]
-    doc: dict[str, Any] = {
-        "containerArn": arns.build(
+    memory, reservation = definition.get("memory"), definition.get("memoryReservation")
+    return ContainerState(
+        container_arn=arns.build(
             "ecs", region, account, f"container/{cluster_name}/{task_id}/{uuid.uuid4()}"
         ),
-        "taskArn": task_arn,
-        "name": definition["name"],
-        "image": definition["image"],
-        "lastStatus": PENDING,
-        "networkBindings": [],
-        "networkInterfaces": [],
-        "cpu": str(definition.get("cpu", 0)),
-        # DescribeTasks reports UNKNOWN for a container with no health check, too.
-        "healthStatus": UNKNOWN,
-    }
-    if definition.get("memory") is not None:
-        doc["memory"] = str(definition["memory"])
-    if definition.get("memoryReservation") is not None:
-        doc["memoryReservation"] = str(definition["memoryReservation"])
-    return doc
+        task_arn=task_arn,
+        name=definition["name"],
+        image=definition["image"],
+        cpu=str(definition.get("cpu", 0)),
+        memory=str(memory) if memory is not None else None,
+        memory_reservation=str(reservation) if reservation is not None else None,
+    )
