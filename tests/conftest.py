@@ -18,6 +18,8 @@ from typing import Any
 import boto3
 import pytest
 
+from tests import registry_clients
+
 ROOT = Path(__file__).resolve().parent.parent
 READY = re.compile(r"ready on (http://127\.0\.0\.1:(\d+))")
 
@@ -166,6 +168,27 @@ def fresh_server(tmp_path: Path) -> Iterator[Server]:
 @pytest.fixture
 def ecs(server: Server) -> Any:
     return server.ecs()
+
+
+# -- registries and real registry clients (tests/registry_clients.py) ------------------------
+@pytest.fixture(params=["open", "basic-auth"])
+def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[registry_clients.Registry]:
+    """Debian's docker-registry on loopback, once without auth and once with htpasswd Basic."""
+    user, password = ("tester", uuid.uuid4().hex) if request.param == "basic-auth" else (None, None)
+    with registry_clients.docker_registry(tmp_path / "registry", user, password) as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def dockerd() -> Iterator[registry_clients.Docker]:
+    with registry_clients.dockerd() as daemon:
+        yield daemon
+
+
+@pytest.fixture
+def podman() -> Iterator[registry_clients.Podman]:
+    with registry_clients.podman() as client:
+        yield client
 
 
 def container(name: str, command: str, **fields: Any) -> dict[str, Any]:

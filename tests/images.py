@@ -144,8 +144,11 @@ class TestImage:
         return {b.digest: b.data for b in (self.config, *self.layers)}
 
     def descriptor(self, ref_name: str | None = None) -> dict[str, Any]:
-        d: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest,
-                             "size": len(self.manifest)}
+        d: dict[str, Any] = {
+            "mediaType": self.media_type,
+            "digest": self.digest,
+            "size": len(self.manifest),
+        }
         if ref_name:
             d["annotations"] = {"org.opencontainers.image.ref.name": ref_name}
         return d
@@ -172,12 +175,14 @@ def build_image(
     }
     config_blob = Blob(DOCKER_CONFIG if docker else OCI_CONFIG, canonical(document))
     media_type = DOCKER_MANIFEST if docker else OCI_MANIFEST
-    manifest = canonical({
-        "schemaVersion": 2,
-        "mediaType": media_type,
-        "config": config_blob.descriptor(),
-        "layers": [layer.descriptor() for layer in layers],
-    })
+    manifest = canonical(
+        {
+            "schemaVersion": 2,
+            "mediaType": media_type,
+            "config": config_blob.descriptor(),
+            "layers": [layer.descriptor() for layer in layers],
+        }
+    )
     return TestImage(config_blob, layers, diff_ids, tars, manifest, media_type)
 
 
@@ -204,8 +209,11 @@ def write_oci_layout(images: dict[str, TestImage] | TestImage, root: Path) -> Pa
     for image in refs.values():
         for digest, data in {**image.blobs, image.digest: image.manifest}.items():
             (blobs / digest.removeprefix("sha256:")).write_bytes(data)
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX,
-             "manifests": [image.descriptor(name) for name, image in refs.items()]}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [image.descriptor(name) for name, image in refs.items()],
+    }
     (root / "oci-layout").write_bytes(canonical({"imageLayoutVersion": "1.0.0"}))
     (root / "index.json").write_bytes(canonical(index))
     return root
