@@ -19,6 +19,7 @@ import boto3
 import pytest
 
 from tests import registry_clients
+from tests.token_server import token_server
 
 ROOT = Path(__file__).resolve().parent.parent
 READY = re.compile(r"ready on (http://127\.0\.0\.1:(\d+))")
@@ -171,11 +172,19 @@ def ecs(server: Server) -> Any:
 
 
 # -- registries and real registry clients (tests/registry_clients.py) ------------------------
-@pytest.fixture(params=["open", "basic-auth"])
+@pytest.fixture(params=["open", "basic-auth", "bearer-token"])
 def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[registry_clients.Registry]:
-    """Debian's docker-registry on loopback, once without auth and once with htpasswd Basic."""
-    user, password = ("tester", uuid.uuid4().hex) if request.param == "basic-auth" else (None, None)
-    with registry_clients.docker_registry(tmp_path / "registry", user, password) as r:
+    """Debian's docker-registry on loopback: without auth, with htpasswd Basic auth, and with
+    Docker Hub-style Bearer tokens from tests/token_server.py."""
+    root, password = tmp_path / "registry", uuid.uuid4().hex
+    if request.param == "bearer-token":
+        with token_server("tester", password) as tokens, registry_clients.docker_registry(
+            root, token=tokens
+        ) as r:
+            yield r
+        return
+    user = "tester" if request.param == "basic-auth" else None
+    with registry_clients.docker_registry(root, user, password if user else None) as r:
         yield r
 
 

@@ -11,9 +11,11 @@ told ``--tls-verify=false``, oras ``insecure=True``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -21,6 +23,7 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import warnings
 from collections.abc import Iterator
@@ -29,6 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.token_server import ISSUER as token_issuer
+from tests.token_server import SERVICE as token_service
+from tests.token_server import TokenServer
 
 #: Debian packages of each binary (for skip messages and .ci/run).
 PACKAGES = {
@@ -140,6 +147,7 @@ class Registry:
     password: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     root: Path | None = None
+    bearer: bool = False  # credentials buy Bearer tokens from a token server
 
     @property
     def url(self) -> str:
@@ -175,14 +183,26 @@ def htpasswd_line(username: str, password: str) -> str:
 
 
 def start_docker_registry(
-    root: Path, username: str | None = None, password: str | None = None, attempts: int = 3
+    root: Path,
+    username: str | None = None,
+    password: str | None = None,
+    attempts: int = 3,
+    token: TokenServer | None = None,
 ) -> Registry:
     """Debian's ``docker-registry serve CONFIG`` on a free loopback port, storage under
-    ``root``; with ``username``, htpasswd Basic auth (distribution docs, configuration.md)."""
+    ``root``; with ``username``, htpasswd Basic auth, or with ``token`` Bearer tokens from that
+    token server (distribution docs, configuration.md "auth")."""
     binary = require("docker-registry")
     root.mkdir(parents=True, exist_ok=True)
     auth = ""
-    if username and password:
+    if token is not None:
+        bundle = token.write_bundle(root / "token-root.pem")
+        auth = (
+            f"auth:\n  token:\n    realm: {token.url}\n    service: {token_service}\n"
+            f"    issuer: {token_issuer}\n    rootcertbundle: {bundle}\n"
+        )
+        username, password = token.username, token.password
+    elif username and password:
         (root / "htpasswd").write_text(htpasswd_line(username, password))
         auth = f"auth:\n  htpasswd:\n    realm: ecslocal-tests\n    path: {root / 'htpasswd'}\n"
     for _ in range(attempts):
@@ -207,7 +227,8 @@ def start_docker_registry(
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and process.poll() is None:
             if _probe(f"http://127.0.0.1:{port}/v2/") in (200, 401):
-                return Registry(f"127.0.0.1:{port}", username, password, process, root)
+                host = f"127.0.0.1:{port}"
+                return Registry(host, username, password, process, root, token is not None)
             time.sleep(0.1)
         stop_process(process)  # the port was taken meanwhile, or it failed: try another
     raise RuntimeError(f"docker-registry did not start: {(root / 'registry.log').read_text()}")
@@ -215,9 +236,12 @@ def start_docker_registry(
 
 @contextlib.contextmanager
 def docker_registry(
-    root: Path, username: str | None = None, password: str | None = None
+    root: Path,
+    username: str | None = None,
+    password: str | None = None,
+    token: TokenServer | None = None,
 ) -> Iterator[Registry]:
-    registry = start_docker_registry(root, username, password)
+    registry = start_docker_registry(root, username, password, token=token)
     try:
         yield registry
     finally:
@@ -239,11 +263,27 @@ def registry_manifest(registry: Registry, repository: str, reference: str) -> tu
             )
         },
     )
+    basic = ""
     if registry.username:
-        import base64
-
-        token = base64.b64encode(f"{registry.username}:{registry.password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
+        credentials = f"{registry.username}:{registry.password}".encode()
+        basic = "Basic " + base64.b64encode(credentials).decode()
+        request.add_header("Authorization", basic)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.headers["Docker-Content-Digest"], response.read()
+    except urllib.error.HTTPError as error:
+        challenge = error.headers.get("WWW-Authenticate", "")
+        if error.code != 401 or not challenge.startswith("Bearer "):
+            raise
+    # A token registry: the realm gives a token for the challenge's scope (token.md).
+    params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+    query = urllib.parse.urlencode({k: params[k] for k in ("service", "scope") if k in params})
+    token_request = urllib.request.Request(f"{params['realm']}?{query}")
+    if basic:
+        token_request.add_header("Authorization", basic)
+    with urllib.request.urlopen(token_request, timeout=30) as response:
+        token = json.loads(response.read())["token"]
+    request.add_header("Authorization", f"Bearer {token}")
     with urllib.request.urlopen(request, timeout=30) as response:
         return response.headers["Docker-Content-Digest"], response.read()
 
@@ -524,6 +564,7 @@ class Oras:
     pulling them back by tag or digest."""
 
     client: Any
+    bearer: bool = False
 
     def push_image(
         self, ref: str, blobs: dict[str, bytes], manifest: dict[str, Any], workdir: Path
@@ -531,6 +572,8 @@ class Oras:
         """Upload each blob and the manifest; the registry's Docker-Content-Digest."""
         container = self.client.get_container(ref)
         workdir.mkdir(parents=True, exist_ok=True)
+        if self.bearer:
+            self._push_token(container)
         for descriptor in [manifest["config"], *manifest["layers"]]:
             path = workdir / descriptor["digest"].replace(":", "_")
             path.write_bytes(blobs[descriptor["digest"]])
@@ -539,6 +582,16 @@ class Oras:
         response = self.client.upload_manifest(manifest, container)
         assert response.status_code == 201, response.text
         return str(response.headers["Docker-Content-Digest"])
+
+    def _push_token(self, container: Any) -> None:
+        """oras-py keeps one Bearer token for every request (auth/token.py): the pull token a
+        HEAD earned is then refused for the upload. Ask oras for a token of the upload's own
+        challenge (scope pull,push) first."""
+        from oras.auth.utils import parse_auth_header
+
+        url = f"{self.client.prefix}://{container.upload_blob_url()}"
+        challenge = self.client.session.post(url).headers.get("Www-Authenticate", "")
+        self.client.auth.token = self.client.auth.request_token(parse_auth_header(challenge))
 
     def pull_image(self, ref: str, outdir: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
         """The manifest and every blob it names, downloaded by digest."""
@@ -560,8 +613,8 @@ def oras(registry: Registry) -> Oras:
     client = oras.client.OrasClient(
         hostname=registry.host,
         insecure=True,
-        auth_backend="basic" if registry.username else "token",
+        auth_backend="basic" if registry.username and not registry.bearer else "token",
     )
     if registry.username:
         client.auth.set_basic_auth(registry.username, registry.password)
-    return Oras(client)
+    return Oras(client, registry.bearer)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ecslocal.images.archive import ArchiveError, open_archive
+from ecslocal.images.auth import AuthError
 from ecslocal.images.client import RegistryClient, RegistryError
 from ecslocal.images.media import DOCKER_LIST, OCI_INDEX, canonical
 from ecslocal.images.transfer import (
@@ -262,3 +263,26 @@ def test_references_parse_as_docker_does() -> None:
     assert parse_reference("public.ecr.aws/docker/library/busybox:1.36").host == "public.ecr.aws"
     with pytest.raises(ValueError):
         parse_reference("Upper/case")
+
+
+def test_client_pulls_anonymously_with_a_bearer_token(tmp_path: Path) -> None:
+    """Docker Hub's way: an anonymous client gets a pull token from the realm (no
+    credentials), and is refused a push; with credentials it pushes."""
+    from tests.registry_clients import docker_registry
+    from tests.token_server import token_server
+
+    image = images.busybox_image()
+    with (
+        token_server("tester", "secret", anonymous_pull=True) as tokens,
+        docker_registry(tmp_path / "registry", token=tokens) as registry,
+    ):
+        layout = images.write_oci_layout({"bb:1": image}, tmp_path / "layout")
+        with client_for(registry) as client, open_archive(layout) as archive:
+            push_archive_image(archive, archive.images[0].manifest, client, "anon/bb", "1")
+        assert ("tester", "repository:anon/bb:pull,push") in tokens.requests
+        with RegistryClient(registry.url) as anonymous:
+            assert anonymous.get_manifest("anon/bb", "1").data == image.manifest
+            assert anonymous.pull_blob("anon/bb", image.layers[0].digest, tmp_path / "l") > 0
+            with pytest.raises(AuthError, match="refused the credentials"):
+                anonymous.push_manifest("anon/bb", "2", image.manifest, image.media_type)
+        assert (None, "repository:anon/bb:pull") in tokens.requests
