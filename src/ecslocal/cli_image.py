@@ -26,7 +26,6 @@ from ecslocal.cli import (
     aws_error,
     cli,
     client_key,
-    console,
     err_console,
     fail,
     region,
@@ -364,7 +363,7 @@ def image_ls(ctx: click.Context, repository: str | None, digests: bool) -> None:
     """List images (DescribeImages of every repository, or of REPOSITORY); an untagged
     image's TAG is `-`, as ECR's console shows it."""
     ecr = _ecr(ctx.obj["port"])
-    rows = []
+    rows: list[tuple[str, str, dict[str, Any]]] = []
     try:
         if repository:
             names = [repository]
@@ -382,22 +381,23 @@ def image_ls(ctx: click.Context, repository: str | None, digests: bool) -> None:
     except ClientError() as exc:
         aws_error(exc)
     rows.sort(key=lambda r: (r[0], r[1] == "-", r[1]))
-    from rich.table import Table
-
-    table = Table(box=None, header_style="bold")
-    for column in ("REPOSITORY", "TAG", "DIGEST", "SIZE", "PUSHED", "LAST PULL"):
-        table.add_column(column, no_wrap=True)
+    # Plain padded columns, as `docker images` prints them: never cut (a digest is copied).
+    table = [("REPOSITORY", "TAG", "DIGEST", "SIZE", "PUSHED", "LAST PULL")]
     for repo, tag, d in rows:
         digest = d["imageDigest"] if digests else d["imageDigest"][7:19]
-        table.add_row(
-            repo,
-            tag,
-            digest,
-            _size(d.get("imageSizeInBytes") or 0),
-            _when(d.get("imagePushedAt")),
-            _when(d.get("lastRecordedPullTime")),
+        table.append(
+            (
+                repo,
+                tag,
+                digest,
+                _size(d.get("imageSizeInBytes") or 0),
+                _when(d.get("imagePushedAt")),
+                _when(d.get("lastRecordedPullTime")),
+            )
         )
-    console.print(table)
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in table:
+        print("   ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 @image.command("rm")
