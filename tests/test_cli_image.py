@@ -15,7 +15,7 @@ from ecslocal.images.archive import open_archive
 from ecslocal.images.client import RegistryClient
 from tests import images
 from tests.conftest import Server
-from tests.registry_clients import Registry, skopeo
+from tests.registry_clients import Docker, Registry, skopeo
 
 pytest.importorskip("ecslocal.ecr", reason="the ECR API lands from the ecr branch")
 pytest.importorskip("ecslocal.registry", reason="the registry lands from the ecr branch")
@@ -85,3 +85,40 @@ def test_push_from_another_registry_and_pull_back(
     raw.copy(f"docker://localhost:{daemon.port}/app:1", f"oci:{pulled}:x", login)
     index = json.loads((pulled / "index.json").read_text())
     assert index["manifests"][0]["digest"] == image.digest
+
+
+def test_docker_login_build_push_pull_and_immutable(
+    daemon: Server, dockerd: Docker, tmp_path: Path
+) -> None:
+    """`aws ecr get-login-password | docker login --username AWS --password-stdin`, then a
+    `docker build` (FROM scratch + ADD, offline) pushed to ecslocal, pulled back by digest; an
+    IMMUTABLE repository refuses the second push of a tag, as docker shows it."""
+    ecr = daemon.client("ecr")
+    ecr.create_repository(repositoryName="built")
+    ecr.create_repository(repositoryName="frozen", imageTagMutability="IMMUTABLE")
+    token = ecr.get_authorization_token()["authorizationData"][0]
+    password = base64.b64decode(token["authorizationToken"]).decode().partition(":")[2]
+    host = token["proxyEndpoint"].split("://", 1)[1]
+    dockerd("login", "--username", "AWS", "--password-stdin", host, input=password)
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "rootfs.tar").write_bytes(images.busybox_rootfs())
+    (context / "Dockerfile").write_text('FROM scratch\nADD rootfs.tar /\nCMD ["/bin/sh"]\n')
+    ref = f"{host}/built:1"
+    dockerd("build", "--quiet", "--tag", ref, str(context))
+    digest = dockerd.push(ref)
+    described = ecr.describe_images(repositoryName="built")["imageDetails"]
+    assert [(d["imageDigest"], d["imageTags"]) for d in described] == [(digest, ["1"])]
+    image_id = dockerd.image_id(ref)
+    dockerd("rmi", "--force", image_id)
+    dockerd("pull", "--quiet", f"{host}/built@{digest}")
+    assert dockerd.image_id(f"{host}/built@{digest}") == image_id
+    frozen = f"{host}/frozen:1"
+    dockerd("tag", image_id, frozen)
+    dockerd.push(frozen)
+    (context / "Dockerfile").write_text('FROM scratch\nADD rootfs.tar /\nCMD ["/bin/ls"]\n')
+    dockerd("build", "--quiet", "--tag", frozen, str(context))
+    with pytest.raises(AssertionError, match="already exists"):
+        dockerd.push(frozen)
+    dockerd("rmi", "--force", image_id, dockerd.image_id(frozen))
+    dockerd("logout", host)
