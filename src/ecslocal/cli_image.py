@@ -149,9 +149,9 @@ class Bars:
 
     def blob_done(self, digest: str, size: int, how: str) -> None:
         word = self.WORDS.get(how, "Pushed")
-        err_console.print(
-            f"{digest.removeprefix('sha256:')[:12]}: {word} ({_size(size)})", markup=False
-        )
+        # Through the live display's console on a TTY, so the line lands above the bars.
+        target = self.progress.console if self.progress is not None else err_console
+        target.print(f"{digest.removeprefix('sha256:')[:12]}: {word} ({_size(size)})", markup=False)
 
 
 def _size(n: float) -> str:
