@@ -335,7 +335,8 @@ def skopeo() -> Skopeo:
 class Podman:
     """podman with its own storage (``--root``/``--runroot`` under ``root``), runc, cgroupfs,
     file events, and its own containers.conf, registries.conf and auth file: nothing of the
-    machine's /var/lib/containers or /etc/containers is used or written."""
+    machine's /var/lib/containers or /etc/containers is used or written. (No `podman system
+    reset` at the end: it would also delete the machine's networks in /etc/containers.)"""
 
     binary: str
     root: Path
@@ -410,8 +411,6 @@ class Podman:
         return self("pull", "--quiet", "--tls-verify=false", ref).strip().splitlines()[-1]
 
     def stop(self) -> None:
-        with contextlib.suppress(AssertionError, subprocess.TimeoutExpired):
-            self("system", "reset", "--force")
         unmount_under(self.root)
         kill_processes_mentioning(str(self.root))
         shutil.rmtree(self.root, ignore_errors=True)
@@ -454,7 +453,9 @@ class Docker:
 
     def start(self, timeout: float = 60) -> Docker:
         (self.root / "client").mkdir(parents=True, exist_ok=True)
-        (self.root / "daemon.json").write_text("{}\n")
+        # dockerd 20.10 writes a libtrust key to /etc/docker/key.json unless told elsewhere.
+        config = {"deprecated-key-path": str(self.root / "key.json")}
+        (self.root / "daemon.json").write_text(json.dumps(config) + "\n")
         log = open(self.root / "dockerd.log", "ab")  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(
             [
