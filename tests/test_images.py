@@ -27,7 +27,7 @@ from ecslocal.images.transfer import (
 )
 from tests import images
 from tests.conftest import ROOT
-from tests.registry_clients import Registry, oras, registry_manifest, skopeo
+from tests.registry_clients import Docker, Podman, Registry, oras, registry_manifest, skopeo
 
 
 @pytest.fixture(autouse=True)
@@ -286,3 +286,70 @@ def test_client_pulls_anonymously_with_a_bearer_token(tmp_path: Path) -> None:
             with pytest.raises(AuthError, match="refused the credentials"):
                 anonymous.push_manifest("anon/bb", "2", image.manifest, image.media_type)
         assert (None, "repository:anon/bb:pull") in tokens.requests
+
+
+def _layers_of(path: Path) -> tuple[tuple[str, ...], str, list[str]]:
+    """(names, config digest, uncompressed layer digests) of an archive as we read it."""
+    with open_archive(path) as archive:
+        (item,) = archive.images
+        doc = item.manifest.document
+        diff_ids = []
+        for layer in doc["layers"]:
+            data = archive.blob(layer["digest"]).read()
+            diff_ids.append(
+                images.sha256(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
+            )
+        return item.names, doc["config"]["digest"], diff_ids
+
+
+def test_reads_what_docker_and_podman_save(dockerd: Docker, podman: Podman, tmp_path: Path) -> None:
+    image = images.runnable_image()
+    archive = images.write_docker_archive({"saved/app:1": image}, tmp_path / "in.tar")
+    dockerd("load", "--quiet", "--input", str(archive))
+    dockerd("save", "--output", str(tmp_path / "docker.tar"), "saved/app:1")
+    podman("load", "--quiet", "--input", str(archive))
+    for fmt, out in (
+        ("docker-archive", "podman.tar"),
+        ("oci-archive", "podman-oci.tar"),
+        ("oci-dir", "podman-oci-dir"),
+    ):
+        podman(
+            "save",
+            "--quiet",
+            "--format",
+            fmt,
+            "--output",
+            str(tmp_path / out),
+            "localhost/saved/app:1" if fmt == "docker-archive" else "saved/app:1",
+        )
+    expected = (image.config.digest, list(image.diff_ids))
+    names, *rest = _layers_of(tmp_path / "docker.tar")
+    assert names == ("saved/app:1",) and tuple(rest) == expected
+    for out in ("podman.tar", "podman-oci.tar", "podman-oci-dir"):
+        # podman rewrites the config of an OCI save (its own JSON); the layers stay ours.
+        names, config, diff_ids = _layers_of(tmp_path / out)
+        assert diff_ids == list(image.diff_ids), out
+        if out == "podman.tar":
+            assert config == image.config.digest
+    dockerd("rmi", "--force", image.config.digest)
+
+
+def test_docker_25_layout_names_come_from_repo_tags(tmp_path: Path) -> None:
+    """docker save since 25 writes an OCI layout plus the classic manifest.json; the names
+    are manifest.json's RepoTags, not the containerd annotation."""
+    image = images.busybox_image()
+    layout = images.write_oci_layout({"docker.io/library/web:1": image}, tmp_path / "l")
+    (layout / "manifest.json").write_text(
+        json.dumps(
+            [
+                {
+                    "Config": f"blobs/sha256/{image.config.digest[7:]}",
+                    "RepoTags": ["web:1"],
+                    "Layers": [f"blobs/sha256/{image.layers[0].digest[7:]}"],
+                }
+            ]
+        )
+    )
+    with open_archive(layout) as archive:
+        assert archive.images[0].names == ("web:1",)
+        assert archive.images[0].manifest.data == image.manifest

@@ -272,6 +272,18 @@ def _read_docker_save(files: _Files) -> Archive:
     return Archive(images, blobs, manifests)
 
 
+def _docker_names(archive: Archive, entries: list[dict[str, Any]]) -> None:
+    """Name each image by manifest.json's RepoTags ("web:1") rather than the containerd
+    annotation ("docker.io/library/web:1"), matching by config blob."""
+    tags = {str(e.get("Config", "")).rsplit("/", 1)[-1]: e.get("RepoTags") or [] for e in entries}
+    for i, item in enumerate(archive.images):
+        if item.manifest.is_index:
+            continue
+        names = tags.get(item.manifest.document["config"]["digest"].partition(":")[2])
+        if names:
+            archive.images[i] = ArchiveImage(item.manifest, tuple(names))
+
+
 def _is_compressed(path: Path) -> bool:
     with open(path, "rb") as f:
         magic = f.read(6)
@@ -288,7 +300,10 @@ def _read(path: Path) -> Archive:
     try:
         files = _Files(path)
         if files.exists("index.json") and files.exists("oci-layout"):
-            return _read_oci(files)
+            archive = _read_oci(files)
+            if files.exists("manifest.json"):  # docker save 25+: both; RepoTags are familiar
+                _docker_names(archive, json.loads(files.read("manifest.json")))
+            return archive
         if files.exists("manifest.json"):
             return _read_docker_save(files)
     except tarfile.TarError as exc:
