@@ -95,10 +95,12 @@ class Authenticator:
         realm = challenge.params.get("realm")
         if not realm:
             raise AuthError("the Bearer challenge names no realm")
-        query = {"service": challenge.params["service"]} if "service" in challenge.params else {}
-        wanted = scope or challenge.params.get("scope", "")
-        if wanted:
-            query["scope"] = wanted
+        query: list[tuple[str, str]] = []
+        if "service" in challenge.params:
+            query.append(("service", challenge.params["service"]))
+        # One scope parameter per scope (token.md: "scope … may be given multiple times").
+        for one in (scope or challenge.params.get("scope", "")).split():
+            query.append(("scope", one))
         headers = {}
         if self.username is not None:
             headers["Authorization"] = basic_header(self.username, self.password or "")
