@@ -5,12 +5,14 @@ round trips with bit-exact digests (checked by skopeo, a second client)."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -353,3 +355,40 @@ def test_docker_25_layout_names_come_from_repo_tags(tmp_path: Path) -> None:
     with open_archive(layout) as archive:
         assert archive.images[0].names == ("web:1",)
         assert archive.images[0].manifest.data == image.manifest
+
+
+def test_cli_load_streams_a_large_layer(tmp_path: Path) -> None:
+    """A 120 MB layer goes from the archive to the registry without being held in memory: the
+    CLI's peak RSS stays far below the layer's size (it would exceed it if buffered)."""
+    from tests.registry_clients import docker_registry
+
+    layer = images.tar_bytes({"big.bin": os.urandom(120_000_000)})
+    image = images.build_image(layer_tars=[layer])
+    saved = images.write_docker_archive({"big/layer:1": image}, tmp_path / "big.tar")
+    del layer, image
+    with docker_registry(tmp_path / "registry") as registry:
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        cli = [
+            sys.executable,
+            "-m",
+            "ecslocal",
+            "image",
+            "load",
+            str(saved),
+            "--registry",
+            registry.url,
+        ]
+        process = subprocess.Popen(cli, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        peak = 0
+        while process.poll() is None:
+            with contextlib.suppress(OSError), open(f"/proc/{process.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):  # the kernel's own high-water mark
+                        peak = max(peak, int(line.split()[1]) * 1024)
+            time.sleep(0.05)
+        stdout, stderr = process.communicate()
+        assert process.returncode == 0, stderr
+        assert peak > 0 and peak < 100_000_000, f"CLI peak RSS {peak / 1e6:.0f} MB"
+        with open_archive(saved) as archive:
+            digest = archive.images[0].manifest.digest
+        assert registry_manifest(registry, "big/layer", "1")[0] == digest
