@@ -18,6 +18,9 @@ from typing import Any
 import boto3
 import pytest
 
+from tests import registry_clients
+from tests.token_server import token_server
+
 ROOT = Path(__file__).resolve().parent.parent
 READY = re.compile(r"ready on (http://127\.0\.0\.1:(\d+))")
 
@@ -166,6 +169,35 @@ def fresh_server(tmp_path: Path) -> Iterator[Server]:
 @pytest.fixture
 def ecs(server: Server) -> Any:
     return server.ecs()
+
+
+# -- registries and real registry clients (tests/registry_clients.py) ------------------------
+@pytest.fixture(params=["open", "basic-auth", "bearer-token"])
+def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[registry_clients.Registry]:
+    """Debian's docker-registry on loopback: without auth, with htpasswd Basic auth, and with
+    Docker Hub-style Bearer tokens from tests/token_server.py."""
+    root, password = tmp_path / "registry", uuid.uuid4().hex
+    if request.param == "bearer-token":
+        with token_server("tester", password) as tokens, registry_clients.docker_registry(
+            root, token=tokens
+        ) as r:
+            yield r
+        return
+    user = "tester" if request.param == "basic-auth" else None
+    with registry_clients.docker_registry(root, user, password if user else None) as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def dockerd() -> Iterator[registry_clients.Docker]:
+    with registry_clients.dockerd() as daemon:
+        yield daemon
+
+
+@pytest.fixture
+def podman() -> Iterator[registry_clients.Podman]:
+    with registry_clients.podman() as client:
+        yield client
 
 
 def container(name: str, command: str, **fields: Any) -> dict[str, Any]:

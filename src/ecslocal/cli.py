@@ -626,6 +626,9 @@ def fault_clear(ctx: click.Context, fault_id: str | None) -> None:
     print(f"cleared {out['cleared']}")
 
 
+from ecslocal import cli_image  # noqa: E402, F401 - registers `ecslocal image` on `cli`
+
+
 def main() -> None:
     # Ctrl-C in `run` must reach our handler even while blocked reading the log stream.
     if threading.current_thread() is threading.main_thread():
