@@ -251,6 +251,43 @@ def test_pull_failures_in_the_platforms_words(
         assert not (tmp_path / case).exists(), case
 
 
+def test_a_non_essential_container_without_its_image_stops_alone(server: Server, ecr: Any) -> None:
+    """Only an essential container's failed pull stops the task; a non-essential one is
+    STOPPED with its reason and the others run."""
+    repo = new_repo(ecr)
+    _, image_digest = push(ecr, repo, "v1", seed="partial")
+    host = f"localhost:{server.port}"
+    arn = run(
+        server,
+        container("main", "exit 0", image=f"{host}/{repo}:v1"),
+        container("extra", "exit 0", image=f"{host}/{repo}:gone", essential=False),
+    )
+    task = wait_stopped(server.ecs(), arn)
+    containers = by_name(task)
+    assert containers["main"]["exitCode"] == 0
+    assert containers["main"]["imageDigest"] == image_digest
+    assert containers["extra"]["reason"].startswith("CannotPullContainerError: ")
+    assert "runtimeId" not in containers["extra"]
+    assert task["stopCode"] == "EssentialContainerExited"
+
+
+def test_the_digest_is_stored_with_the_task(tmp_path: Path) -> None:
+    """A restarted daemon describes the task with the digest it ran."""
+    server = Server(tmp_path / "data").start()
+    try:
+        ecr = server.client("ecr")
+        repo = new_repo(ecr)
+        _, image_digest = push(ecr, repo, "v1", seed="stored")
+        arn = run(server, container("main", "exit 0", image=f"localhost:{server.port}/{repo}:v1"))
+        wait_stopped(server.ecs(), arn)
+        server.stop()
+        server.start()
+        task = server.ecs().describe_tasks(tasks=[arn])["tasks"][0]
+        assert task["containers"][0]["imageDigest"] == image_digest
+    finally:
+        server.stop()
+
+
 def test_a_tag_pushed_over_after_start_keeps_the_tasks_digest(server: Server, ecr: Any) -> None:
     """The digest is resolved once, at task start: moving the tag later changes nothing for
     the running task (aws-semantics.md §3.1)."""

@@ -8,6 +8,7 @@ docs/ecr.md says how to turn it off). The daemon wires it in; the runtime never 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 
 from ecslocal.ecr import manifest as mf
@@ -20,6 +21,9 @@ from ecslocal.runtime.images import (
     PulledImage,
     PullFailed,
 )
+from ecslocal.storage.db import StorageError
+
+log = logging.getLogger("ecslocal.ecr")
 
 
 def _spelled(image: str, ref: ImageReference) -> str:
@@ -89,8 +93,11 @@ class EcrImageSource:
         if runs is None:
             raise failed(PLATFORM_MISSING)
         # What a docker pull's manifest GETs record (ECR's lastRecordedPullTime).
-        for pulled in {found.digest, runs.digest}:
-            self.images.record_pull(repo, pulled)
+        try:
+            for pulled in {found.digest, runs.digest}:
+                self.images.record_pull(repo, pulled)
+        except StorageError as exc:  # the image was read: a full disk must not fail the task
+            log.warning("pull of %s not recorded: %s", image, exc)
         config = mf.parse(runs.manifest, runs.media_type).config
         image_id = config.digest if config is not None else runs.digest
         return PulledImage(digest=found.digest, image_id=image_id)
