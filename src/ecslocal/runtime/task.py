@@ -234,39 +234,32 @@ class TaskRun:
         §3.1-3.2); False when an essential container's image could not be pulled (the task
         is then stopping: TaskFailedToStart, no container started).
 
-        ECR images (:attr:`images` claims them) resolve tag -> digest and count as pulls:
-        ``pullStartedAt`` is the first one's start (set once), ``pullStoppedAt`` the end of
-        the last one, and each container reports its ``imageDigest`` — one new version per
-        pull (its ContainerStateChanged is the "pulled" event). Other images are the
-        backend's (a host command: nothing is fetched); a task with no pull at all keeps
-        ecslocal's earlier rule that its pull starts and ends at once when it goes PENDING
-        (Fargate pulls every task's images: its tasks always carry both timestamps)."""
-        now = self.clock.time()
-        claimed = [
-            c
-            for c in self.containers.values()
-            if self.images is not None and self.images.claims(c.definition["image"])
-        ]
-        if not claimed:
-            for c in self.containers.values():
-                await self.backend.resolve_image(c.definition["image"])
-            self._set(last_status=PENDING, pull_started_at=now, pull_stopped_at=now)
-            self.save()
-            return True
-        assert self.images is not None
+        ECR images (:attr:`images` claims them) resolve tag -> digest and count as pulls, as
+        does an image the backend reports it fetched (``RunnableImage.pulled``):
+        ``pullStartedAt`` is the first pull's start (set once), ``pullStoppedAt`` the end of
+        the last one, and an ECR container reports its ``imageDigest`` — one new version per
+        pull (its ContainerStateChanged is the "pulled" event). A host command pulls nothing
+        and counts for neither; a task with no pull at all keeps ecslocal's earlier rule that
+        its pull starts and ends at once when it goes PENDING (Fargate pulls every task's
+        images: its tasks always carry both timestamps)."""
+        entered = self.clock.time()
         self._set(last_status=PENDING)
-        self.save()
         for c in self.containers.values():
-            if c not in claimed:
-                await self.backend.resolve_image(c.definition["image"])
-                continue
-            if self.state.pull_started_at is None:
-                self._set(pull_started_at=self.clock.time())
+            image = c.definition["image"]
+            began = self.clock.time()
+            claimed = self.images is not None and self.images.claims(image)
             try:
-                pulled = self.images.pull(c.definition["image"], self.account, self.region)
+                pulled = (
+                    self.images.pull(image, self.account, self.region)
+                    if self.images is not None and claimed
+                    else None
+                )
             except PullFailed as failure:
                 reason = cannot_pull_reason(failure, self.state.launch_type)
-                self._set(pull_stopped_at=self.clock.time())
+                self._set(
+                    pull_started_at=self.state.pull_started_at or began,
+                    pull_stopped_at=self.clock.time(),
+                )
                 self._set_container(c, last_status=STOPPED, reason=reason[:1024])
                 if not c.essential:
                     self.save()
@@ -275,9 +268,18 @@ class TaskRun:
                 self.save()
                 self.request_stop(reasons.TASK_FAILED_TO_START_CODE, reason[:255])
                 return False
-            await self.backend.resolve_image(c.definition["image"])
-            self._set(pull_stopped_at=self.clock.time())
-            self._set_container(c, image_digest=pulled.digest, image_id=pulled.image_id)
+            runnable = await self.backend.resolve_image(image)
+            if pulled is None and not runnable.pulled:
+                continue
+            self._set(
+                pull_started_at=self.state.pull_started_at or began,
+                pull_stopped_at=self.clock.time(),
+            )
+            if pulled is not None:
+                self._set_container(c, image_digest=pulled.digest, image_id=pulled.image_id)
+            self.save()
+        if self.state.pull_started_at is None:
+            self._set(pull_started_at=entered, pull_stopped_at=entered)
             self.save()
         return True
 
