@@ -142,6 +142,9 @@ def cli(ctx: click.Context, port: int) -> None:
 @click.option("--registry-host", default=None, metavar="HOST",
               help="The host ECR's repositoryUri and proxyEndpoint name, with the daemon's port"
                    " (default localhost; $ECSLOCAL_REGISTRY_HOST).")
+@click.option("--no-local-ecr", is_flag=True, default=False,
+              help="Treat ECR image URIs in task definitions as remote images, not as this"
+                   " daemon's repositories ($ECSLOCAL_LOCAL_ECR=off).")
 @click.option("--no-default-key", is_flag=True, default=False,
               help="Refuse the well-known test/test key: only --access-key keys work (the CLI"
                    " signs with the first of $ECSLOCAL_ACCESS_KEYS).")
@@ -150,7 +153,7 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
           memory_enforcement: str | None, access_keys: tuple[str, ...],
           credential_ttl: float | None, instance_role: str | None, imds_v1: bool,
           stopped_task_retention: float | None, registry_host: str | None,
-          no_default_key: bool) -> None:
+          no_local_ecr: bool, no_default_key: bool) -> None:
     """Run the daemon in the foreground."""
     from ecslocal.daemon import Daemon, why_not_started
 
@@ -170,6 +173,8 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
         config.stopped_task_retention = stopped_task_retention
     if registry_host:
         config.registry_host = registry_host
+    if no_local_ecr:
+        config.local_ecr = False
     try:
         config.access_keys += parse_access_keys(",".join(access_keys))
     except ValueError as exc:

@@ -111,6 +111,11 @@ class Config:
         default_factory=lambda: os.environ.get("ECSLOCAL_REGISTRY_HOST", "localhost")
     )
 
+    #: Task definitions' ECR images (``<acct>.dkr.ecr.<region>.amazonaws.com/<repo>``, the
+    #: daemon's ``<registry-host>:<port>/<repo>``) are pulled from this daemon's ECR, in the
+    #: task's account (``serve --no-local-ecr`` / ECSLOCAL_LOCAL_ECR=off: treated as remote).
+    local_ecr: bool = field(default_factory=lambda: os.environ.get("ECSLOCAL_LOCAL_ECR") != "off")
+
     #: Whether the well-known test/test key is accepted (``serve --no-default-key``: no).
     default_key: bool = True
 

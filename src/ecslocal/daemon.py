@@ -38,6 +38,7 @@ from ecslocal.auth.roles import RoleStore
 from ecslocal.clock import Clock
 from ecslocal.config import DEFAULT_ACCESS_KEY, Config
 from ecslocal.ecr.api import EcrApi
+from ecslocal.ecr.pulls import EcrImageSource
 from ecslocal.ecr.store import ImageStore
 from ecslocal.ecr.tokens import AuthTokens
 from ecslocal.endpoints import failures as failed
@@ -158,6 +159,8 @@ class Daemon:
         self.ecr_images = ImageStore(self.store.db, self.blobs, now=self.clock.time)
         self.ecr_tokens = AuthTokens(self.store.db, self.clock)
         ecr = EcrApi(config, self.ecr_images, self.ecr_tokens, self.blobs)
+        if config.local_ecr:  # ECR image URIs run from this daemon's repositories (docs/ecr.md)
+            self.agent.images = EcrImageSource(self.ecr_images, self._registry_hosts)
         services = [
             ecs.service(),
             logs_api.service(),
@@ -232,6 +235,15 @@ class Daemon:
         )
         self.retention.start()
         return self.address
+
+    def _registry_hosts(self) -> tuple[str, ...]:
+        """The ``host:port`` names of this daemon's registry in an image reference: the
+        repositoryUri's host, and the loopback names the same port answers on."""
+        if self.address is None:
+            return ()
+        port = self.address[1]
+        hosts = (self.config.registry_host, "localhost", "127.0.0.1")
+        return tuple(dict.fromkeys(f"{h}:{port}" for h in hosts))
 
     def _store_record(self, task_id: str, container: str, record: dict[str, object]) -> None:
         """A container's completed recovery record (its init's identity), into its task's row:

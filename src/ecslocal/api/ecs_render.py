@@ -31,6 +31,7 @@ def render_container(c: ContainerState) -> dict[str, Any]:
     for key, value in (
         ("memory", c.memory),
         ("memoryReservation", c.memory_reservation),
+        ("imageDigest", c.image_digest),
         ("runtimeId", c.runtime_id),
         ("exitCode", c.exit_code),
         ("reason", c.reason),

@@ -183,8 +183,9 @@ class MetadataEndpoint:
             if fargate
             else docker_name(definition["family"], definition["revision"], state.name, runtime_id),
             "Image": image,
-            # No local image store yet: a stable digest of the image reference.
-            "ImageID": "sha256:" + hashlib.sha256(image.encode()).hexdigest(),
+            # Docker's image ID (the config blob's digest) of a pulled ECR image; a host
+            # command has none: a stable digest of the image reference stands in.
+            "ImageID": state.image_id or "sha256:" + hashlib.sha256(image.encode()).hexdigest(),
             "Labels": {
                 "com.amazonaws.ecs.cluster": cluster,
                 "com.amazonaws.ecs.container-name": state.name,

@@ -20,6 +20,7 @@ from ecslocal.runtime import reasons
 from ecslocal.runtime.backends.base import Backend
 from ecslocal.runtime.endpoints import TaskAccess, TaskEndpoints
 from ecslocal.runtime.events import Event, EventBus, TaskStateChanged
+from ecslocal.runtime.images import ImageSource
 from ecslocal.runtime.logs import LogRouter, awslogs_destination
 from ecslocal.runtime.model import STOPPED, TaskState, freeze
 from ecslocal.runtime.plan import StartRefused, TaskPlan
@@ -67,6 +68,9 @@ class Agent:
         #: Task metadata endpoint id -> (task id, container name).
         self._metadata_ids: dict[str, tuple[str, str]] = {}
         self.timewarps = TimeWarps()
+        #: Set by the daemon: the registry ECR images are pulled from (runtime/images.py);
+        #: None: every image is the backend's business.
+        self.images: ImageSource | None = None
         #: What the engine says happened (runtime/events.py). The store writer subscribes
         #: first, synchronously: a task's new version is stored before anyone else sees it.
         self.events = EventBus()
@@ -129,6 +133,9 @@ class Agent:
             events=self.events,
             default_stop_timeout=self.config.default_stop_timeout,
             task_clock=warp.clock if warp is not None else None,
+            images=self.images,
+            account=account,
+            region=region,
         )
         self.tasks[task_id] = run
         run.save()

@@ -121,8 +121,10 @@ class TaskStateChanged(EngineEvent):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ContainerStateChanged(EngineEvent):
-    """A container was created (PENDING), started (RUNNING, with its ``runtime_id``) or stopped
-    (STOPPED, with ``exit_code`` once it ran and ``reason`` when ECS would give one)."""
+    """A container was created (PENDING), its image pulled (still PENDING, ``image_digest``
+    set: ECS's task state change events carry each container's ``imageDigest``), started
+    (RUNNING, with its ``runtime_id``) or stopped (STOPPED, with ``exit_code`` once it ran and
+    ``reason`` when ECS would give one)."""
 
     TYPE: ClassVar[str] = "ContainerStateChanged"
 
@@ -132,6 +134,7 @@ class ContainerStateChanged(EngineEvent):
     runtime_id: str | None = None
     exit_code: int | None = None
     reason: str | None = None
+    image_digest: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -329,7 +332,7 @@ class TaskEvents:
             )
         )
         for c in task.containers:
-            state = (c.last_status, c.runtime_id, c.exit_code, c.reason)
+            state = (c.last_status, c.runtime_id, c.exit_code, c.reason, c.image_digest)
             if self._containers.get(c.name) != state:
                 self._containers[c.name] = state
                 self.bus.publish(
@@ -341,6 +344,7 @@ class TaskEvents:
                         runtime_id=state[1],
                         exit_code=state[2],
                         reason=state[3],
+                        image_digest=state[4],
                     )
                 )
             if self._health.setdefault(c.name, c.health_status) != c.health_status:

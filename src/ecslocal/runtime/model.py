@@ -8,10 +8,10 @@ cannot change it: the dataclasses are frozen, and what they hold that came from 
 (``overrides``, ``tags``) is frozen too (:func:`freeze`).
 
 Field names follow ECS's ``Task`` and ``Container`` shapes (botocore's ``ecs`` model),
-snake_cased; times are epoch seconds on the daemon's clock. Two fields are ecslocal's own and
-never reach DescribeTasks: which container stopped the task (``ecslocal run``'s exit code) and
-the diagnostics said at start; ``protected_until`` (task scale-in protection, on the task's
-clock) is not stored.
+snake_cased; times are epoch seconds on the daemon's clock. Three fields are ecslocal's own and
+never reach DescribeTasks: which container stopped the task (``ecslocal run``'s exit code),
+the diagnostics said at start, and a container's pulled image ID (``_imageId``);
+``protected_until`` (task scale-in protection, on the task's clock) is not stored.
 
 The store keeps each version as a *record* (:meth:`TaskState.to_record`): the fields under
 ECS's camelCase names, which is the very document earlier versions stored (the two internal
@@ -55,7 +55,11 @@ def _camel(name: str) -> str:
 
 
 #: Record names that are not the field's camelCase (the internal fields, as stored before).
-_RECORD_NAMES = {"stopped_by_container": "_stoppedByContainer", "diagnostics": "_diagnostics"}
+_RECORD_NAMES = {
+    "stopped_by_container": "_stoppedByContainer",
+    "diagnostics": "_diagnostics",
+    "image_id": "_imageId",
+}
 #: Fields a record never carries (engine-only, gone with the daemon).
 _NOT_STORED = frozenset({"protected_until"})
 
@@ -114,6 +118,12 @@ class ContainerState:
     health_status: str = UNKNOWN
     network_bindings: tuple[Mapping[str, Any], ...] = ()
     network_interfaces: tuple[Mapping[str, Any], ...] = ()
+    #: The manifest digest its image resolved to at task start (ECS ``Container.imageDigest``),
+    #: for an image pulled from the daemon's ECR; None for a host command.
+    image_digest: str | None = None
+    #: ecslocal's own: the image ID of what was pulled (its config's digest: the task
+    #: metadata's ``ImageID``); None when nothing was pulled.
+    image_id: str | None = None
     #: When its process started and ended (the metadata endpoint's CreatedAt/StartedAt and
     #: FinishedAt; ECS's Container shape has no such field).
     started_at: float | None = None

@@ -32,6 +32,7 @@ from ecslocal.runtime.backends.base import (
 )
 from ecslocal.runtime.events import EventBus, TaskEvents
 from ecslocal.runtime.health import HEALTHY, UNHEALTHY, UNKNOWN, HealthMonitor
+from ecslocal.runtime.images import ImageSource, PullFailed, cannot_pull_reason
 from ecslocal.runtime.logs import LogRouter, awslogs_destination
 from ecslocal.runtime.model import PENDING, RUNNING, STOPPED, ContainerState, TaskState
 
@@ -87,6 +88,9 @@ class TaskRun:
         events: EventBus,
         default_stop_timeout: float,
         task_clock: Clock | None = None,
+        images: ImageSource | None = None,
+        account: str = "",
+        region: str = "",
     ) -> None:
         self.state = state
         self.definition = definition
@@ -112,6 +116,10 @@ class TaskRun:
         #: What the task's containers share (the backend's), from before the first starts
         #: until after the last stopped.
         self.sandbox: TaskSandbox | None = None
+        #: Where ECR images are pulled from (runtime/images.py), in the task's account and
+        #: region; None: every image is the backend's business.
+        self.images = images
+        self.account, self.region = account, region
 
     # -- state ------------------------------------------------------------------------------
     def save(self) -> None:
@@ -200,16 +208,15 @@ class TaskRun:
             self.request_stop(reasons.TASK_FAILED_TO_START_CODE, str(exc)[:255])
             await self._stop_containers()
             return
-        now = self.clock.time()
-        self._set(last_status=PENDING, pull_started_at=now)
-        images = [
-            await self.backend.resolve_image(c.definition["image"])
-            for c in self.containers.values()
-        ]
-        # A host command has no image to pull: the pull starts and ends at once.
-        self._set(pull_stopped_at=self.clock.time() if any(i.pulled for i in images) else now)
-        self.save()
+        if not await self._pull_images():
+            for c in self.containers.values():
+                c.start_resolved.set()
+            await self._stop_containers()
+            return
         for c in self.containers.values():
+            if c.status == STOPPED:  # a non-essential container whose image did not pull
+                c.start_resolved.set()
+                continue
             c.start_job = asyncio.get_running_loop().create_task(self._run_container(c))
         while not self._stop_requested.is_set():
             if self.state.last_status == PENDING and all(
@@ -221,6 +228,60 @@ class TaskRun:
                 )
             await self._wait_change(None)
         await self._stop_containers()
+
+    async def _pull_images(self) -> bool:
+        """The agent's pull stage, before any container is created (images-networking-exec.md
+        §3.1-3.2); False when an essential container's image could not be pulled (the task
+        is then stopping: TaskFailedToStart, no container started).
+
+        ECR images (:attr:`images` claims them) resolve tag -> digest and count as pulls, as
+        does an image the backend reports it fetched (``RunnableImage.pulled``):
+        ``pullStartedAt`` is the first pull's start (set once), ``pullStoppedAt`` the end of
+        the last one, and an ECR container reports its ``imageDigest`` — one new version per
+        pull (its ContainerStateChanged is the "pulled" event). A host command pulls nothing
+        and counts for neither; a task with no pull at all keeps ecslocal's earlier rule that
+        its pull starts and ends at once when it goes PENDING (Fargate pulls every task's
+        images: its tasks always carry both timestamps)."""
+        entered = self.clock.time()
+        self._set(last_status=PENDING)
+        for c in self.containers.values():
+            image = c.definition["image"]
+            began = self.clock.time()
+            claimed = self.images is not None and self.images.claims(image)
+            try:
+                pulled = (
+                    self.images.pull(image, self.account, self.region)
+                    if self.images is not None and claimed
+                    else None
+                )
+            except PullFailed as failure:
+                reason = cannot_pull_reason(failure, self.state.launch_type)
+                self._set(
+                    pull_started_at=self.state.pull_started_at or began,
+                    pull_stopped_at=self.clock.time(),
+                )
+                self._set_container(c, last_status=STOPPED, reason=reason[:1024])
+                if not c.essential:
+                    self.save()
+                    continue
+                self._set(stopped_by_container=self.state.stopped_by_container or c.name)
+                self.save()
+                self.request_stop(reasons.TASK_FAILED_TO_START_CODE, reason[:255])
+                return False
+            runnable = await self.backend.resolve_image(image)
+            if pulled is None and not runnable.pulled:
+                continue
+            self._set(
+                pull_started_at=self.state.pull_started_at or began,
+                pull_stopped_at=self.clock.time(),
+            )
+            if pulled is not None:
+                self._set_container(c, image_digest=pulled.digest, image_id=pulled.image_id)
+            self.save()
+        if self.state.pull_started_at is None:
+            self._set(pull_started_at=entered, pull_stopped_at=entered)
+            self.save()
+        return True
 
     async def _run_container(self, c: ContainerRun) -> None:
         try:

@@ -430,8 +430,8 @@ class ProcessBackend:
         if not argv:
             raise CannotStartContainer(
                 "CannotStartContainerError: Error response from daemon: no command specified:"
-                f" image '{spec.image}' is not available locally and the container definition"
-                " has neither entryPoint nor command"
+                f" neither entryPoint nor command, so image '{spec.image}' must run its own;"
+                " ecslocal's process backend runs host commands only, not image filesystems"
             )
         namespaces = self.namespaces if self.namespaces.enabled else None
         group = self.memory.create(spec.task_id, spec.name, spec.memory_mib, spec.task_memory_mib)
