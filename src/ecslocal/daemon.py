@@ -27,7 +27,7 @@ from ecslocal.api.local import LocalApi
 from ecslocal.api.local_auth import LocalAuth
 from ecslocal.api.local_events import EventStream
 from ecslocal.api.logs import LogsApi
-from ecslocal.api.server import AwsRouter, build_app
+from ecslocal.api.server import AwsRouter, build_app, serve_aws_first
 from ecslocal.api.sts import StsApi
 from ecslocal.auth.authenticator import Authenticator
 from ecslocal.auth.keys import KeyStore
@@ -161,6 +161,7 @@ class Daemon:
         )
         await self.runner.setup()
         assert self.runner.server is not None
+        serve_aws_first(self.runner.server, router)
         listeners.serve(self.runner.server)
         site = web.TCPSite(self.runner, config.host, config.port, reuse_address=True)
         try:

@@ -30,7 +30,7 @@ from ecslocal.api.service import Service
 from ecslocal.auth.authenticator import Authenticator
 from ecslocal.endpoints.faults import Faults
 
-__all__ = ["AwsRouter", "build_app", "new_request_id"]
+__all__ = ["AwsRouter", "build_app", "new_request_id", "serve_aws_first"]
 
 #: nginx's client_header_timeout / client_body_timeout default.
 DEFAULT_READ_TIMEOUT = 60.0
@@ -143,3 +143,23 @@ def build_app(
     # rest services route by path: every path the other routes leave free
     app.router.add_route("*", "/{path:.*}", router.handle_path)
     return app
+
+
+def serve_aws_first(server: web.Server, router: AwsRouter) -> None:
+    """Hand ``POST /`` (every AWS JSON and query call) to ``router`` before the application's
+    URL dispatcher sees it; everything else goes the application's way.
+
+    The application answers ``POST /`` with the same handler (:func:`build_app`), so only the
+    cost changes: its dispatch (route lookup, match info, the per-request middleware chain
+    aiohttp builds because the container-facing sub-apps have middlewares) was about a tenth
+    of a DescribeTasks(1). A request that asks ``Expect: 100-continue`` keeps the
+    application's path, which answers the expectation. Call before the server accepts a
+    connection (each connection takes the server's handler when it opens)."""
+    through_app = server.request_handler
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        if request.method == "POST" and request.raw_path == "/" and "Expect" not in request.headers:
+            return await router.handle(request)  # type: ignore[arg-type]
+        return await through_app(request)
+
+    server.request_handler = handle
