@@ -68,8 +68,13 @@ def _compile(model_shape: Shape) -> Serializer | None:
         return cached[1]
     if model_shape.type_name == "structure":
         members: dict[str, Serializer | None] = {}
+        #: The member names, when every member passes through (no member to serialize: the
+        #: structure is only filtered, in one comprehension).
+        plain: frozenset[str] | None = None
 
         def structure(value: Any) -> Any:
+            if plain is not None:
+                return {k: v for k, v in value.items() if v is not None and k in plain}
             out: dict[str, Any] = {}
             for key, v in value.items():
                 if v is None or key not in members:
@@ -81,6 +86,8 @@ def _compile(model_shape: Shape) -> Serializer | None:
         # registered before the members compile, so recursive shapes terminate
         _SERIALIZERS[id(model_shape)] = (model_shape, structure)
         members.update((k, _compile(m)) for k, m in model_shape.members.items())
+        if all(m is None for m in members.values()):
+            plain = frozenset(members)
         return structure
     serializer: Serializer | None = None
     if model_shape.type_name == "list":
