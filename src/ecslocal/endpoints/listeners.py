@@ -182,7 +182,12 @@ class Listeners:
         except BaseException:
             self.close(task_id)
             raise
-        self.sync()
+        # Only the new task's listeners: the others are as the last sync left them (the faults
+        # have not changed since, or a sync would have run). Syncing all of them made each
+        # RunTask cost a refusing() check per listener of every task still running.
+        self._apply(opened.values())
+        if self._timer is None:
+            self._arm()
         return dict(opened)
 
     def close(self, task_id: str) -> None:
@@ -205,11 +210,18 @@ class Listeners:
         """Refuse on the listeners a ``refuse`` fault covers, listen on the others, and look
         again when the next refuse fault runs out."""
         for opened in self._tasks.values():
-            for listener in opened.values():
-                if self.faults.refusing(listener.target, listener.task_id):
-                    listener.refuse()
-                else:
-                    listener.listen()
+            self._apply(opened.values())
+        self._arm()
+
+    def _apply(self, listeners: Iterable[Listener]) -> None:
+        for listener in listeners:
+            if self.faults.refusing(listener.target, listener.task_id):
+                listener.refuse()
+            else:
+                listener.listen()
+
+    def _arm(self) -> None:
+        """The timer that syncs again when the next refuse fault runs out."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
