@@ -26,6 +26,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, ClassVar
 
 log = logging.getLogger("ecslocal.events")
@@ -50,7 +51,10 @@ def iso_timestamp(epoch: float) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
+@cache
 def _camel(name: str) -> str:
+    """ECS's camelCase for a field name (memoised: a handful of names, asked for each event;
+    spelling them out again was a tenth of a RunTask's CPU)."""
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
 
