@@ -45,8 +45,11 @@ async def read_body(request: web.Request, limit: int, idle_timeout: float) -> by
     if length is not None and length > limit:
         raise too_large(limit)
     content = request.content
-    if content.is_eof():  # the whole body came with the headers (most API calls)
-        return await request.read()
+    if content.is_eof():  # the whole body came with the headers (most API calls): in the buffer
+        body = content.read_nowait(-1)
+        if len(body) > limit:
+            raise too_large(limit)
+        return body
     chunks: list[bytes] = []
     size = 0
     while True:
