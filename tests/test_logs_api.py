@@ -220,6 +220,21 @@ def test_get_log_events_body_is_what_json_dumps_writes(logs: Any) -> None:
     for body in bodies:
         assert body == json.dumps(json.loads(body)).encode()
 
+    # What is wrong is said in this order: the stream, then the token.
+    for token in (None, "f/" + "0" * 56, "nonsense"):
+        extra = {"nextToken": token} if token else {}
+        with pytest.raises(ClientError) as excinfo:
+            logs.get_log_events(logGroupName=group, logStreamName="nope", **extra)
+        assert _error(excinfo) == (
+            "ResourceNotFoundException", "The specified log stream does not exist."
+        )
+    with pytest.raises(ClientError) as excinfo:
+        logs.get_log_events(logGroupName=group, logStreamName="s", nextToken="nonsense")
+    assert _error(excinfo) == ("InvalidParameterException", "The specified nextToken is invalid.")
+    # A stream made by CreateLogStream exists before it has events.
+    logs.create_log_stream(logGroupName=group, logStreamName="empty")
+    assert logs.get_log_events(logGroupName=group, logStreamName="empty")["events"] == []
+
 
 def test_task_output_through_streams_and_get_log_events(ecs: Any, logs: Any) -> None:
     group = _name("task")

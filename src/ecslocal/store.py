@@ -145,6 +145,9 @@ class Store:
             self.db.close()
             raise
         self._clusters: dict[str, str] = {}
+        #: Log group rows by name (every Logs call reads its group; the four methods that
+        #: write a group's rows drop its entry first).
+        self._log_groups: dict[str, tuple[Any, ...]] = {}
         #: The tasks' summaries (ListTasks pages, the retention sweep), loaded once.
         self.tasks = TaskIndex()
         self._load_task_index()
@@ -365,6 +368,7 @@ class Store:
 
     # -- logs -------------------------------------------------------------------------------
     def ensure_log_group(self, name: str, created_at: float) -> None:
+        self._log_groups.pop(name, None)
         self.db.execute(
             "INSERT OR IGNORE INTO log_groups (name, created_at) VALUES (?, ?)", (name, created_at)
         )
@@ -434,6 +438,7 @@ class Store:
 
     def create_log_group(self, name: str, created_at: float, meta: dict[str, Any]) -> bool:
         """Create an empty group; False if it exists already."""
+        self._log_groups.pop(name, None)
         with self.db.transaction():
             cursor = self.db.execute(
                 "INSERT OR IGNORE INTO log_groups (name, created_at) VALUES (?, ?)",
@@ -449,14 +454,20 @@ class Store:
         return True
 
     def get_log_group(self, name: str) -> dict[str, Any] | None:
-        row = self.db.execute(self._GROUP_SQL + " WHERE g.name = ?", (name,)).fetchone()
-        return self._log_group_row(row) if row else None
+        row = self._log_groups.get(name)
+        if row is None:
+            row = self.db.execute(self._GROUP_SQL + " WHERE g.name = ?", (name,)).fetchone()
+            if row is None:
+                return None
+            self._log_groups[name] = row
+        return self._log_group_row(row)
 
     def list_log_groups(self) -> list[dict[str, Any]]:
         rows = self.db.execute(self._GROUP_SQL + " ORDER BY g.name").fetchall()
         return [self._log_group_row(r) for r in rows]
 
     def set_log_group_meta(self, name: str, meta: dict[str, Any]) -> None:
+        self._log_groups.pop(name, None)
         self.db.execute(
             "INSERT INTO log_group_meta (name, body) VALUES (?, ?)"
             " ON CONFLICT (name) DO UPDATE SET body = excluded.body",
@@ -465,6 +476,7 @@ class Store:
 
     def delete_log_group(self, name: str) -> None:
         """Forget the group, its streams and PutLogEvents' events; hide the tasks' lines."""
+        self._log_groups.pop(name, None)
         with self.db.transaction():
             self.db.execute("DELETE FROM log_groups WHERE name = ?", (name,))
             self.db.execute("DELETE FROM log_streams WHERE log_group = ?", (name,))

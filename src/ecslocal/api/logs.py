@@ -391,19 +391,22 @@ class LogsApi:
             out["rejectedLogEventsInfo"] = rejected
         return out
 
+    def _check_stream(self, group: dict[str, Any], stream: str) -> None:
+        if not self.store.log_stream_exists(group["name"], stream, group["min_seq"]):
+            raise _stream_not_found()
+
     def get_log_events(self, p: dict[str, Any], caller: Caller) -> Encoded:
         """Tokens are ``f/`` or ``b/`` and 56 digits naming an event's (timestamp, seq): a
         forward token reads the events after it, a backward token the ``limit`` before it.
         Without newer events the forward token comes back unchanged: the end for clients."""
         group = self._group(p)
         stream = p["logStreamName"]
-        if not self.store.log_stream_exists(group["name"], stream, group["min_seq"]):
-            raise _stream_not_found()
         token = p.get("nextToken")
         position: tuple[int, int] | None = None
         if token is not None:
             m = re.fullmatch(r"([fb])/(\d{20})(\d{36})", token)
             if m is None:
+                self._check_stream(group, stream)  # a missing stream is said first
                 raise _invalid_token()
             position = (int(m.group(2)), int(m.group(3)))
         end = p.get("endTime")
@@ -425,6 +428,10 @@ class LogsApi:
                 **query,
             )
             rows.reverse()
+        if not rows:
+            # An event of the stream (seq > min_seq) proves it exists: only an empty answer
+            # asks (the same EXISTS query, one fewer a page of events).
+            self._check_stream(group, stream)
         here = _position_digits(position or ZERO_POSITION)
         forward_token = "f/" + (_position_digits((rows[-1][0], rows[-1][1])) if rows else here)
         backward_token = "b/" + (_position_digits((rows[0][0], rows[0][1])) if rows else here)
