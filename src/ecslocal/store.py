@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ecslocal.storage.db import Database, Schema, StorageError
+from ecslocal.storage.log_events import StreamEvent, log_events_sql
 from ecslocal.task_index import (
     SERVICE_GROUP_PREFIX,
     STOPPED,
@@ -543,7 +544,7 @@ class Store:
     ) -> list[LogEvent]:
         """A group's non-empty events in (timestamp, seq) order; ``start``/``end`` inclusive,
         ``after``/``before`` exclusive (timestamp, seq) positions."""
-        sql, args = _log_events_sql(
+        sql, args = log_events_sql(
             "*", group, min_seq, limit, streams, prefix, start, end, after, before, descending
         )
         return [LogEvent(*row) for row in self.db.execute(sql, args).fetchall()]
@@ -564,52 +565,8 @@ class Store:
         selects them: ``(timestamp, seq, ingestion_time, message)`` rows, not whole
         :class:`LogEvent` objects (reading and building the other five columns was half of
         a GetLogEvents of 100 events)."""
-        sql, args = _log_events_sql(
+        sql, args = log_events_sql(
             "timestamp, seq, ingestion_time, message",
             group, min_seq, limit, [stream], None, start, end, after, before, descending,
         )  # fmt: skip
         return self.db.execute(sql, args).fetchall()  # type: ignore[no-any-return]
-
-
-#: GetLogEvents' rows: (timestamp, seq, ingestion_time, message).
-StreamEvent = tuple[int, int, int, str]
-
-
-def _log_events_sql(
-    columns: str,
-    group: str,
-    min_seq: int,
-    limit: int,
-    streams: list[str] | None,
-    prefix: str | None,
-    start: int | None,
-    end: int | None,
-    after: tuple[int, int] | None,
-    before: tuple[int, int] | None,
-    descending: bool,
-) -> tuple[str, list[Any]]:
-    """The query of a group's non-empty events (see :meth:`Store.query_log_events`)."""
-    sql = f"SELECT {columns} FROM log_events WHERE log_group = ? AND seq > ? AND message != ''"
-    args: list[Any] = [group, min_seq]
-    if streams is not None:
-        sql += f" AND log_stream IN ({', '.join('?' * len(streams))})"
-        args += streams
-    if prefix:
-        sql += " AND substr(log_stream, 1, ?) = ?"
-        args += [len(prefix), prefix]
-    if start is not None:
-        sql += " AND timestamp >= ?"
-        args.append(start)
-    if end is not None:
-        sql += " AND timestamp <= ?"
-        args.append(end)
-    if after is not None:
-        sql += " AND (timestamp, seq) > (?, ?)"
-        args += after
-    if before is not None:
-        sql += " AND (timestamp, seq) < (?, ?)"
-        args += before
-    order = " DESC" if descending else ""
-    sql += f" ORDER BY timestamp{order}, seq{order} LIMIT ?"
-    args.append(limit)
-    return sql, args

@@ -26,7 +26,8 @@ from ecslocal.auth.caller import Caller
 from ecslocal.clock import Clock
 from ecslocal.config import Config
 from ecslocal.errors import AwsError, invalid_parameter
-from ecslocal.store import LogEvent, Store, StreamEvent
+from ecslocal.storage.log_events import StreamEvent
+from ecslocal.store import LogEvent, Store
 
 RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
                   2192, 2557, 2922, 3288, 3653)
