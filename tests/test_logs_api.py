@@ -3,6 +3,7 @@ output, read back through boto3 the way the AWS CLI (`aws logs tail --follow`) d
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections import defaultdict
@@ -176,6 +177,63 @@ def test_put_log_events_round_trip(logs: Any) -> None:
     assert stream["lastIngestionTime"] >= stream["creationTime"]
     [g] = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
     assert g["storedBytes"] == len("onetwothree")
+
+
+def test_get_log_events_body_is_what_json_dumps_writes(logs: Any) -> None:
+    """GetLogEvents writes its JSON itself (api/logs.py ``_events_json``): the bytes must be
+    those ``json.dumps`` of the same document gives (what the JSON protocol writes for every
+    other answer), for messages that need escaping too, on forward, backward and empty pages."""
+    group = _name("escape")
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    messages = [
+        'quote " and backslash \\ and slash /',
+        "tab\tnew\nline\rreturn \x01\x1f control",
+        "caf\u00e9 \u65e5\u672c \U0001f600 emoji",
+        "</script> & <b>",
+        " spaces  ",
+    ]
+    now = _now_ms()
+    logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
+        {"timestamp": now - 10 + i, "message": m} for i, m in enumerate(messages)])
+    bodies: list[bytes] = []
+
+    def keep(http_response: Any, **_: Any) -> None:
+        bodies.append(http_response.content)
+
+    logs.meta.events.register("after-call.cloudwatch-logs.GetLogEvents", keep)
+    first = logs.get_log_events(logGroupName=group, logStreamName="s", startFromHead=True,
+                                limit=3)
+    rest = logs.get_log_events(logGroupName=group, logStreamName="s",
+                               nextToken=first["nextForwardToken"])
+    end = logs.get_log_events(logGroupName=group, logStreamName="s",
+                              nextToken=rest["nextForwardToken"])
+    back = logs.get_log_events(logGroupName=group, logStreamName="s",
+                               nextToken=rest["nextBackwardToken"], limit=2)
+    latest = logs.get_log_events(logGroupName=group, logStreamName="s")
+    got = [e["message"] for e in first["events"] + rest["events"]]
+    assert got == messages
+    assert end["events"] == [] and end["nextForwardToken"] == rest["nextForwardToken"]
+    assert [e["message"] for e in back["events"]] == messages[1:3]
+    assert [e["message"] for e in latest["events"]] == messages
+    assert len(bodies) == 5
+    for body in bodies:
+        assert body == json.dumps(json.loads(body)).encode()
+
+    # What is wrong is said in this order: the stream, then the token.
+    for token in (None, "f/" + "0" * 56, "nonsense"):
+        extra = {"nextToken": token} if token else {}
+        with pytest.raises(ClientError) as excinfo:
+            logs.get_log_events(logGroupName=group, logStreamName="nope", **extra)
+        assert _error(excinfo) == (
+            "ResourceNotFoundException", "The specified log stream does not exist."
+        )
+    with pytest.raises(ClientError) as excinfo:
+        logs.get_log_events(logGroupName=group, logStreamName="s", nextToken="nonsense")
+    assert _error(excinfo) == ("InvalidParameterException", "The specified nextToken is invalid.")
+    # A stream made by CreateLogStream exists before it has events.
+    logs.create_log_stream(logGroupName=group, logStreamName="empty")
+    assert logs.get_log_events(logGroupName=group, logStreamName="empty")["events"] == []
 
 
 def test_task_output_through_streams_and_get_log_events(ecs: Any, logs: Any) -> None:

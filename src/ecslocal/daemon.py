@@ -29,7 +29,7 @@ from ecslocal.api.local_auth import FAILURES as local_failures
 from ecslocal.api.local_auth import LocalAuth
 from ecslocal.api.local_events import EventStream
 from ecslocal.api.logs import LogsApi
-from ecslocal.api.server import AwsRouter, build_app
+from ecslocal.api.server import AwsRouter, build_app, serve_aws_first
 from ecslocal.api.sts import StsApi
 from ecslocal.auth.authenticator import Authenticator
 from ecslocal.auth.keys import KeyStore
@@ -211,6 +211,7 @@ class Daemon:
         )
         await self.runner.setup()
         assert self.runner.server is not None
+        serve_aws_first(self.runner.server, router)
         listeners.serve(self.runner.server)
         # IMDS on a listener of its own too, so that a refuse fault refuses its connections.
         self.agent.imds_url = listeners.open_shared("imds").url

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -65,8 +64,17 @@ INTERNAL_ERRORS = {
 
 def new_request_id() -> str:
     """A UUID-4-formatted request id (uuid.uuid4() reads os.urandom on every call, which
-    costs tens of microseconds on some virtual machines)."""
-    return str(uuid.UUID(int=_IDS.getrandbits(128), version=4))
+    costs tens of microseconds on some virtual machines; building a ``uuid.UUID`` costs
+    more than the formatting): RFC 4122 version 4, variant bits ``10``."""
+    n = (_IDS.getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+#: What ``uuid.UUID(int=n, version=4)`` does to ``n``: the variant (bits 62-63 of the low
+#: half: ``10``) and the version (bits 76-79: ``4``).
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
 
 
 class BodyTimeout(Exception):

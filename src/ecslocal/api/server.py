@@ -31,7 +31,7 @@ from ecslocal.auth.authenticator import Authenticator
 from ecslocal.endpoints.faults import Faults
 from ecslocal.failures import Middleware
 
-__all__ = ["AwsRouter", "allowed_methods", "build_app", "new_request_id"]
+__all__ = ["AwsRouter", "allowed_methods", "build_app", "new_request_id", "serve_aws_first"]
 
 #: nginx's client_header_timeout / client_body_timeout default.
 DEFAULT_READ_TIMEOUT = 60.0
@@ -46,8 +46,11 @@ async def read_body(request: web.Request, limit: int, idle_timeout: float) -> by
     if length is not None and length > limit:
         raise too_large(limit)
     content = request.content
-    if content.is_eof():  # the whole body came with the headers (most API calls)
-        return await request.read()
+    if content.is_eof():  # the whole body came with the headers (most API calls): in the buffer
+        body = content.read_nowait(-1)
+        if len(body) > limit:
+            raise too_large(limit)
+        return body
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -167,3 +170,23 @@ def build_app(
     # rest services route by path: every path the other routes leave free
     app.router.add_route("*", "/{path:.*}", router.handle_path)
     return app
+
+
+def serve_aws_first(server: web.Server, router: AwsRouter) -> None:
+    """Hand ``POST /`` (every AWS JSON and query call) to ``router`` before the application's
+    URL dispatcher sees it; everything else goes the application's way.
+
+    The application answers ``POST /`` with the same handler (:func:`build_app`), so only the
+    cost changes: its dispatch (route lookup, match info, the per-request middleware chain
+    aiohttp builds because the container-facing sub-apps have middlewares) was about a tenth
+    of a DescribeTasks(1). A request that asks ``Expect: 100-continue`` keeps the
+    application's path, which answers the expectation. Call before the server accepts a
+    connection (each connection takes the server's handler when it opens)."""
+    through_app = server.request_handler
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        if request.method == "POST" and request.raw_path == "/" and "Expect" not in request.headers:
+            return await router.handle(request)  # type: ignore[arg-type]
+        return await through_app(request)
+
+    server.request_handler = handle

@@ -29,7 +29,6 @@ ALGORITHM = "AWS4-HMAC-SHA256"
 MAX_SKEW_SECONDS = 15 * 60
 
 _AUTH_PARAM = re.compile(r"(\w+)=([^,\s]*)")
-_SPACES = re.compile(r"\s+")
 
 
 class Failure(StrEnum):
@@ -79,13 +78,20 @@ class SignedRequest:
         # S3 signs the path as sent; every other service encodes it once more (the signing
         # guide's "each path segment must be URI-encoded twice (except for Amazon S3)").
         raw = self.raw_path or "/"
-        path = raw if self.service == "s3" else quote(raw, safe="/~")
-        query = "&".join(
-            f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(self.query_pairs)
+        path = raw if self.service == "s3" else _encoded_path(raw)
+        query = (
+            "&".join(
+                f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
+                for k, v in sorted(self.query_pairs)
+            )
+            if self.query_pairs
+            else ""
         )
+        headers = self.headers
+        # "Trim leading and trailing spaces, convert sequential spaces to a single space":
+        # str.split() splits on the same Unicode whitespace as the ``\s`` of a str pattern.
         header_lines = "".join(
-            f"{name}:{_SPACES.sub(' ', self.headers.get(name, '').strip())}\n"
-            for name in self.signed_headers
+            [f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in self.signed_headers]
         )
         return "\n".join(
             (
@@ -105,30 +111,12 @@ class SignedRequest:
     def verify(self, secret: str) -> None:
         """Raise :class:`SigV4Error` unless the signature is the one ``secret`` produces.
 
-        A signature already verified for exactly the same signed inputs is not recomputed
-        (the result is a pure function of them; SigV4 allows replays within the time window,
-        which :meth:`check_time` still enforces on every request)."""
-        memo = (
-            secret,
-            self.signature,
-            self.amz_date,
-            self.access_key_id,
-            self.scope,
-            self.method,
-            self.raw_path,
-            self.query_pairs,
-            self.payload_hash,
-            self.signed_headers,
-            tuple(self.headers.get(name, "") for name in self.signed_headers),
-        )
-        if memo in _VERIFIED:
-            return
+        Every request is verified afresh: the SDKs sign each request anew (a new date, a new
+        ``amz-sdk-invocation-id``), so a memo of verified signatures never hits for them, and
+        building its key cost as much as the HMAC it saved."""
         key = signing_key(secret, self.date, self.region, self.service)
-        expected = hmac.new(key, self.string_to_sign().encode(), hashlib.sha256).hexdigest()
+        expected = hmac.digest(key, self.string_to_sign().encode(), "sha256").hex()
         if hmac.compare_digest(expected, self.signature):
-            if len(_VERIFIED) > 4096:
-                _VERIFIED.clear()
-            _VERIFIED.add(memo)
             return
         raise SigV4Error(
             Failure.BAD_SIGNATURE,
@@ -194,16 +182,27 @@ def _not_yet(amz_date: str, now: float) -> str:
 
 
 _KEY_CACHE: dict[tuple[str, str, str, str], bytes] = {}
-_VERIFIED: set[tuple[object, ...]] = set()
+_PATHS: dict[str, str] = {}
+
+
+def _encoded_path(raw: str) -> str:
+    """``raw`` URI-encoded once more (memoised: the JSON and query services all sign ``/``)."""
+    path = _PATHS.get(raw)
+    if path is None:
+        path = quote(raw, safe="/~")
+        if len(_PATHS) > 1024:
+            _PATHS.clear()
+        _PATHS[raw] = path
+    return path
 
 
 def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     cache_key = (secret, date, region, service)
     key = _KEY_CACHE.get(cache_key)
     if key is None:
-        k = hmac.new(f"AWS4{secret}".encode(), date.encode(), hashlib.sha256).digest()
+        k = hmac.digest(f"AWS4{secret}".encode(), date.encode(), "sha256")
         for part in (region, service, "aws4_request"):
-            k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+            k = hmac.digest(k, part.encode(), "sha256")
         if len(_KEY_CACHE) > 1024:
             _KEY_CACHE.clear()
         key = _KEY_CACHE[cache_key] = k

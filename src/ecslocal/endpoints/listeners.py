@@ -189,7 +189,12 @@ class Listeners:
         except BaseException:
             self.close(task_id)
             raise
-        self.sync()
+        # Only the new task's listeners: the others are as the last sync left them (the faults
+        # have not changed since, or a sync would have run). Syncing all of them made each
+        # RunTask cost a refusing() check per listener of every task still running.
+        self._apply(opened.values())
+        if self._timer is None:
+            self._arm()
         return dict(opened)
 
     def open_shared(self, target: str) -> Listener:
@@ -225,19 +230,25 @@ class Listeners:
     def sync(self) -> None:
         """Refuse on the listeners a ``refuse`` fault covers, listen on the others, and look
         again when the next refuse fault runs out."""
-        every = [*self._shared.values()]
+        self._apply(self._shared.values())
         for opened in self._tasks.values():
-            every += opened.values()
-        for listener in every:
+            self._apply(opened.values())
+        self._arm()
+
+    def _apply(self, listeners: Iterable[Listener]) -> None:
+        for listener in listeners:
             if self.faults.refusing(listener.target, listener.task_id):
                 listener.refuse()
             else:
                 listener.listen()
+
+    def _arm(self) -> None:
+        """The timer that syncs again when the next refuse fault runs out."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         until = self.faults.next_expiry("refuse")
-        if until is not None and every:
+        if until is not None and (self._tasks or self._shared):
             # A millisecond past the end, so that the fault has run out when we look.
             delay = self.clock.real_seconds(until - self.clock.time()) + 0.001
             self._timer = asyncio.get_running_loop().call_later(delay, self.sync)

@@ -25,7 +25,11 @@ def service_model(name: str) -> ServiceModel:
     return ServiceModel(create_loader().load_service_model(name, "service-2"), service_name=name)
 
 
+@cache
 def shape(service: str, name: str) -> Shape:
+    """The model's shape ``name``, one object per name: ``ServiceModel.shape_for`` builds a
+    new one on every call, and with it every member shape botocore caches on it (resolving
+    TaskDefinition's members again was a third of a RegisterTaskDefinition)."""
     return service_model(service).shape_for(name)
 
 
@@ -40,15 +44,51 @@ def validation_errors(value: dict[str, Any], model_shape: Shape) -> list[str]:
 
 
 def strip_unknown(value: Any, model_shape: Shape) -> Any:
-    """Drop members the shape does not define (as AWS servers ignore unknown JSON members)."""
-    if model_shape.type_name == "structure" and isinstance(value, dict):
-        members = model_shape.members
-        return {k: strip_unknown(v, members[k]) for k, v in value.items() if k in members}
-    if model_shape.type_name == "list" and isinstance(value, list):
-        return [strip_unknown(v, model_shape.member) for v in value]
-    if model_shape.type_name == "map" and isinstance(value, dict):
-        return {k: strip_unknown(v, model_shape.value) for k, v in value.items()}
+    """Drop members the shape does not define (as AWS servers ignore unknown JSON members).
+    Structures, lists and maps come back as new containers; the walk is compiled once per
+    shape."""
+    return _stripper(model_shape)(value)
+
+
+def _same(value: Any) -> Any:
     return value
+
+
+#: Compiled strip_unknown walks by shape identity (the shape kept alongside, as below).
+_STRIPPERS: dict[int, tuple[Shape, Callable[[Any], Any]]] = {}
+
+
+def _stripper(model_shape: Shape) -> Callable[[Any], Any]:
+    cached = _STRIPPERS.get(id(model_shape))
+    if cached is not None:
+        return cached[1]
+    kind = model_shape.type_name
+    strip: Callable[[Any], Any] = _same
+    if kind == "structure":
+        members: dict[str, Callable[[Any], Any]] = {}
+
+        def structure(value: Any) -> Any:
+            if not isinstance(value, dict):
+                return value
+            return {k: members[k](v) for k, v in value.items() if k in members}
+
+        # registered before the members compile, so recursive shapes terminate
+        _STRIPPERS[id(model_shape)] = (model_shape, structure)
+        members.update((k, _stripper(m)) for k, m in model_shape.members.items())
+        return structure
+    if kind == "list":
+        item = _stripper(model_shape.member)
+        if item is _same:
+            strip = lambda value: list(value) if isinstance(value, list) else value  # noqa: E731
+        else:
+            strip = lambda value: [item(v) for v in value] if isinstance(value, list) else value  # noqa: E731
+    elif kind == "map":
+        inner = _stripper(model_shape.value)
+        strip = lambda value: (  # noqa: E731
+            {k: inner(v) for k, v in value.items()} if isinstance(value, dict) else value
+        )
+    _STRIPPERS[id(model_shape)] = (model_shape, strip)
+    return strip
 
 
 Serializer = Callable[[Any], Any]
@@ -68,8 +108,13 @@ def _compile(model_shape: Shape) -> Serializer | None:
         return cached[1]
     if model_shape.type_name == "structure":
         members: dict[str, Serializer | None] = {}
+        #: The member names, when every member passes through (no member to serialize: the
+        #: structure is only filtered, in one comprehension).
+        plain: frozenset[str] | None = None
 
         def structure(value: Any) -> Any:
+            if plain is not None:
+                return {k: v for k, v in value.items() if v is not None and k in plain}
             out: dict[str, Any] = {}
             for key, v in value.items():
                 if v is None or key not in members:
@@ -81,6 +126,8 @@ def _compile(model_shape: Shape) -> Serializer | None:
         # registered before the members compile, so recursive shapes terminate
         _SERIALIZERS[id(model_shape)] = (model_shape, structure)
         members.update((k, _compile(m)) for k, m in model_shape.members.items())
+        if all(m is None for m in members.values()):
+            plain = frozenset(members)
         return structure
     serializer: Serializer | None = None
     if model_shape.type_name == "list":

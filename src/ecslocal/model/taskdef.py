@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from ecslocal.errors import AwsError, client_exception
-from ecslocal.model.shapes import service_model, strip_unknown, validation_errors
+from ecslocal.model.shapes import service_model, shape, strip_unknown, validation_errors
 
 #: Members of the TaskDefinition shape that ECS sets and RegisterTaskDefinition does not take.
 READ_ONLY_FIELDS = (
@@ -357,7 +357,7 @@ def build_task_definition(
     request: dict[str, Any], *, arn: str, revision: int, registered_at: float, registered_by: str
 ) -> dict[str, Any]:
     """The stored TaskDefinition object for a validated register request."""
-    td_shape = service_model("ecs").shape_for("TaskDefinition")
+    td_shape = shape("ecs", "TaskDefinition")
     body: dict[str, Any] = strip_unknown(
         {k: v for k, v in request.items() if k != "tags"}, td_shape
     )

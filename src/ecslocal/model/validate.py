@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -37,7 +38,7 @@ class ValidationReport:
 
 def validate(value: Any, shape: Shape) -> ValidationReport:
     report = ValidationReport()
-    _check(value, shape, "", report)
+    _compiled(shape)(value, "", report)
     return report
 
 
@@ -72,65 +73,142 @@ def _fail(report: ValidationReport, value: Any, path: str, constraint: str) -> N
     )
 
 
-def _check(value: Any, shape: Shape, path: str, report: ValidationReport) -> None:
+#: Checks ``value`` at ``path`` (``""`` for the input itself), adding to the report.
+Checker = Callable[[Any, str, ValidationReport], None]
+
+#: Compiled checkers by shape identity (botocore caches shape objects per model; the shape is
+#: kept alongside so its id is never reused), as :mod:`ecslocal.model.shapes` compiles its
+#: serializers: the model's constraints are read once per shape, not once per request.
+_CHECKERS: dict[int, tuple[Shape, Checker]] = {}
+
+
+def _compiled(shape: Shape) -> Checker:
+    cached = _CHECKERS.get(id(shape))
+    if cached is not None:
+        return cached[1]
     kind = shape.type_name
-    meta = shape.metadata
-    where = path or "input"
     if kind == "structure":
+        checker = _structure(shape)
+    elif kind == "list":
+        checker = _list(shape)
+    elif kind == "map":
+        checker = _map(shape)
+    elif kind == "string":
+        checker = _string(shape)
+    elif kind in _NUMBER_TYPES:
+        checker = _number(shape)
+    elif kind == "boolean":
+        checker = _boolean
+    elif kind == "timestamp":
+        checker = _timestamp
+    elif kind == "blob":
+        checker = _blob
+    else:
+        checker = _anything
+    _CHECKERS[id(shape)] = (shape, checker)
+    return checker
+
+
+def _structure(shape: Shape) -> Checker:
+    required = tuple((name, _member_path("", name)) for name in shape.required_members)
+    #: (member name, its path segment, its checker), in the model's order; filled after this
+    #: checker is registered, so recursive shapes terminate.
+    members: list[tuple[str, str, Checker]] = []
+
+    def check(value: Any, path: str, report: ValidationReport) -> None:
         if not isinstance(value, dict):
-            report.type_errors.append(f"Expected an object at '{where}'")
+            report.type_errors.append(f"Expected an object at '{path or 'input'}'")
             return
-        for name in shape.required_members:
+        for name, segment in required:
             if value.get(name) is None:
-                _fail(report, None, _member_path(path, name), "Member must not be null")
-        for name, member in shape.members.items():
-            if name in value and value[name] is not None:
-                _check(value[name], member, _member_path(path, name), report)
-        return
-    if kind == "list":
+                _fail(
+                    report,
+                    None,
+                    f"{path}.{segment}" if path else segment,
+                    "Member must not be null",
+                )
+        for name, segment, member in members:
+            v = value.get(name)
+            if v is not None:
+                member(v, f"{path}.{segment}" if path else segment, report)
+
+    _CHECKERS[id(shape)] = (shape, check)
+    members.extend(
+        (name, _member_path("", name), _compiled(m)) for name, m in shape.members.items()
+    )
+    return check
+
+
+def _list(shape: Shape) -> Checker:
+    meta = shape.metadata
+    bounded = "min" in meta or "max" in meta
+    member_shape = shape.member
+
+    def check(value: Any, path: str, report: ValidationReport) -> None:
         if not isinstance(value, list):
-            report.type_errors.append(f"Expected a list at '{where}'")
+            report.type_errors.append(f"Expected a list at '{path or 'input'}'")
             return
-        _length(value, meta, path, report)
+        if bounded:
+            _length(value, meta, path, report)
+        item_check = _compiled(member_shape)
         for i, item in enumerate(value, 1):
             if item is None:
                 _fail(report, None, f"{path}.{i}.member", "Member must not be null")
             else:
-                _check(item, shape.member, f"{path}.{i}.member", report)
-        return
-    if kind == "map":
+                item_check(item, f"{path}.{i}.member", report)
+
+    return check
+
+
+def _map(shape: Shape) -> Checker:
+    meta = shape.metadata
+    key_shape, value_shape = shape.key, shape.value
+
+    def check(value: Any, path: str, report: ValidationReport) -> None:
         if not isinstance(value, dict):
-            report.type_errors.append(f"Expected an object at '{where}'")
+            report.type_errors.append(f"Expected an object at '{path or 'input'}'")
             return
         _length(value, meta, path, report)
+        key_check, value_check = _compiled(key_shape), _compiled(value_shape)
         for k, v in value.items():
-            _check(k, shape.key, f"{path}.key", report)
+            key_check(k, f"{path}.key", report)
             if v is not None:
-                _check(v, shape.value, f"{path}.value", report)
-        return
-    if kind == "string":
+                value_check(v, f"{path}.value", report)
+
+    return check
+
+
+def _string(shape: Shape) -> Checker:
+    meta = shape.metadata
+    bounded = "min" in meta or "max" in meta
+    enum = shape.enum
+    enum_set = frozenset(enum) if enum else None
+    regex = meta.get("pattern")
+    compiled = _pattern(regex) if regex else None
+
+    def check(value: Any, path: str, report: ValidationReport) -> None:
         if not isinstance(value, str):
-            report.type_errors.append(f"Expected a string at '{where}'")
+            report.type_errors.append(f"Expected a string at '{path or 'input'}'")
             return
-        _length(value, meta, path, report)
-        enum = shape.enum
-        if enum and value not in enum:
+        if bounded:
+            _length(value, meta, path, report)
+        if enum_set is not None and value not in enum_set:
             _fail(report, value, path, f"Member must satisfy enum value set: [{', '.join(enum)}]")
-        regex = meta.get("pattern")
-        if regex:
-            compiled = _pattern(regex)
-            if compiled is not None and compiled.fullmatch(value) is None:
-                _fail(
-                    report, value, path, f"Member must satisfy regular expression pattern: {regex}"
-                )
-        return
-    if kind in _NUMBER_TYPES:
-        integral = kind in ("integer", "long")
-        ok_types = (int,) if integral else (int, float)
+        if compiled is not None and compiled.fullmatch(value) is None:
+            _fail(report, value, path, f"Member must satisfy regular expression pattern: {regex}")
+
+    return check
+
+
+def _number(shape: Shape) -> Checker:
+    meta = shape.metadata
+    integral = shape.type_name in ("integer", "long")
+    ok_types = (int,) if integral else (int, float)
+    expected = "an integer" if integral else "a number"
+
+    def check(value: Any, path: str, report: ValidationReport) -> None:
         if isinstance(value, bool) or not isinstance(value, ok_types):
-            report.type_errors.append(
-                f"Expected {'an integer' if integral else 'a number'} at '{where}'"
-            )
+            report.type_errors.append(f"Expected {expected} at '{path or 'input'}'")
             return
         if "min" in meta and value < meta["min"]:
             _fail(
@@ -143,19 +221,29 @@ def _check(value: Any, shape: Shape, path: str, report: ValidationReport) -> Non
             _fail(
                 report, value, path, f"Member must have value less than or equal to {meta['max']}"
             )
-        return
-    if kind == "boolean":
-        if not isinstance(value, bool):
-            report.type_errors.append(f"Expected a boolean at '{where}'")
-        return
-    if kind == "timestamp":
-        try:
-            parse_timestamp(value)
-        except ValueError:
-            report.type_errors.append(f"Expected a timestamp at '{where}'")
-        return
-    if kind == "blob" and not isinstance(value, (str, bytes)):
-        report.type_errors.append(f"Expected base64 data at '{where}'")
+
+    return check
+
+
+def _boolean(value: Any, path: str, report: ValidationReport) -> None:
+    if not isinstance(value, bool):
+        report.type_errors.append(f"Expected a boolean at '{path or 'input'}'")
+
+
+def _timestamp(value: Any, path: str, report: ValidationReport) -> None:
+    try:
+        parse_timestamp(value)
+    except ValueError:
+        report.type_errors.append(f"Expected a timestamp at '{path or 'input'}'")
+
+
+def _blob(value: Any, path: str, report: ValidationReport) -> None:
+    if not isinstance(value, (str, bytes)):
+        report.type_errors.append(f"Expected base64 data at '{path or 'input'}'")
+
+
+def _anything(value: Any, path: str, report: ValidationReport) -> None:
+    """Types the model has that are not checked (``document``)."""
 
 
 def _length(value: Any, meta: dict[str, Any], path: str, report: ValidationReport) -> None:
