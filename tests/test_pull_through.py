@@ -182,3 +182,45 @@ def test_wrong_password_is_one_line(daemon: Server, registry: Registry, tmp_path
     assert out.stderr.startswith("error:") and "Traceback" not in out.stderr
     repos = daemon.client("ecr").describe_repositories()["repositories"]
     assert repos == []  # nothing was made in the cache
+
+
+def test_pull_missing_fetches_into_the_store(registry: Registry, tmp_path: Path) -> None:
+    """The runc seam, called directly: RemoteImageSource(pull_missing=True) with StoreFetch
+    copies an uncached upstream image into ECR's store, then resolves it (same digest, pull
+    recorded); with pull_missing=False the same reference gives None."""
+    from ecslocal.ecr.pullfetch import StoreFetch
+    from ecslocal.ecr.pullthrough import RemoteImageSource
+    from ecslocal.ecr.store import ImageStore
+    from ecslocal.registry.blobs import BlobStore
+    from ecslocal.storage.db import Database
+
+    images.skip_without_busybox()
+    image = images.runnable_image()
+    layout = images.write_oci_layout(image, tmp_path / "layout")
+    skopeo().push(f"oci:{layout}:latest", registry, registry.ref("busybox", "1"))
+    db = Database(tmp_path / "state.db")
+    try:
+        blobs = BlobStore(tmp_path / "blobs")
+        store = ImageStore(db, blobs)
+        creds = (registry.username, registry.password) if registry.username else None
+        fetch = StoreFetch(store, blobs, lambda host: creds if host == registry.host else None)
+        reference, account, region = registry.ref("busybox", "1"), "000000000000", "us-east-1"
+        assert RemoteImageSource(store).pull(reference, account, region) is None
+        assert store.repositories(account, region) == []
+        source = RemoteImageSource(store, pull_missing=True, fetch=fetch)
+        pulled = source.pull(reference, account, region)
+        assert pulled is not None and pulled.digest == image.digest
+        assert pulled.image_id == image.config.digest
+        repo = store.repository(account, region, cache_repository(parse_reference(reference)))
+        assert repo is not None
+        cached = store.image(repo, tag="1")
+        assert cached is not None and cached.last_pull is not None
+        # Blobs bit-exact: the layer in the store is the one pushed upstream.
+        layer = image.layers[0]
+        path = blobs.path(layer.digest)
+        assert path is not None and path.read_bytes() == layer.data
+        # Cached now: a source that never fetches resolves it too.
+        again = RemoteImageSource(store).pull(reference, account, region)
+        assert again is not None and again.digest == image.digest
+    finally:
+        db.close()
