@@ -126,6 +126,10 @@ def test_pull_caches_upstream_image_and_runtask_reports_its_digest(
         details = ecr.describe_images(repositoryName=cached)["imageDetails"]
         assert [(d["imageDigest"], d["imageTags"]) for d in details] == [(upstream_digest, ["1"])]
         assert upstream_digest == image.digest  # bit-exact: the pushed manifest's own digest
+        again = daemon.cli("image", "pull", f"{remote.host}/busybox:1", *args, input=password)
+        assert again.returncode == 0, again.stderr
+        assert f"Status: Image is up to date for {remote.host}/busybox:1" in again.stdout
+        assert "Status: Downloaded newer image" in out.stdout
         rows = [
             line.split()[:3] for line in daemon.cli("image", "ls", "--digests").stdout.splitlines()
         ]

@@ -379,18 +379,30 @@ def image_pull(
     tag = ref.tag or (None if ref.digest else "latest")
     dest = _destination(ctx, None, None, False)
 
+    def cached_digest() -> str | None:
+        from ecslocal.images.client import RegistryError
+
+        try:
+            return dest.client.get_manifest(repository, tag or ref.reference, head=True).digest
+        except RegistryError:
+            return None
+
     def pull() -> None:
         with RegistryClient(registry_url(ref.host), username, password) as src, Bars() as bars:
             # The upstream manifest first: a bad name or password fails before any repository
             # is made in the cache.
-            src.get_manifest(hub_repository(ref), ref.reference, head=True)
-            print(f"{ref.reference}: Pulling from {hub_repository(ref)}", flush=True)
-            dest.ensure_repository(repository)
-            digest = copy_image(
-                src, hub_repository(ref), ref.reference, dest.client, repository, tag, bars
-            )
+            upstream = src.get_manifest(hub_repository(ref), ref.reference, head=True).digest
+            status = "Downloaded newer image"
+            if upstream.startswith("sha256:") and upstream == cached_digest():
+                digest, status = upstream, "Image is up to date"  # docker's words
+            else:
+                print(f"{ref.reference}: Pulling from {hub_repository(ref)}", flush=True)
+                dest.ensure_repository(repository)
+                digest = copy_image(
+                    src, hub_repository(ref), ref.reference, dest.client, repository, tag, bars
+                )
         print(f"Digest: {digest}", flush=True)
-        print(f"Status: Downloaded newer image for {reference}", flush=True)
+        print(f"Status: {status} for {reference}", flush=True)
         print(f"{dest.host}/{repository}{':' + tag if tag else '@' + digest}", flush=True)
 
     _run_registry(pull)
