@@ -1,11 +1,13 @@
-"""``ecslocal image load / push / ls / rm``, in the docker idiom.
+"""``ecslocal image load / push / pull / ls / rm``, in the docker idiom.
 
 The CLI is a client of the daemon like any other: the ECR API (botocore's ECR client, signed
 with the CLI's key as every other AWS call is) for repositories, listings, deletes and the
 registry token (GetAuthorizationToken: base64 ``AWS:<password>`` for Basic auth at
 ``proxyEndpoint``), and the registry protocol (images/client.py) for the bytes. ``--registry
 URL`` sends load and push to any other distribution-v2 registry instead (Basic or Bearer auth
-with ``--username`` and ``--password-stdin``).
+with ``--username`` and ``--password-stdin``). ``pull`` copies another registry's image into
+the daemon's pull-through cache on the client side (ecr/pullthrough.py names the repository),
+so the daemon needs no route of its own and the upstream credentials never reach it.
 """
 
 from __future__ import annotations
@@ -349,6 +351,61 @@ def image_push(
             )
 
     _run_registry(push)
+
+
+@image.command("pull")
+@click.argument("reference", metavar="[HOST[:PORT]/]REPO[:TAG|@DIGEST]")
+@click.option("--username", "-u", default=None, help="The upstream registry's username.")
+@click.option("--password-stdin", is_flag=True, help="Read the upstream password from stdin.")
+@click.pass_context
+def image_pull(
+    ctx: click.Context, reference: str, username: str | None, password_stdin: bool
+) -> None:
+    """Pull REFERENCE from its registry into the daemon's pull-through cache, the repository
+    `<prefix>/<upstream repo>` ECR gives it (docker.io: `docker-hub/library/…` for official
+    images; another HOST:PORT: `HOST-PORT/…`; docs/ecr.md). A task naming REFERENCE then
+    runs with its digest. Blobs stream through; the manifests' bytes are kept exactly."""
+    from ecslocal.ecr.pullthrough import cache_repository, remote_reference
+    from ecslocal.images.client import RegistryClient
+    from ecslocal.images.transfer import copy_image, hub_repository, registry_url
+
+    ref = remote_reference(reference)
+    if ref is None:
+        fail(f"invalid reference format: {reference}")
+    if password_stdin and username is None:
+        fail("--password-stdin needs --username")
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    repository = cache_repository(ref)
+    tag = ref.tag or (None if ref.digest else "latest")
+    dest = _destination(ctx, None, None, False)
+
+    def cached_digest() -> str | None:
+        from ecslocal.images.client import RegistryError
+
+        try:
+            return dest.client.get_manifest(repository, tag or ref.reference, head=True).digest
+        except RegistryError:
+            return None
+
+    def pull() -> None:
+        with RegistryClient(registry_url(ref.host), username, password) as src, Bars() as bars:
+            # The upstream manifest first: a bad name or password fails before any repository
+            # is made in the cache.
+            upstream = src.get_manifest(hub_repository(ref), ref.reference, head=True).digest
+            status = "Downloaded newer image"
+            if upstream.startswith("sha256:") and upstream == cached_digest():
+                digest, status = upstream, "Image is up to date"  # docker's words
+            else:
+                print(f"{ref.reference}: Pulling from {hub_repository(ref)}", flush=True)
+                dest.ensure_repository(repository)
+                digest = copy_image(
+                    src, hub_repository(ref), ref.reference, dest.client, repository, tag, bars
+                )
+        print(f"Digest: {digest}", flush=True)
+        print(f"Status: {status} for {reference}", flush=True)
+        print(f"{dest.host}/{repository}{':' + tag if tag else '@' + digest}", flush=True)
+
+    _run_registry(pull)
 
 
 def _when(value: Any) -> str:

@@ -39,6 +39,7 @@ from ecslocal.clock import Clock
 from ecslocal.config import DEFAULT_ACCESS_KEY, Config
 from ecslocal.ecr.api import EcrApi
 from ecslocal.ecr.pulls import EcrImageSource
+from ecslocal.ecr.pullthrough import RemoteImageSource
 from ecslocal.ecr.store import ImageStore
 from ecslocal.ecr.tokens import AuthTokens
 from ecslocal.endpoints import failures as failed
@@ -58,6 +59,7 @@ from ecslocal.registry.routes import Registry
 from ecslocal.runtime.agent import Agent
 from ecslocal.runtime.backends.process import ProcessBackend
 from ecslocal.runtime.backends.spool import Spool
+from ecslocal.runtime.images import ImageSources
 from ecslocal.runtime.logs import LogRouter
 from ecslocal.runtime.memory import MemoryControl
 from ecslocal.runtime.retention import StoppedTaskRetention
@@ -160,7 +162,13 @@ class Daemon:
         self.ecr_tokens = AuthTokens(self.store.db, self.clock)
         ecr = EcrApi(config, self.ecr_images, self.ecr_tokens, self.blobs)
         if config.local_ecr:  # ECR image URIs run from this daemon's repositories (docs/ecr.md)
-            self.agent.images = EcrImageSource(self.ecr_images, self._registry_hosts)
+            # Then other registries' images, from the pull-through cache only: the process
+            # backend needs no image filesystem, so an uncached one is not fetched
+            # (ecr/pullthrough.py; the runc backend will set pull_missing).
+            self.agent.images = ImageSources(
+                EcrImageSource(self.ecr_images, self._registry_hosts),
+                RemoteImageSource(self.ecr_images),
+            )
         services = [
             ecs.service(),
             logs_api.service(),

@@ -73,43 +73,48 @@ class EcrImageSource:
     def pull(self, image: str, account: str, region: str) -> PulledImage:
         ref = self._reference(image)
         assert ref is not None, image
-        spelled = _spelled(image, ref)
+        return resolve_in_repository(self.images, ref, _spelled(image, ref), account, region)
 
-        def failed(kind: str) -> PullFailed:
-            return PullFailed(kind, spelled, ref.repository, account)
 
-        repo = self.images.repository(account, region, ref.repository)
-        if repo is None:
-            raise failed(REPOSITORY)
-        # A digest wins over a tag written beside it (docker and containerd pull by digest).
-        found = (
-            self.images.image(repo, digest=ref.digest)
-            if ref.digest
-            else self.images.image(repo, tag=ref.tag)
-        )
-        if found is None:
-            raise failed(MANIFEST)
-        runs = self._runnable(repo, found)
-        if runs is None:
-            raise failed(PLATFORM_MISSING)
-        # What a docker pull's manifest GETs record (ECR's lastRecordedPullTime).
-        try:
-            for pulled in {found.digest, runs.digest}:
-                self.images.record_pull(repo, pulled)
-        except StorageError as exc:  # the image was read: a full disk must not fail the task
-            log.warning("pull of %s not recorded: %s", image, exc)
-        config = mf.parse(runs.manifest, runs.media_type).config
-        image_id = config.digest if config is not None else runs.digest
-        return PulledImage(digest=found.digest, image_id=image_id)
+def resolve_in_repository(
+    images: ImageStore, ref: ImageReference, spelled: str, account: str, region: str
+) -> PulledImage:
+    """Resolve ``ref`` in ``account``'s repository of ``region`` and record the pull (the ECR
+    images of task definitions, and the pull-through cache's, ecr/pullthrough.py). ``spelled``
+    is the reference as the puller spells it, for the failure's words. Raises PullFailed."""
 
-    def _runnable(self, repo: Repository, found: Image) -> Image | None:
-        """The image manifest that would run: ``found``, or an index's linux/amd64 entry."""
-        if found.media_type not in mf.INDEX_TYPES:
-            return found
-        child = _platform_child(found)
-        if child is None:
-            return None
-        image = self.images.image(repo, digest=child)
-        if image is None or image.media_type in mf.INDEX_TYPES:
-            return None
-        return image
+    def failed(kind: str) -> PullFailed:
+        return PullFailed(kind, spelled, ref.repository, account)
+
+    repo = images.repository(account, region, ref.repository)
+    if repo is None:
+        raise failed(REPOSITORY)
+    # A digest wins over a tag written beside it (docker and containerd pull by digest).
+    found = images.image(repo, digest=ref.digest) if ref.digest else images.image(repo, tag=ref.tag)
+    if found is None:
+        raise failed(MANIFEST)
+    runs = _runnable(images, repo, found)
+    if runs is None:
+        raise failed(PLATFORM_MISSING)
+    # What a docker pull's manifest GETs record (ECR's lastRecordedPullTime).
+    try:
+        for pulled in {found.digest, runs.digest}:
+            images.record_pull(repo, pulled)
+    except StorageError as exc:  # the image was read: a full disk must not fail the task
+        log.warning("pull of %s not recorded: %s", spelled, exc)
+    config = mf.parse(runs.manifest, runs.media_type).config
+    image_id = config.digest if config is not None else runs.digest
+    return PulledImage(digest=found.digest, image_id=image_id)
+
+
+def _runnable(images: ImageStore, repo: Repository, found: Image) -> Image | None:
+    """The image manifest that would run: ``found``, or an index's linux/amd64 entry."""
+    if found.media_type not in mf.INDEX_TYPES:
+        return found
+    child = _platform_child(found)
+    if child is None:
+        return None
+    image = images.image(repo, digest=child)
+    if image is None or image.media_type in mf.INDEX_TYPES:
+        return None
+    return image

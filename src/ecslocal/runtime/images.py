@@ -3,12 +3,14 @@ uses when a pull fails.
 
 The engine sees images through :class:`ImageSource`, a narrow protocol: the daemon satisfies it
 with an adapter over ECR's image store (``ecslocal/ecr/pulls.py``), so nothing here depends on
-ECR. For each container whose image the source claims, the task runs the agent's manifest stage
+ECR. For each container whose image the source claims (and pulls: a pull-through cache
+without the image gives None), the task runs the agent's manifest stage
 (images-networking-exec.md §3.1): the tag becomes a digest, the pull is recorded, and the
 container reports the digest (``imageDigest``); the task's ``pullStartedAt`` is the first such
 pull's start and ``pullStoppedAt`` the last one's end (§3.2, agent ``SetPullStartedAt`` only if
-unset, ``SetPullStoppedAt`` after every pull). An image the source does not claim (``busybox``,
-Docker Hub, public ECR) is the backend's business (today: a host command, nothing pulled).
+unset, ``SetPullStoppedAt`` after every pull). An image the source does not claim or pull
+(``busybox`` not in the cache) is the backend's business (today: a host command, nothing
+pulled).
 """
 
 from __future__ import annotations
@@ -57,10 +59,29 @@ class ImageSource(Protocol):
         """Whether ``image`` names a repository of this source (then :meth:`pull` it)."""
         ...
 
-    def pull(self, image: str, account: str, region: str) -> PulledImage:
+    def pull(self, image: str, account: str, region: str) -> PulledImage | None:
         """Resolve ``image`` in ``account``'s registry of ``region`` and record the pull.
-        Raises :class:`PullFailed`."""
+        Raises :class:`PullFailed`; None when the source has nothing to pull for it after all
+        (a pull-through cache without the image: the backend's business, as unclaimed)."""
         ...
+
+
+class ImageSources:
+    """Several sources as one: the first that claims an image pulls it (the daemon's ECR,
+    then its pull-through cache of other registries)."""
+
+    def __init__(self, *sources: ImageSource) -> None:
+        self.sources = sources
+
+    def _source(self, image: str) -> ImageSource | None:
+        return next((s for s in self.sources if s.claims(image)), None)
+
+    def claims(self, image: str) -> bool:
+        return self._source(image) is not None
+
+    def pull(self, image: str, account: str, region: str) -> PulledImage | None:
+        source = self._source(image)
+        return source.pull(image, account, region) if source is not None else None
 
 
 #: Fargate (containerd) retries the manifest resolution; captures show "5 time(s)" for a
