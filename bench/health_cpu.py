@@ -26,20 +26,30 @@ def main() -> None:
     args = parser.parse_args()
     with BenchServer() as server:
         ecs = server.ecs()
-        ecs.register_task_definition(family="bench-health", containerDefinitions=[
-            {"name": "app", "image": "busybox", "command": ["sleep", "600"], "memory": 32,
-             "stopTimeout": 2,
-             "healthCheck": {"command": ["CMD", "true"], "interval": 5, "retries": 3}}])
+        ecs.register_task_definition(
+            family="bench-health",
+            containerDefinitions=[
+                {
+                    "name": "app",
+                    "image": "busybox",
+                    "command": ["sleep", "600"],
+                    "memory": 32,
+                    "stopTimeout": 2,
+                    "healthCheck": {"command": ["CMD", "true"], "interval": 5, "retries": 3},
+                }
+            ],
+        )
         arns: list[str] = []
         while len(arns) < args.tasks:
             n = min(10, args.tasks - len(arns))
-            arns += [t["taskArn"] for t in
-                     ecs.run_task(taskDefinition="bench-health", count=n)["tasks"]]
+            arns += [
+                t["taskArn"] for t in ecs.run_task(taskDefinition="bench-health", count=n)["tasks"]
+            ]
         deadline = time.monotonic() + 120
         while True:
             healthy = 0
             for i in range(0, len(arns), 100):
-                for t in ecs.describe_tasks(tasks=arns[i:i + 100])["tasks"]:
+                for t in ecs.describe_tasks(tasks=arns[i : i + 100])["tasks"]:
                     healthy += t.get("healthStatus") == "HEALTHY"
             if healthy == len(arns) or time.monotonic() > deadline:
                 break

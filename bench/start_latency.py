@@ -21,14 +21,24 @@ from _server import BenchServer, percentile  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", type=int, default=100)
-    parser.add_argument("--memory-enforcement", default="auto",
-                        choices=["auto", "cgroup", "rss", "off"])
+    parser.add_argument(
+        "--memory-enforcement", default="auto", choices=["auto", "cgroup", "rss", "off"]
+    )
     args = parser.parse_args()
     with BenchServer("--memory-enforcement", args.memory_enforcement) as server:
         ecs = server.ecs()
-        ecs.register_task_definition(family="bench-sleep", containerDefinitions=[
-            {"name": "sleep", "image": "busybox", "command": ["sleep", "600"], "memory": 32,
-             "stopTimeout": 2}])
+        ecs.register_task_definition(
+            family="bench-sleep",
+            containerDefinitions=[
+                {
+                    "name": "sleep",
+                    "image": "busybox",
+                    "command": ["sleep", "600"],
+                    "memory": 32,
+                    "stopTimeout": 2,
+                }
+            ],
+        )
         client_ms: list[float] = []
         server_ms: list[float] = []
         started: list[str] = []  # stopped at the end, so no stop overlaps a measured start
@@ -45,10 +55,14 @@ def main() -> None:
             started.append(arn)
         for arn in started:
             ecs.stop_task(task=arn)
-        for name, values in (("client RunTask->RUNNING", client_ms),
-                             ("server createdAt->startedAt", server_ms)):
-            print(f"{name}: n={len(values)} p50={percentile(values, 50):.1f} ms"
-                  f" p99={percentile(values, 99):.1f} ms max={max(values):.1f} ms")
+        for name, values in (
+            ("client RunTask->RUNNING", client_ms),
+            ("server createdAt->startedAt", server_ms),
+        ):
+            print(
+                f"{name}: n={len(values)} p50={percentile(values, 50):.1f} ms"
+                f" p99={percentile(values, 99):.1f} ms max={max(values):.1f} ms"
+            )
 
 
 if __name__ == "__main__":

@@ -178,9 +178,10 @@ def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[registr
     Docker Hub-style Bearer tokens from tests/token_server.py."""
     root, password = tmp_path / "registry", uuid.uuid4().hex
     if request.param == "bearer-token":
-        with token_server("tester", password) as tokens, registry_clients.docker_registry(
-            root, token=tokens
-        ) as r:
+        with (
+            token_server("tester", password) as tokens,
+            registry_clients.docker_registry(root, token=tokens) as r,
+        ):
             yield r
         return
     user = "tester" if request.param == "basic-auth" else None

@@ -123,9 +123,11 @@ def test_expired_session_token_is_refused(server: Server, service: str) -> None:
     key = (creds["AccessKeyId"], creds["SecretAccessKey"])
     client = server.client(service, key=key, token=creds["SessionToken"])
     assert call(client)["ResponseMetadata"]["HTTPStatusCode"] == 200
-    request = signed(urllib.request.Request(
-        f"{server.url}/_ecslocal/v1/access-keys/{creds['AccessKeyId']}/expire", method="POST"
-    ))
+    request = signed(
+        urllib.request.Request(
+            f"{server.url}/_ecslocal/v1/access-keys/{creds['AccessKeyId']}/expire", method="POST"
+        )
+    )
     with urllib.request.urlopen(request) as response:
         assert response.status == 200
     code, message, http = _error(call, client)

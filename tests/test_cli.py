@@ -22,20 +22,35 @@ def _write(tmp_path: Path, definition: dict) -> str:
 def test_run_hello_example_without_a_daemon(tmp_path: Path) -> None:
     # No daemon on this port: `run` starts one in-process.
     result = subprocess.run(
-        [sys.executable, "-m", "ecslocal", "--port", "1", "run", "examples/hello/taskdef.json",
-         "--data-dir", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "ecslocal",
+            "--port",
+            "1",
+            "run",
+            "examples/hello/taskdef.json",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "hello | Hello from ECS task on AWS_ECS_FARGATE in us-east-1" in result.stdout
 
 
 def test_run_exits_with_the_essential_containers_code(server: Server, tmp_path: Path) -> None:
-    path = _write(tmp_path, taskdef(
-        "cli-exit",
-        container("main", "echo working; exit 3"),
-        container("side", "sleep 30", essential=False, stopTimeout=2),
-    ))
+    path = _write(
+        tmp_path,
+        taskdef(
+            "cli-exit",
+            container("main", "echo working; exit 3"),
+            container("side", "sleep 30", essential=False, stopTimeout=2),
+        ),
+    )
     result = server.cli("run", path)
     assert result.returncode == 3
     assert "main | working" in result.stdout
@@ -44,19 +59,31 @@ def test_run_exits_with_the_essential_containers_code(server: Server, tmp_path: 
 
 def test_run_env_and_environment_files(server: Server, tmp_path: Path) -> None:
     (tmp_path / "app.env").write_text("# comment\nFROM_FILE=file\nBOTH=file\n")
-    path = _write(tmp_path, taskdef("cli-env", container(
-        "main", "echo $FROM_FILE $BOTH $FROM_CLI $AWS_REGION $AWS_EXECUTION_ENV",
-        environment=[{"name": "BOTH", "value": "environment"}],
-        environmentFiles=[{"value": "app.env", "type": "s3"}],
-    )))
+    path = _write(
+        tmp_path,
+        taskdef(
+            "cli-env",
+            container(
+                "main",
+                "echo $FROM_FILE $BOTH $FROM_CLI $AWS_REGION $AWS_EXECUTION_ENV",
+                environment=[{"name": "BOTH", "value": "environment"}],
+                environmentFiles=[{"value": "app.env", "type": "s3"}],
+            ),
+        ),
+    )
     result = server.cli("run", path, "--env", "FROM_CLI=cli")
     assert result.returncode == 0, result.stderr
     assert "main | file environment cli us-east-1 AWS_ECS_EC2" in result.stdout
 
 
 def test_run_command_that_cannot_start(server: Server, tmp_path: Path) -> None:
-    path = _write(tmp_path, taskdef("cli-nostart", {
-        "name": "main", "image": "busybox", "command": ["/no/such/program"], "memory": 64}))
+    path = _write(
+        tmp_path,
+        taskdef(
+            "cli-nostart",
+            {"name": "main", "image": "busybox", "command": ["/no/such/program"], "memory": 64},
+        ),
+    )
     result = server.cli("run", path)
     assert result.returncode == 125
     assert "CannotStartContainerError" in result.stderr
@@ -64,8 +91,12 @@ def test_run_command_that_cannot_start(server: Server, tmp_path: Path) -> None:
 
 
 def test_ps_logs_describe_stop(server: Server, tmp_path: Path) -> None:
-    path = _write(tmp_path, taskdef("cli-ps", container(
-        "main", "echo line-one; echo line-two; sleep 300", stopTimeout=2)))
+    path = _write(
+        tmp_path,
+        taskdef(
+            "cli-ps", container("main", "echo line-one; echo line-two; sleep 300", stopTimeout=2)
+        ),
+    )
     started = server.cli("run", "--detach", path)
     assert started.returncode == 0, started.stderr
     arn = started.stdout.strip()
@@ -90,12 +121,17 @@ def test_ps_logs_describe_stop(server: Server, tmp_path: Path) -> None:
 
 
 def test_logs_follow_ends_when_task_stops(server: Server, tmp_path: Path) -> None:
-    path = _write(tmp_path, taskdef("cli-follow", container(
-        "main", "for i in 1 2 3; do echo tick$i; sleep 0.3; done")))
+    path = _write(
+        tmp_path,
+        taskdef("cli-follow", container("main", "for i in 1 2 3; do echo tick$i; sleep 0.3; done")),
+    )
     arn = server.cli("run", "-d", path).stdout.strip()
     result = server.cli("logs", "-f", arn, timeout=30)
     assert [line.split("| ")[1] for line in result.stdout.splitlines()] == [
-        "tick1", "tick2", "tick3"]
+        "tick1",
+        "tick2",
+        "tick3",
+    ]
 
 
 def test_unknown_task_prefix(server: Server) -> None:
@@ -105,12 +141,23 @@ def test_unknown_task_prefix(server: Server) -> None:
 
 
 def test_ctrl_c_stops_the_task_gracefully(server: Server, tmp_path: Path) -> None:
-    path = _write(tmp_path, taskdef("cli-ctrlc", container(
-        "main", "trap 'echo got-term; exit 0' TERM; echo ready; while true; do sleep 0.1; done",
-        stopTimeout=10)))
+    path = _write(
+        tmp_path,
+        taskdef(
+            "cli-ctrlc",
+            container(
+                "main",
+                "trap 'echo got-term; exit 0' TERM; echo ready; while true; do sleep 0.1; done",
+                stopTimeout=10,
+            ),
+        ),
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "ecslocal", "--port", str(server.port), "run", path],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ},
     )
     assert proc.stdout is not None
@@ -126,9 +173,21 @@ def test_ctrl_c_stops_the_task_gracefully(server: Server, tmp_path: Path) -> Non
 def _run_in_process(data_dir: Path) -> subprocess.CompletedProcess[str]:
     """`ecslocal run` where no daemon listens (port 1), so it starts one on ``data_dir``."""
     return subprocess.run(
-        [sys.executable, "-m", "ecslocal", "--port", "1", "run", "examples/hello/taskdef.json",
-         "--data-dir", str(data_dir)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "ecslocal",
+            "--port",
+            "1",
+            "run",
+            "examples/hello/taskdef.json",
+            "--data-dir",
+            str(data_dir),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 

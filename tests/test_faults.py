@@ -39,9 +39,11 @@ def _task_with_role(server: Server, name: str) -> tuple[str, str, str]:
 
 
 def _post(server: Server, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    request = signed(urllib.request.Request(
-        f"{server.url}/_ecslocal/v1/faults", data=json.dumps(body).encode(), method="POST"
-    ))
+    request = signed(
+        urllib.request.Request(
+            f"{server.url}/_ecslocal/v1/faults", data=json.dumps(body).encode(), method="POST"
+        )
+    )
     try:
         with urllib.request.urlopen(request) as r:
             return r.status, json.loads(r.read())

@@ -18,16 +18,20 @@ from tests.conftest import (
 
 def test_health_transitions_and_task_health(ecs: Any, tmp_path: Path) -> None:
     flag = tmp_path / "healthy"
-    check = {"command": ["CMD-SHELL", f"test -f {flag}"], "interval": 5, "retries": 1,
-             "timeout": 2}
+    check = {"command": ["CMD-SHELL", f"test -f {flag}"], "interval": 5, "retries": 1, "timeout": 2}
     arn = run_task(
         ecs,
         taskdef(
             "hc-transitions",
             container("web", "sleep 60", healthCheck=check, stopTimeout=2),
             # A non-essential container's health does not count toward the task's.
-            container("extra", "sleep 60", essential=False, stopTimeout=2,
-                      healthCheck={"command": ["CMD", "false"], "interval": 5, "retries": 1}),
+            container(
+                "extra",
+                "sleep 60",
+                essential=False,
+                stopTimeout=2,
+                healthCheck={"command": ["CMD", "false"], "interval": 5, "retries": 1},
+            ),
         ),
     )
     task = wait_for(ecs, arn, lambda t: t["lastStatus"] == "RUNNING")
@@ -38,8 +42,10 @@ def test_health_transitions_and_task_health(ecs: Any, tmp_path: Path) -> None:
     task = wait_for(
         ecs,
         arn,
-        lambda t: by_name(t)["web"]["healthStatus"] == "HEALTHY"
-        and by_name(t)["extra"]["healthStatus"] == "UNHEALTHY",
+        lambda t: (
+            by_name(t)["web"]["healthStatus"] == "HEALTHY"
+            and by_name(t)["extra"]["healthStatus"] == "UNHEALTHY"
+        ),
         30,
     )
     assert task["healthStatus"] == "HEALTHY"
@@ -54,8 +60,9 @@ def test_health_transitions_and_task_health(ecs: Any, tmp_path: Path) -> None:
 
 def test_health_check_timeout_counts_as_failure(ecs: Any) -> None:
     check = {"command": ["CMD-SHELL", "sleep 10"], "interval": 5, "timeout": 2, "retries": 1}
-    arn = run_task(ecs, taskdef("hc-timeout", container("web", "sleep 60", healthCheck=check,
-                                                         stopTimeout=2)))
+    arn = run_task(
+        ecs, taskdef("hc-timeout", container("web", "sleep 60", healthCheck=check, stopTimeout=2))
+    )
     task = wait_for(ecs, arn, lambda t: by_name(t)["web"]["healthStatus"] == "UNHEALTHY", 30)
     assert task["healthStatus"] == "UNHEALTHY"
     ecs.stop_task(task=arn)
@@ -67,12 +74,20 @@ def test_start_period_failures_do_not_count(ecs: Any, tmp_path: Path) -> None:
     # Each check says it ran, then fails. Checks run one after another, so once the second
     # has started the first one's failure has been counted (or not): no fixed sleep that a
     # busy machine could outrun, leaving the assertion nothing to check.
-    check = {"command": ["CMD-SHELL", f"echo ran >> {runs}; false"], "interval": 5,
-             "retries": 1, "startPeriod": 60}
-    arn = run_task(ecs, taskdef("hc-grace", container("web", "sleep 60", healthCheck=check,
-                                                       stopTimeout=2)))
-    wait_until(lambda: runs.exists() and len(runs.read_text().split()) >= 2, timeout=60,
-               what="two health checks to have run")
+    check = {
+        "command": ["CMD-SHELL", f"echo ran >> {runs}; false"],
+        "interval": 5,
+        "retries": 1,
+        "startPeriod": 60,
+    }
+    arn = run_task(
+        ecs, taskdef("hc-grace", container("web", "sleep 60", healthCheck=check, stopTimeout=2))
+    )
+    wait_until(
+        lambda: runs.exists() and len(runs.read_text().split()) >= 2,
+        timeout=60,
+        what="two health checks to have run",
+    )
     task = ecs.describe_tasks(tasks=[arn])["tasks"][0]
     assert by_name(task)["web"]["healthStatus"] == "UNKNOWN"
     ecs.stop_task(task=arn)
@@ -89,14 +104,26 @@ def test_command_without_cmd_prefix_runs_no_check(ecs: Any, tmp_path: Path) -> N
     the unprefixed check's time has come and gone."""
     never = tmp_path / "never"
     ran = tmp_path / "ran"
-    arn = run_task(ecs, taskdef(
-        "hc-noprefix",
-        container("bare", "sleep 60", stopTimeout=2,
-                  healthCheck={"command": ["sh", "-c", f"touch {never}"], "interval": 5}),
-        container("probe", "sleep 60", stopTimeout=2, essential=False,
-                  dependsOn=[{"containerName": "bare", "condition": "START"}],
-                  healthCheck={"command": ["CMD-SHELL", f"touch {ran}"], "interval": 10}),
-    ))
+    arn = run_task(
+        ecs,
+        taskdef(
+            "hc-noprefix",
+            container(
+                "bare",
+                "sleep 60",
+                stopTimeout=2,
+                healthCheck={"command": ["sh", "-c", f"touch {never}"], "interval": 5},
+            ),
+            container(
+                "probe",
+                "sleep 60",
+                stopTimeout=2,
+                essential=False,
+                dependsOn=[{"containerName": "bare", "condition": "START"}],
+                healthCheck={"command": ["CMD-SHELL", f"touch {ran}"], "interval": 10},
+            ),
+        ),
+    )
     task = wait_for(ecs, arn, lambda t: by_name(t)["probe"]["healthStatus"] == "HEALTHY", 30)
     assert ran.exists()
     assert not never.exists()

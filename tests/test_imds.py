@@ -37,8 +37,9 @@ print("arn=" + boto3.client("sts").get_caller_identity()["Arn"], flush=True)
 """
 
 
-def _call(server: Server, path: str, method: str = "GET",
-          headers: dict[str, str] | None = None) -> tuple[int, str]:
+def _call(
+    server: Server, path: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, str]:
     request = urllib.request.Request(server.url + path, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=10) as r:
@@ -49,17 +50,23 @@ def _call(server: Server, path: str, method: str = "GET",
 
 def test_imdsv2_tokens_and_instance_role(fresh_server: Server) -> None:
     fresh_server.extra = (
-        "--instance-role", "arn:aws:iam::000000000000:role/instance-role",
+        "--instance-role",
+        "arn:aws:iam::000000000000:role/instance-role",
     )
     server = fresh_server.start()
     server.client("iam").create_role(RoleName="instance-role", AssumeRolePolicyDocument=EC2_TRUST)
 
     assert _call(server, "/latest/meta-data/instance-id")[0] == 401  # IMDSv1 refused
     assert _call(server, "/latest/api/token", "PUT")[0] == 400  # no TTL
-    assert _call(server, "/latest/api/token", "PUT",
-                 {"X-aws-ec2-metadata-token-ttl-seconds": "21601"})[0] == 400
-    status, token = _call(server, "/latest/api/token", "PUT",
-                          {"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+    assert (
+        _call(
+            server, "/latest/api/token", "PUT", {"X-aws-ec2-metadata-token-ttl-seconds": "21601"}
+        )[0]
+        == 400
+    )
+    status, token = _call(
+        server, "/latest/api/token", "PUT", {"X-aws-ec2-metadata-token-ttl-seconds": "60"}
+    )
     assert status == 200 and token
     auth = {"X-aws-ec2-metadata-token": token}
     assert "iam/" in _call(server, "/latest/meta-data/", headers=auth)[1].split("\n")
@@ -67,7 +74,8 @@ def test_imdsv2_tokens_and_instance_role(fresh_server: Server) -> None:
     assert status == 200 and instance_id.startswith("i-") and len(instance_id) == 19
     assert _call(server, "/latest/meta-data/placement/region", headers=auth) == (200, "us-east-1")
     assert _call(server, "/latest/meta-data/iam/security-credentials/", headers=auth) == (
-        200, "instance-role"
+        200,
+        "instance-role",
     )
     status, body = _call(
         server, "/latest/meta-data/iam/security-credentials/instance-role", headers=auth
@@ -78,9 +86,19 @@ def test_imdsv2_tokens_and_instance_role(fresh_server: Server) -> None:
 
     # an EC2-launch task without a task role: the SDK's chain ends at IMDS, the instance role
     ecs = server.ecs()
-    arn = run_task(ecs, taskdef("imds-sdk", {
-        "name": "app", "image": "python", "memory": 256,
-        "command": [sys.executable, "-c", SDK]}), launchType="EC2")
+    arn = run_task(
+        ecs,
+        taskdef(
+            "imds-sdk",
+            {
+                "name": "app",
+                "image": "python",
+                "memory": 256,
+                "command": [sys.executable, "-c", SDK],
+            },
+        ),
+        launchType="EC2",
+    )
     wait_stopped(ecs, arn, timeout=60)
     lines = [e["message"] for e in task_logs(server, arn)]
     # IMDS has a listener of its own (a refuse fault closes it), on loopback beside the daemon's
@@ -95,8 +113,9 @@ def test_imdsv2_tokens_and_instance_role(fresh_server: Server) -> None:
 
 
 def test_no_instance_role_means_no_credentials(server: Server) -> None:
-    _, token = _call(server, "/latest/api/token", "PUT",
-                     {"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+    _, token = _call(
+        server, "/latest/api/token", "PUT", {"X-aws-ec2-metadata-token-ttl-seconds": "60"}
+    )
     auth = {"X-aws-ec2-metadata-token": token}
     assert _call(server, "/latest/meta-data/iam/security-credentials/", headers=auth)[0] == 404
     assert _call(server, "/latest/meta-data/iam/info", headers=auth)[0] == 404
@@ -107,8 +126,9 @@ def test_no_instance_role_means_no_credentials(server: Server) -> None:
 
 
 def _token(server: Server, ttl: str = "60") -> str:
-    status, token = _call(server, "/latest/api/token", "PUT",
-                          {"X-aws-ec2-metadata-token-ttl-seconds": ttl})
+    status, token = _call(
+        server, "/latest/api/token", "PUT", {"X-aws-ec2-metadata-token-ttl-seconds": ttl}
+    )
     assert status == 200 and token, (status, token)
     return token
 
@@ -131,10 +151,15 @@ def test_imds_v1_allows_token_less_gets_but_not_bad_tokens(fresh_server: Server)
 
 def test_token_ttl_bounds_and_expiry(server: Server) -> None:
     for ttl in ("0", "-1", "abc"):
-        assert _call(server, "/latest/api/token", "PUT",
-                     {"X-aws-ec2-metadata-token-ttl-seconds": ttl})[0] == 400, ttl
+        assert (
+            _call(
+                server, "/latest/api/token", "PUT", {"X-aws-ec2-metadata-token-ttl-seconds": ttl}
+            )[0]
+            == 400
+        ), ttl
     request = urllib.request.Request(
-        server.url + "/latest/api/token", method="PUT",
+        server.url + "/latest/api/token",
+        method="PUT",
         headers={"X-aws-ec2-metadata-token-ttl-seconds": "21600"},
     )
     with urllib.request.urlopen(request, timeout=10) as r:
@@ -146,15 +171,14 @@ def test_token_ttl_bounds_and_expiry(server: Server) -> None:
     time.sleep(1.3)
     assert _call(server, "/latest/meta-data/placement/region", headers=short)[0] == 401
     fresh = {"X-aws-ec2-metadata-token": _token(server, "1")}
-    assert _call(server, "/latest/meta-data/placement/region", headers=fresh) == (
-        200, "us-east-1"
-    )
+    assert _call(server, "/latest/meta-data/placement/region", headers=fresh) == (200, "us-east-1")
     # the expired token stays expired once a later PUT has pruned the table
     assert _call(server, "/latest/meta-data/placement/region", headers=short)[0] == 401
 
 
-def _timed(server: Server, path: str, method: str = "GET",
-           headers: dict[str, str] | None = None) -> tuple[int, float]:
+def _timed(
+    server: Server, path: str, method: str = "GET", headers: dict[str, str] | None = None
+) -> tuple[int, float]:
     """Status (0 when the connection is closed without an answer) and seconds taken."""
     began = time.monotonic()
     try:
@@ -165,9 +189,11 @@ def _timed(server: Server, path: str, method: str = "GET",
 
 
 def _fault(server: Server, body: dict[str, object]) -> str:
-    request = signed(urllib.request.Request(
-        server.url + "/_ecslocal/v1/faults", data=json.dumps(body).encode(), method="POST"
-    ))
+    request = signed(
+        urllib.request.Request(
+            server.url + "/_ecslocal/v1/faults", data=json.dumps(body).encode(), method="POST"
+        )
+    )
     with urllib.request.urlopen(request, timeout=10) as r:
         assert r.status == 201
         fault = json.loads(r.read())
@@ -192,8 +218,7 @@ def test_imds_refuse_and_slow_faults(server: Server) -> None:
         _clear_faults(server)
         assert _timed(server, *get)[0] == 200
 
-        _fault(server, {"target": "imds", "kind": "slow", "delayMs": 500,
-                        "durationSeconds": 30})
+        _fault(server, {"target": "imds", "kind": "slow", "delayMs": 500, "durationSeconds": 30})
         status, seconds = _timed(server, *get)
         assert status == 200 and seconds >= 0.5, (status, seconds)
         status, seconds = _timed(server, *put)
@@ -236,7 +261,8 @@ def test_imds_refuse_is_a_tcp_refusal_at_the_containers_endpoint(
         address = (parts.hostname, parts.port)
         # It is IMDS: a token comes from it.
         put = urllib.request.Request(
-            url + "/latest/api/token", method="PUT",
+            url + "/latest/api/token",
+            method="PUT",
             headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"},
         )
         with urllib.request.urlopen(put, timeout=10) as r:

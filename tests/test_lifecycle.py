@@ -14,8 +14,15 @@ def test_single_container_runs_to_stopped_with_timestamps(ecs: Any) -> None:
     assert task["desiredStatus"] == "STOPPED"
     assert task["stopCode"] == "EssentialContainerExited"
     assert task["stoppedReason"] == "Essential container in task exited"
-    for field in ("createdAt", "pullStartedAt", "pullStoppedAt", "startedAt", "stoppingAt",
-                  "executionStoppedAt", "stoppedAt"):
+    for field in (
+        "createdAt",
+        "pullStartedAt",
+        "pullStoppedAt",
+        "startedAt",
+        "stoppingAt",
+        "executionStoppedAt",
+        "stoppedAt",
+    ):
         assert field in task, field
     assert task["createdAt"] <= task["startedAt"] <= task["stoppingAt"] <= task["stoppedAt"]
     c = task["containers"][0]
@@ -78,8 +85,9 @@ def test_depends_on_start_waits_for_dependency_to_start(ecs: Any) -> None:
         taskdef(
             "lc-start-fail",
             {"name": "db", "image": "busybox", "command": ["no-such-binary-xyz"], "memory": 64},
-            container("app", "echo app-ran", dependsOn=[{"containerName": "db",
-                                                         "condition": "START"}]),
+            container(
+                "app", "echo app-ran", dependsOn=[{"containerName": "db", "condition": "START"}]
+            ),
         ),
     )
     task = wait_stopped(ecs, arn)
@@ -97,8 +105,11 @@ def test_depends_on_complete_runs_after_any_exit(ecs: Any, tmp_path: Path) -> No
         taskdef(
             "lc-complete",
             container("init", f"sleep 0.5; echo done > {marker}; exit 3", essential=False),
-            container("app", f"cat {marker}", dependsOn=[{"containerName": "init",
-                                                          "condition": "COMPLETE"}]),
+            container(
+                "app",
+                f"cat {marker}",
+                dependsOn=[{"containerName": "init", "condition": "COMPLETE"}],
+            ),
         ),
     )
     task = wait_stopped(ecs, arn)
@@ -115,8 +126,11 @@ def test_depends_on_success_runs_after_zero_exit(ecs: Any, tmp_path: Path) -> No
         taskdef(
             "lc-success",
             container("migrate", f"sleep 0.5; touch {marker}", essential=False),
-            container("app", f"test -f {marker}", dependsOn=[{"containerName": "migrate",
-                                                             "condition": "SUCCESS"}]),
+            container(
+                "app",
+                f"test -f {marker}",
+                dependsOn=[{"containerName": "migrate", "condition": "SUCCESS"}],
+            ),
         ),
     )
     c = by_name(wait_stopped(ecs, arn))
@@ -129,8 +143,11 @@ def test_depends_on_success_nonzero_fails_task(ecs: Any) -> None:
         taskdef(
             "lc-success-fail",
             container("migrate", "exit 2", essential=False),
-            container("app", "echo should-not-run", dependsOn=[{"containerName": "migrate",
-                                                                "condition": "SUCCESS"}]),
+            container(
+                "app",
+                "echo should-not-run",
+                dependsOn=[{"containerName": "migrate", "condition": "SUCCESS"}],
+            ),
         ),
     )
     task = wait_stopped(ecs, arn)
@@ -151,11 +168,17 @@ def test_depends_on_healthy_waits_for_health(ecs: Any, tmp_path: Path) -> None:
                 "db",
                 f"sleep 1; touch {ready}; sleep 60",
                 stopTimeout=2,
-                healthCheck={"command": ["CMD-SHELL", f"test -f {ready}"], "interval": 5,
-                             "retries": 1},
+                healthCheck={
+                    "command": ["CMD-SHELL", f"test -f {ready}"],
+                    "interval": 5,
+                    "retries": 1,
+                },
             ),
-            container("app", f"test -f {ready} && echo saw-ready",
-                      dependsOn=[{"containerName": "db", "condition": "HEALTHY"}]),
+            container(
+                "app",
+                f"test -f {ready} && echo saw-ready",
+                dependsOn=[{"containerName": "db", "condition": "HEALTHY"}],
+            ),
         ),
     )
     pending = ecs.describe_tasks(tasks=[arn])["tasks"][0]
@@ -178,8 +201,9 @@ def test_depends_on_start_timeout_stops_task(ecs: Any) -> None:
                 stopTimeout=2,
                 healthCheck={"command": ["CMD-SHELL", "exit 1"], "interval": 5},
             ),
-            container("app", "echo never", dependsOn=[{"containerName": "db",
-                                                       "condition": "HEALTHY"}]),
+            container(
+                "app", "echo never", dependsOn=[{"containerName": "db", "condition": "HEALTHY"}]
+            ),
         ),
     )
     task = wait_stopped(ecs, arn, timeout=20)

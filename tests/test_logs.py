@@ -19,8 +19,11 @@ def test_awslogs_stream_is_prefix_container_task_id(ecs: Any, server: Server) ->
         ecs,
         taskdef(
             "logs-aws",
-            container("web", "echo out-line; echo err-line >&2",
-                      logConfiguration=_awslogs("/ecs/logs-aws", "svc")),
+            container(
+                "web",
+                "echo out-line; echo err-line >&2",
+                logConfiguration=_awslogs("/ecs/logs-aws", "svc"),
+            ),
         ),
     )
     wait_stopped(ecs, arn)
@@ -37,19 +40,26 @@ def test_awslogs_stream_is_prefix_container_task_id(ecs: Any, server: Server) ->
 
 
 def test_awslogs_without_prefix_uses_runtime_id(ecs: Any, server: Server) -> None:
-    arn = run_task(ecs, taskdef("logs-noprefix", container(
-        "web", "echo x", logConfiguration=_awslogs("/ecs/np", None))))
+    arn = run_task(
+        ecs,
+        taskdef(
+            "logs-noprefix", container("web", "echo x", logConfiguration=_awslogs("/ecs/np", None))
+        ),
+    )
     task = wait_stopped(ecs, arn)
     [event] = task_logs(server, arn)
     assert event["logStream"] == task["containers"][0]["runtimeId"]
 
 
 def test_logs_without_awslogs_are_kept_under_the_task(ecs: Any, server: Server) -> None:
-    arn = run_task(ecs, taskdef(
-        "logs-plain",
-        container("a", "for i in 1 2 3; do echo a$i; done"),
-        container("b", "echo b1; sleep 0.2", essential=False),
-    ))
+    arn = run_task(
+        ecs,
+        taskdef(
+            "logs-plain",
+            container("a", "for i in 1 2 3; do echo a$i; done"),
+            container("b", "echo b1; sleep 0.2", essential=False),
+        ),
+    )
     wait_stopped(ecs, arn)
     events = task_logs(server, arn)
     assert [e["message"] for e in events if e["container"] == "a"] == ["a1", "a2", "a3"]
@@ -57,8 +67,13 @@ def test_logs_without_awslogs_are_kept_under_the_task(ecs: Any, server: Server) 
 
 
 def test_partial_last_line_and_long_lines(ecs: Any, server: Server) -> None:
-    arn = run_task(ecs, taskdef("logs-edge", container(
-        "a", "printf 'no-newline-at-end'; head -c 40000 /dev/zero | tr '\\0' x >&2")))
+    arn = run_task(
+        ecs,
+        taskdef(
+            "logs-edge",
+            container("a", "printf 'no-newline-at-end'; head -c 40000 /dev/zero | tr '\\0' x >&2"),
+        ),
+    )
     wait_stopped(ecs, arn)
     events = task_logs(server, arn)
     assert "no-newline-at-end" in [e["message"] for e in events]

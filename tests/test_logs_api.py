@@ -54,7 +54,8 @@ def test_log_group_lifecycle(logs: Any) -> None:
     with pytest.raises(ClientError) as excinfo:
         logs.create_log_group(logGroupName=f"{base}/a")
     assert _error(excinfo) == (
-        "ResourceAlreadyExistsException", "The specified log group already exists"
+        "ResourceAlreadyExistsException",
+        "The specified log group already exists",
     )
 
     groups = logs.describe_log_groups(logGroupNamePrefix=f"{base}/")["logGroups"]
@@ -76,7 +77,9 @@ def test_log_group_lifecycle(logs: Any) -> None:
     assert [len(p["logGroups"]) for p in pages] == [2, 1]
     assert "nextToken" in pages[0] and "nextToken" not in pages[1]
     assert [g["logGroupName"] for p in pages for g in p["logGroups"]] == [
-        f"{base}/a", f"{base}/b", f"{base}/c"
+        f"{base}/a",
+        f"{base}/b",
+        f"{base}/c",
     ]
 
     # A name pattern is a case-sensitive substring and answers with three fields only.
@@ -103,17 +106,21 @@ def test_log_group_lifecycle(logs: Any) -> None:
         logs.delete_log_group(logGroupName=f"{base}/p")
     assert _error(excinfo)[0] == "ValidationException"
     logs.put_log_group_deletion_protection(
-        logGroupIdentifier=f"{base}/p", deletionProtectionEnabled=False)
+        logGroupIdentifier=f"{base}/p", deletionProtectionEnabled=False
+    )
     logs.delete_log_group(logGroupName=f"{base}/p")
 
     logs.delete_log_group(logGroupName=f"{base}/a")
-    names = [g["logGroupName"] for g in logs.describe_log_groups(
-        logGroupNamePrefix=f"{base}/")["logGroups"]]
+    names = [
+        g["logGroupName"]
+        for g in logs.describe_log_groups(logGroupNamePrefix=f"{base}/")["logGroups"]
+    ]
     assert names == [f"{base}/b", f"{base}/c"]
     with pytest.raises(ClientError) as excinfo:
         logs.delete_log_group(logGroupName=f"{base}/a")
     assert _error(excinfo) == (
-        "ResourceNotFoundException", "The specified log group does not exist."
+        "ResourceNotFoundException",
+        "The specified log group does not exist.",
     )
 
 
@@ -121,10 +128,14 @@ def test_put_log_events_round_trip(logs: Any) -> None:
     group = _name("put")
     logs.create_log_group(logGroupName=group)
     with pytest.raises(ClientError) as excinfo:
-        logs.put_log_events(logGroupName=group, logStreamName="s",
-                            logEvents=[{"timestamp": _now_ms(), "message": "x"}])
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName="s",
+            logEvents=[{"timestamp": _now_ms(), "message": "x"}],
+        )
     assert _error(excinfo) == (
-        "ResourceNotFoundException", "The specified log stream does not exist."
+        "ResourceNotFoundException",
+        "The specified log stream does not exist.",
     )
     logs.create_log_stream(logGroupName=group, logStreamName="s")
     with pytest.raises(ClientError) as excinfo:
@@ -137,37 +148,50 @@ def test_put_log_events_round_trip(logs: Any) -> None:
 
     now = _now_ms()
     with pytest.raises(ClientError) as excinfo:
-        logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
-            {"timestamp": now, "message": "b"}, {"timestamp": now - 5, "message": "a"}])
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName="s",
+            logEvents=[{"timestamp": now, "message": "b"}, {"timestamp": now - 5, "message": "a"}],
+        )
     assert _error(excinfo) == (
         "InvalidParameterException",
         "Log events in a single PutLogEvents request must be in chronological order.",
     )
 
     old = now - 15 * 86_400_000
-    out = logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
-        {"timestamp": old, "message": "too old"},
-        {"timestamp": now - 20, "message": "one"},
-        {"timestamp": now - 10, "message": "two"},
-        {"timestamp": now, "message": "three"},
-    ])
+    out = logs.put_log_events(
+        logGroupName=group,
+        logStreamName="s",
+        logEvents=[
+            {"timestamp": old, "message": "too old"},
+            {"timestamp": now - 20, "message": "one"},
+            {"timestamp": now - 10, "message": "two"},
+            {"timestamp": now, "message": "three"},
+        ],
+    )
     assert out["rejectedLogEventsInfo"] == {"tooOldLogEventEndIndex": 0}
 
     got = logs.get_log_events(logGroupName=group, logStreamName="s", startFromHead=True)
     assert [(e["timestamp"], e["message"]) for e in got["events"]] == [
-        (now - 20, "one"), (now - 10, "two"), (now, "three")
+        (now - 20, "one"),
+        (now - 10, "two"),
+        (now, "three"),
     ]
     assert all(e["ingestionTime"] >= now - 1000 for e in got["events"])
 
     # GetLogEvents' startTime is inclusive, its endTime exclusive.
-    got = logs.get_log_events(logGroupName=group, logStreamName="s", startFromHead=True,
-                              startTime=now - 10, endTime=now)
+    got = logs.get_log_events(
+        logGroupName=group, logStreamName="s", startFromHead=True, startTime=now - 10, endTime=now
+    )
     assert [e["message"] for e in got["events"]] == ["two"]
 
     # Events older than the group's retention are rejected as expired.
     logs.put_retention_policy(logGroupName=group, retentionInDays=1)
-    out = logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
-        {"timestamp": now - 2 * 86_400_000, "message": "expired"}])
+    out = logs.put_log_events(
+        logGroupName=group,
+        logStreamName="s",
+        logEvents=[{"timestamp": now - 2 * 86_400_000, "message": "expired"}],
+    )
     assert out["rejectedLogEventsInfo"] == {"expiredLogEventEndIndex": 0}
     logs.delete_retention_policy(logGroupName=group)
 
@@ -194,22 +218,27 @@ def test_get_log_events_body_is_what_json_dumps_writes(logs: Any) -> None:
         " spaces  ",
     ]
     now = _now_ms()
-    logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
-        {"timestamp": now - 10 + i, "message": m} for i, m in enumerate(messages)])
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName="s",
+        logEvents=[{"timestamp": now - 10 + i, "message": m} for i, m in enumerate(messages)],
+    )
     bodies: list[bytes] = []
 
     def keep(http_response: Any, **_: Any) -> None:
         bodies.append(http_response.content)
 
     logs.meta.events.register("after-call.cloudwatch-logs.GetLogEvents", keep)
-    first = logs.get_log_events(logGroupName=group, logStreamName="s", startFromHead=True,
-                                limit=3)
-    rest = logs.get_log_events(logGroupName=group, logStreamName="s",
-                               nextToken=first["nextForwardToken"])
-    end = logs.get_log_events(logGroupName=group, logStreamName="s",
-                              nextToken=rest["nextForwardToken"])
-    back = logs.get_log_events(logGroupName=group, logStreamName="s",
-                               nextToken=rest["nextBackwardToken"], limit=2)
+    first = logs.get_log_events(logGroupName=group, logStreamName="s", startFromHead=True, limit=3)
+    rest = logs.get_log_events(
+        logGroupName=group, logStreamName="s", nextToken=first["nextForwardToken"]
+    )
+    end = logs.get_log_events(
+        logGroupName=group, logStreamName="s", nextToken=rest["nextForwardToken"]
+    )
+    back = logs.get_log_events(
+        logGroupName=group, logStreamName="s", nextToken=rest["nextBackwardToken"], limit=2
+    )
     latest = logs.get_log_events(logGroupName=group, logStreamName="s")
     got = [e["message"] for e in first["events"] + rest["events"]]
     assert got == messages
@@ -226,7 +255,8 @@ def test_get_log_events_body_is_what_json_dumps_writes(logs: Any) -> None:
         with pytest.raises(ClientError) as excinfo:
             logs.get_log_events(logGroupName=group, logStreamName="nope", **extra)
         assert _error(excinfo) == (
-            "ResourceNotFoundException", "The specified log stream does not exist."
+            "ResourceNotFoundException",
+            "The specified log stream does not exist.",
         )
     with pytest.raises(ClientError) as excinfo:
         logs.get_log_events(logGroupName=group, logStreamName="s", nextToken="nonsense")
@@ -238,9 +268,17 @@ def test_get_log_events_body_is_what_json_dumps_writes(logs: Any) -> None:
 
 def test_task_output_through_streams_and_get_log_events(ecs: Any, logs: Any) -> None:
     group = _name("task")
-    arn = run_task(ecs, taskdef("logs-api-get", container(
-        "app", "echo; for i in $(seq 1 30); do echo line-$i; done",
-        logConfiguration=_awslogs(group))))
+    arn = run_task(
+        ecs,
+        taskdef(
+            "logs-api-get",
+            container(
+                "app",
+                "echo; for i in $(seq 1 30); do echo line-$i; done",
+                logConfiguration=_awslogs(group),
+            ),
+        ),
+    )
     wait_stopped(ecs, arn)
     task_id = arn.rsplit("/", 1)[-1]
     lines = [f"line-{i}" for i in range(1, 31)]
@@ -288,13 +326,17 @@ def test_task_output_through_streams_and_get_log_events(ecs: Any, logs: Any) -> 
 
     by_arn = logs.get_log_events(
         logGroupIdentifier=f"arn:aws:logs:us-east-1:000000000000:log-group:{group}",
-        logStreamName=name, startFromHead=True, limit=2)
+        logStreamName=name,
+        startFromHead=True,
+        limit=2,
+    )
     assert messages(by_arn) == lines[:2]
 
     with pytest.raises(ClientError) as excinfo:
         logs.get_log_events(logGroupName=group, logStreamName="p/app/nope")
     assert _error(excinfo) == (
-        "ResourceNotFoundException", "The specified log stream does not exist."
+        "ResourceNotFoundException",
+        "The specified log stream does not exist.",
     )
     with pytest.raises(ClientError) as excinfo:
         logs.get_log_events(logGroupName=group + "-nope", logStreamName=name)
@@ -323,8 +365,11 @@ def test_filter_log_events(logs: Any) -> None:
         ("worker/1", "error in lower case"),
     ]
     for i, (stream, message) in enumerate(messages):
-        logs.put_log_events(logGroupName=group, logStreamName=stream,
-                            logEvents=[{"timestamp": base + i * 100, "message": message}])
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            logEvents=[{"timestamp": base + i * 100, "message": message}],
+        )
 
     def matching(**kw: Any) -> list[str]:
         out = logs.filter_log_events(logGroupName=group, **kw)
@@ -353,8 +398,11 @@ def test_filter_log_events(logs: Any) -> None:
         matching(logStreamNames=["web/1"], logStreamNamePrefix="web/")
     assert _error(excinfo)[0] == "InvalidParameterException"
 
-    pages = list(logs.get_paginator("filter_log_events").paginate(
-        logGroupName=group, PaginationConfig={"PageSize": 4}))
+    pages = list(
+        logs.get_paginator("filter_log_events").paginate(
+            logGroupName=group, PaginationConfig={"PageSize": 4}
+        )
+    )
     assert [len(p["events"]) for p in pages] == [4, 2]
     events = [e for p in pages for e in p["events"]]
     assert [e["message"] for e in events] == everything
@@ -381,10 +429,12 @@ def test_validation_errors(server: Server, logs: Any) -> None:
     group = _name("valid")
     logs.create_log_group(logGroupName=group)
     with pytest.raises(ClientError) as excinfo:
-        logs.describe_log_streams(logGroupName=group, logStreamNamePrefix="a",
-                                  orderBy="LastEventTime")
+        logs.describe_log_streams(
+            logGroupName=group, logStreamNamePrefix="a", orderBy="LastEventTime"
+        )
     assert _error(excinfo) == (
-        "InvalidParameterException", "Cannot order by LastEventTime with a logStreamNamePrefix."
+        "InvalidParameterException",
+        "Cannot order by LastEventTime with a logStreamNamePrefix.",
     )
     with pytest.raises(ClientError) as excinfo:
         logs.filter_log_events(logGroupName=group, logGroupIdentifier=group)
@@ -397,12 +447,16 @@ def test_describe_log_streams_order_and_pages(logs: Any) -> None:
     now = _now_ms()
     for i, stream in enumerate(("c", "a", "b")):
         logs.create_log_stream(logGroupName=group, logStreamName=stream)
-        logs.put_log_events(logGroupName=group, logStreamName=stream,
-                            logEvents=[{"timestamp": now - 1000 + i, "message": stream}])
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            logEvents=[{"timestamp": now - 1000 + i, "message": stream}],
+        )
 
     def names(**kw: Any) -> list[str]:
         pages = logs.get_paginator("describe_log_streams").paginate(
-            logGroupName=group, PaginationConfig={"PageSize": 2}, **kw)
+            logGroupName=group, PaginationConfig={"PageSize": 2}, **kw
+        )
         return [s["logStreamName"] for p in pages for s in p["logStreams"]]
 
     assert names() == ["a", "b", "c"]
@@ -417,9 +471,17 @@ def test_tail_follow_sees_lines_as_they_are_written(ecs: Any, logs: Any) -> None
     nextToken, then restart from the newest timestamp seen and drop events already seen."""
     group = _name("tail")
     start = _now_ms()
-    arn = run_task(ecs, taskdef("logs-api-tail", container(
-        "app", "for i in $(seq 1 12); do echo tick-$i; sleep 0.2; done",
-        logConfiguration=_awslogs(group))))
+    arn = run_task(
+        ecs,
+        taskdef(
+            "logs-api-tail",
+            container(
+                "app",
+                "for i in $(seq 1 12); do echo tick-$i; sleep 0.2; done",
+                logConfiguration=_awslogs(group),
+            ),
+        ),
+    )
     wait_for(ecs, arn, lambda t: t["lastStatus"] in ("RUNNING", "STOPPED"))
 
     kwargs: dict[str, Any] = {"logGroupName": group, "startTime": start, "interleaved": True}

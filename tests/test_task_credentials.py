@@ -340,9 +340,11 @@ def test_static_keys_shadow_the_role_and_expire_the_classic_fargate_bug(
     # the SDK used the baked-in session, not the task role
     assert lines[0] == f"ok {session['AssumedRoleUser']['Arn']}", lines
     # ... until that session expires: nothing refreshes environment credentials
-    request = signed(urllib.request.Request(
-        f"{server.url}/_ecslocal/v1/access-keys/{creds['AccessKeyId']}/expire", method="POST"
-    ))
+    request = signed(
+        urllib.request.Request(
+            f"{server.url}/_ecslocal/v1/access-keys/{creds['AccessKeyId']}/expire", method="POST"
+        )
+    )
     urllib.request.urlopen(request).close()
     task = wait_stopped(ecs, arn, timeout=30)
     lines = [e["message"] for e in task_logs(server, arn)]

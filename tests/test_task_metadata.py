@@ -36,8 +36,15 @@ print("META " + json.dumps(out), flush=True)
 """
 
 AGENT_TASK_STATUSES = {"NONE", "MANIFEST_PULLED", "CREATED", "RUNNING", "STOPPED"}
-AGENT_CONTAINER_STATUSES = {"NONE", "MANIFEST_PULLED", "PULLED", "CREATED", "RUNNING",
-                            "RESOURCES_PROVISIONED", "STOPPED"}
+AGENT_CONTAINER_STATUSES = {
+    "NONE",
+    "MANIFEST_PULLED",
+    "PULLED",
+    "CREATED",
+    "RUNNING",
+    "RESOURCES_PROVISIONED",
+    "STOPPED",
+}
 RFC3339_NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
@@ -50,16 +57,37 @@ def _metadata(server: Server, **fields: Any) -> tuple[str, dict[str, Any]]:
     ecs = server.ecs()
     definition = taskdef(
         "meta",
-        {"name": "reader", "image": "python:3.11", "memory": 256,
-         "command": [sys.executable, "-c", READER],
-         "logConfiguration": {"logDriver": "awslogs", "options": {
-             "awslogs-group": "/ecs/meta", "awslogs-region": "us-east-1",
-             "awslogs-stream-prefix": "m"}}},
-        {"name": "side", "image": "busybox", "memory": 64, "essential": False, "cpu": 1,
-         "command": ["sleep", "30"]},
+        {
+            "name": "reader",
+            "image": "python:3.11",
+            "memory": 256,
+            "command": [sys.executable, "-c", READER],
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {
+                    "awslogs-group": "/ecs/meta",
+                    "awslogs-region": "us-east-1",
+                    "awslogs-stream-prefix": "m",
+                },
+            },
+        },
+        {
+            "name": "side",
+            "image": "busybox",
+            "memory": 64,
+            "essential": False,
+            "cpu": 1,
+            "command": ["sleep", "30"],
+        },
         # A sibling that exits on its own while the reader still runs; cpu 10 is kept as is.
-        {"name": "quick_1", "image": "busybox", "memory": 64, "essential": False, "cpu": 10,
-         "command": ["sh", "-c", "exit 3"]},
+        {
+            "name": "quick_1",
+            "image": "busybox",
+            "memory": 64,
+            "essential": False,
+            "cpu": 10,
+            "command": ["sh", "-c", "exit 3"],
+        },
         **fields,
     )
     arn = run_task(ecs, definition, tags=[{"key": "team", "value": "core"}])
@@ -133,8 +161,21 @@ def test_container_and_task_metadata_v4(server: Server) -> None:
 
     # v3 ($ECS_CONTAINER_METADATA_URI): the same container, without the v4-only fields.
     v3 = meta["v3"]
-    for key in ("DockerId", "Name", "DockerName", "Image", "ImageID", "Labels", "KnownStatus",
-                "DesiredStatus", "Limits", "CreatedAt", "StartedAt", "Networks", "Type"):
+    for key in (
+        "DockerId",
+        "Name",
+        "DockerName",
+        "Image",
+        "ImageID",
+        "Labels",
+        "KnownStatus",
+        "DesiredStatus",
+        "Limits",
+        "CreatedAt",
+        "StartedAt",
+        "Networks",
+        "Type",
+    ):
         assert v3[key] == c[key], key
     assert not {"ContainerARN", "LogDriver", "LogOptions"} & set(v3)
     v3_task = meta["v3_task"]
@@ -167,18 +208,22 @@ def test_unknown_endpoint_id_is_404_like_the_agent(server: Server) -> None:
     for version in ("v4", "v3"):
         base, prefix = f"{server.url}/{version}/nope", version.upper()
         assert _error(base) == (
-            404, f"{prefix} container metadata handler: {no_container} endpoint ID: nope"
+            404,
+            f"{prefix} container metadata handler: {no_container} endpoint ID: nope",
         )
         for path in ("/task", "/taskWithTags"):
             assert _error(base + path) == (
-                404, f"{prefix} task metadata handler: {no_task} endpoint ID: nope"
+                404,
+                f"{prefix} task metadata handler: {no_task} endpoint ID: nope",
             )
         # The stats handlers look the task up first (agent/handlers/v4/tmdsstate.go).
         assert _error(base + "/stats") == (
-            404, f"{prefix} container stats handler: {no_task} endpoint ID: nope"
+            404,
+            f"{prefix} container stats handler: {no_task} endpoint ID: nope",
         )
         assert _error(base + "/task/stats") == (
-            404, f"{prefix} task stats handler: {no_task} endpoint ID: nope"
+            404,
+            f"{prefix} task stats handler: {no_task} endpoint ID: nope",
         )
 
 
@@ -206,7 +251,7 @@ def _log_line(server: Server, arn: str, prefix: str, timeout: float = 15) -> str
         lines = [e["message"] for e in task_logs(server, arn)]
         found = [line for line in lines if line.startswith(prefix)]
         if found:
-            return found[0][len(prefix):]
+            return found[0][len(prefix) :]
         assert time.monotonic() < deadline, lines
         time.sleep(0.1)
 
@@ -216,11 +261,21 @@ def test_known_status_is_the_agents_status(server: Server) -> None:
     definition = taskdef(
         "meta-status",
         # "app" waits for "early" to complete: while "early" runs, the task is PENDING.
-        {"name": "early", "image": "python", "memory": 64, "essential": False,
-         "command": [sys.executable, "-c", STATUS_EARLY]},
-        {"name": "app", "image": "python", "memory": 64, "stopTimeout": 5,
-         "command": [sys.executable, "-c", STATUS_APP],
-         "dependsOn": [{"containerName": "early", "condition": "COMPLETE"}]},
+        {
+            "name": "early",
+            "image": "python",
+            "memory": 64,
+            "essential": False,
+            "command": [sys.executable, "-c", STATUS_EARLY],
+        },
+        {
+            "name": "app",
+            "image": "python",
+            "memory": 64,
+            "stopTimeout": 5,
+            "command": [sys.executable, "-c", STATUS_APP],
+            "dependsOn": [{"containerName": "early", "condition": "COMPLETE"}],
+        },
     )
     arn = run_task(ecs, definition)
     early = json.loads(_log_line(server, arn, "EARLY "))
@@ -269,14 +324,28 @@ def test_health_in_metadata(server: Server) -> None:
     ecs = server.ecs()
     definition = taskdef(
         "meta-health",
-        {"name": "probe", "image": "python", "memory": 64,
-         "command": [sys.executable, "-c", HEALTH_PROBE],
-         # Fails with exit code 3 and 2000+ bytes of output, so UNHEALTHY after one check.
-         "healthCheck": {"command": ["CMD-SHELL", "echo broken; yes x | head -c 2000; exit 3"],
-                         "interval": 5, "timeout": 2, "retries": 1}},
-        {"name": "good", "image": "busybox", "memory": 64, "essential": False,
-         "command": ["sleep", "30"], "stopTimeout": 2,
-         "healthCheck": {"command": ["CMD-SHELL", "echo fine"], "interval": 5, "retries": 1}},
+        {
+            "name": "probe",
+            "image": "python",
+            "memory": 64,
+            "command": [sys.executable, "-c", HEALTH_PROBE],
+            # Fails with exit code 3 and 2000+ bytes of output, so UNHEALTHY after one check.
+            "healthCheck": {
+                "command": ["CMD-SHELL", "echo broken; yes x | head -c 2000; exit 3"],
+                "interval": 5,
+                "timeout": 2,
+                "retries": 1,
+            },
+        },
+        {
+            "name": "good",
+            "image": "busybox",
+            "memory": 64,
+            "essential": False,
+            "command": ["sleep", "30"],
+            "stopTimeout": 2,
+            "healthCheck": {"command": ["CMD-SHELL", "echo fine"], "interval": 5, "retries": 1},
+        },
     )
     arn = run_task(ecs, definition)
     wait_stopped(ecs, arn, timeout=40)
@@ -317,16 +386,22 @@ def test_task_protection_through_ecs_agent_uri(server: Server) -> None:
     role = ecs_task_role(server, "meta-protect")
     definition = taskdef(
         "meta-protect",
-        {"name": "app", "image": "python", "memory": 128,
-         "command": [sys.executable, "-c", PROTECT]},
+        {
+            "name": "app",
+            "image": "python",
+            "memory": 128,
+            "command": [sys.executable, "-c", PROTECT],
+        },
         taskRoleArn=role,
     )
     arn = run_task(ecs, definition)
     wait_stopped(ecs, arn)
     line = next(e["message"] for e in task_logs(server, arn) if e["message"].startswith("PROT "))
     first, put, got, bad, off = json.loads(line[5:])
-    assert first == [200, {"protection": {"ExpirationDate": None, "ProtectionEnabled": False,
-                                          "TaskArn": arn}}]
+    assert first == [
+        200,
+        {"protection": {"ExpirationDate": None, "ProtectionEnabled": False, "TaskArn": arn}},
+    ]
     assert put[0] == 200 and put[1]["protection"]["ProtectionEnabled"] is True
     assert put[1]["protection"]["ExpirationDate"].endswith("Z")
     assert got[1] == put[1]
@@ -350,8 +425,12 @@ def test_task_tag_without_a_value_is_an_empty_string_in_task_with_tags(server: S
     ecs = server.ecs()
     definition = taskdef(
         "meta-novalue",
-        {"name": "app", "image": "python", "memory": 128,
-         "command": [sys.executable, "-c", TAGS_READER]},
+        {
+            "name": "app",
+            "image": "python",
+            "memory": 128,
+            "command": [sys.executable, "-c", TAGS_READER],
+        },
     )
     arn = run_task(ecs, definition, tags=[{"key": "novalue"}, {"key": "team", "value": "core"}])
     wait_stopped(ecs, arn)

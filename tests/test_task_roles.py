@@ -53,7 +53,9 @@ def test_task_role_ecs_cannot_assume_fails_run_task(server: Server, how: str) ->
             "wrong-source-account": {"Service": "ecs-tasks.amazonaws.com"},
         }[how]
         statement: dict[str, Any] = {
-            "Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"
+            "Effect": "Allow",
+            "Principal": principal,
+            "Action": "sts:AssumeRole",
         }
         if how == "wrong-source-account":
             statement["Condition"] = {"StringEquals": {"aws:SourceAccount": "111122223333"}}

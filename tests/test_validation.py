@@ -39,8 +39,10 @@ INVALID = {
         "Container.image should not be null or empty.",
     ),
     "depends-on-unknown": (
-        taskdef("v", container("a", "true", dependsOn=[{"containerName": "ghost",
-                                                         "condition": "START"}])),
+        taskdef(
+            "v",
+            container("a", "true", dependsOn=[{"containerName": "ghost", "condition": "START"}]),
+        ),
         "'ghost' does not exist",
     ),
     "depends-on-cycle": (
@@ -60,27 +62,50 @@ INVALID = {
         "A dependency container with SUCCESS or COMPLETE condition cannot be an essential"
         " container",
     ),
-    "interval-too-small": (taskdef("v", container("a", "true", healthCheck=_hc(interval=4))),
-                           "between 5 and 300"),
-    "timeout-too-big": (taskdef("v", container("a", "true", healthCheck=_hc(timeout=61))),
-                        "between 2 and 60"),
-    "retries-too-big": (taskdef("v", container("a", "true", healthCheck=_hc(retries=11))),
-                        "between 1 and 10"),
+    "interval-too-small": (
+        taskdef("v", container("a", "true", healthCheck=_hc(interval=4))),
+        "between 5 and 300",
+    ),
+    "timeout-too-big": (
+        taskdef("v", container("a", "true", healthCheck=_hc(timeout=61))),
+        "between 2 and 60",
+    ),
+    "retries-too-big": (
+        taskdef("v", container("a", "true", healthCheck=_hc(retries=11))),
+        "between 1 and 10",
+    ),
     "start-period-too-big": (
         taskdef("v", container("a", "true", healthCheck=_hc(startPeriod=301))),
         "between 0 and 300",
     ),
-    "stop-timeout-too-big": (taskdef("v", container("a", "true", stopTimeout=121)),
-                             "between 0 and 120"),
+    "stop-timeout-too-big": (
+        taskdef("v", container("a", "true", stopTimeout=121)),
+        "between 0 and 120",
+    ),
     "awslogs-without-group": (
-        taskdef("v", container("a", "true", logConfiguration={
-            "logDriver": "awslogs", "options": {"awslogs-region": "us-east-1"}})),
+        taskdef(
+            "v",
+            container(
+                "a",
+                "true",
+                logConfiguration={
+                    "logDriver": "awslogs",
+                    "options": {"awslogs-region": "us-east-1"},
+                },
+            ),
+        ),
         "Log driver awslogs requires options: awslogs-group",
     ),
     "bad-family": (taskdef("bad family!", container("a", "true")), "Family contains invalid"),
     "fargate-bad-size": (
-        taskdef("v", container("a", "true"), requiresCompatibilities=["FARGATE"],
-                networkMode="awsvpc", cpu="256", memory="4096"),
+        taskdef(
+            "v",
+            container("a", "true"),
+            requiresCompatibilities=["FARGATE"],
+            networkMode="awsvpc",
+            cpu="256",
+            memory="4096",
+        ),
         "No Fargate configuration exists",
     ),
 }
@@ -114,8 +139,12 @@ def test_defaults_filled_in_like_describe_task_definition(ecs: Any) -> None:
     )["taskDefinition"]
     c = td["containerDefinitions"][0]
     assert c["essential"] is True
-    assert c["healthCheck"] == {"command": ["CMD-SHELL", "true"], "interval": 30, "timeout": 5,
-                                "retries": 3}
+    assert c["healthCheck"] == {
+        "command": ["CMD-SHELL", "true"],
+        "interval": 30,
+        "timeout": 5,
+        "retries": 3,
+    }
     assert td["status"] == "ACTIVE" and td["revision"] >= 1
     again = ecs.describe_task_definition(taskDefinition="v-defaults")["taskDefinition"]
     assert again["taskDefinitionArn"] == td["taskDefinitionArn"]
@@ -150,8 +179,12 @@ def test_cli_refuses_unknown_fields_like_the_aws_cli(server: Server, tmp_path: P
     assert 'Unknown parameter in containerDefinitions[0]: "healtCheck"' in result.stderr
 
 
-FARGATE = {"requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "256",
-           "memory": "512"}
+FARGATE = {
+    "requiresCompatibilities": ["FARGATE"],
+    "networkMode": "awsvpc",
+    "cpu": "256",
+    "memory": "512",
+}
 
 
 def test_fargate_refuses_pid_mode_host(server: Server) -> None:
@@ -194,8 +227,7 @@ def test_at_most_ten_containers_per_task_definition(server: Server) -> None:
 
 def _padded(family: str, size: int) -> dict[str, Any]:
     """A task definition whose compact JSON is ``size`` bytes."""
-    definition = taskdef(family, container("a", "true", environment=[{"name": "PAD",
-                                                                     "value": ""}]))
+    definition = taskdef(family, container("a", "true", environment=[{"name": "PAD", "value": ""}]))
     base = len(json.dumps(definition, separators=(",", ":")).encode())
     definition["containerDefinitions"][0]["environment"][0]["value"] = "x" * (size - base)
     return definition
@@ -222,8 +254,13 @@ def test_health_check_command_without_cmd_prefix_is_registered(server: Server) -
     aws-otel-collector#2034). It is stored as given, with the HealthCheck defaults."""
     ecs = server.ecs()
     td = ecs.register_task_definition(
-        **taskdef("v-adot", container("a", "true", healthCheck={"command": ["/healthcheck"]}),
-                  **FARGATE)
+        **taskdef(
+            "v-adot", container("a", "true", healthCheck={"command": ["/healthcheck"]}), **FARGATE
+        )
     )["taskDefinition"]
     assert td["containerDefinitions"][0]["healthCheck"] == {
-        "command": ["/healthcheck"], "interval": 30, "timeout": 5, "retries": 3}
+        "command": ["/healthcheck"],
+        "interval": 30,
+        "timeout": 5,
+        "retries": 3,
+    }

@@ -65,6 +65,8 @@ def ClientError() -> type[Exception]:  # noqa: N802 - used as `except ClientErro
     from botocore.exceptions import ClientError as BotoClientError
 
     return BotoClientError
+
+
 COLORS = ["cyan", "magenta", "green", "yellow", "blue", "bright_red", "bright_cyan"]
 
 #: `ecslocal run`'s exit code when the task failed to start (docker run's 125).
@@ -108,8 +110,13 @@ def connect(port: int) -> Client:
 
 @click.group()
 @click.version_option(__version__, prog_name="ecslocal")
-@click.option("--port", type=int, default=default_port, show_default="4600, or $ECSLOCAL_PORT",
-              help="The daemon's port.")
+@click.option(
+    "--port",
+    type=int,
+    default=default_port,
+    show_default="4600, or $ECSLOCAL_PORT",
+    help="The daemon's port.",
+)
 @click.pass_context
 def cli(ctx: click.Context, port: int) -> None:
     """AWS ECS/Fargate on one machine."""
@@ -120,40 +127,91 @@ def cli(ctx: click.Context, port: int) -> None:
 @cli.command()
 @click.option("--host", default=DEFAULT_HOST, show_default=True)
 @click.option("--port", "serve_port", type=int, default=None, help="Default: the global --port.")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="Where state lives (default: $ECSLOCAL_DATA_DIR or the user data dir).")
-@click.option("--memory-enforcement", type=click.Choice(["auto", "cgroup", "rss", "off"]),
-              default=None, help="How memory limits are enforced (default auto).")
-@click.option("--access-key", "access_keys", multiple=True, metavar="ID:SECRET",
-              help="Another access key the API accepts (besides test/test; repeatable;"
-                   " also $ECSLOCAL_ACCESS_KEYS=ID:SECRET,...).")
-@click.option("--credential-ttl", type=click.FloatRange(min=2), default=None, metavar="SECONDS",
-              help="Lifetime of task-role credentials (default 21600 = 6 h, as ECS;"
-                   " $ECSLOCAL_CREDENTIAL_TTL).")
-@click.option("--instance-role", default=None, metavar="ROLE_ARN",
-              help="The EC2 instance role IMDS serves to EC2-launch tasks"
-                   " ($ECSLOCAL_INSTANCE_ROLE).")
-@click.option("--imds-v1", is_flag=True, default=False,
-              help="Allow IMDSv1 (GETs without a session token); IMDSv2 is required otherwise.")
-@click.option("--stopped-task-retention", type=click.FloatRange(min=1), default=None,
-              metavar="SECONDS",
-              help="How long stopped tasks stay described and listed (default 3600 = 1 h, as"
-                   " ECS; $ECSLOCAL_STOPPED_TASK_RETENTION).")
-@click.option("--registry-host", default=None, metavar="HOST",
-              help="The host ECR's repositoryUri and proxyEndpoint name, with the daemon's port"
-                   " (default localhost; $ECSLOCAL_REGISTRY_HOST).")
-@click.option("--no-local-ecr", is_flag=True, default=False,
-              help="Treat ECR image URIs in task definitions as remote images, not as this"
-                   " daemon's repositories ($ECSLOCAL_LOCAL_ECR=off).")
-@click.option("--no-default-key", is_flag=True, default=False,
-              help="Refuse the well-known test/test key: only --access-key keys work (the CLI"
-                   " signs with the first of $ECSLOCAL_ACCESS_KEYS).")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where state lives (default: $ECSLOCAL_DATA_DIR or the user data dir).",
+)
+@click.option(
+    "--memory-enforcement",
+    type=click.Choice(["auto", "cgroup", "rss", "off"]),
+    default=None,
+    help="How memory limits are enforced (default auto).",
+)
+@click.option(
+    "--access-key",
+    "access_keys",
+    multiple=True,
+    metavar="ID:SECRET",
+    help="Another access key the API accepts (besides test/test; repeatable;"
+    " also $ECSLOCAL_ACCESS_KEYS=ID:SECRET,...).",
+)
+@click.option(
+    "--credential-ttl",
+    type=click.FloatRange(min=2),
+    default=None,
+    metavar="SECONDS",
+    help="Lifetime of task-role credentials (default 21600 = 6 h, as ECS;"
+    " $ECSLOCAL_CREDENTIAL_TTL).",
+)
+@click.option(
+    "--instance-role",
+    default=None,
+    metavar="ROLE_ARN",
+    help="The EC2 instance role IMDS serves to EC2-launch tasks ($ECSLOCAL_INSTANCE_ROLE).",
+)
+@click.option(
+    "--imds-v1",
+    is_flag=True,
+    default=False,
+    help="Allow IMDSv1 (GETs without a session token); IMDSv2 is required otherwise.",
+)
+@click.option(
+    "--stopped-task-retention",
+    type=click.FloatRange(min=1),
+    default=None,
+    metavar="SECONDS",
+    help="How long stopped tasks stay described and listed (default 3600 = 1 h, as"
+    " ECS; $ECSLOCAL_STOPPED_TASK_RETENTION).",
+)
+@click.option(
+    "--registry-host",
+    default=None,
+    metavar="HOST",
+    help="The host ECR's repositoryUri and proxyEndpoint name, with the daemon's port"
+    " (default localhost; $ECSLOCAL_REGISTRY_HOST).",
+)
+@click.option(
+    "--no-local-ecr",
+    is_flag=True,
+    default=False,
+    help="Treat ECR image URIs in task definitions as remote images, not as this"
+    " daemon's repositories ($ECSLOCAL_LOCAL_ECR=off).",
+)
+@click.option(
+    "--no-default-key",
+    is_flag=True,
+    default=False,
+    help="Refuse the well-known test/test key: only --access-key keys work (the CLI"
+    " signs with the first of $ECSLOCAL_ACCESS_KEYS).",
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path | None,
-          memory_enforcement: str | None, access_keys: tuple[str, ...],
-          credential_ttl: float | None, instance_role: str | None, imds_v1: bool,
-          stopped_task_retention: float | None, registry_host: str | None,
-          no_local_ecr: bool, no_default_key: bool) -> None:
+def serve(
+    ctx: click.Context,
+    host: str,
+    serve_port: int | None,
+    data_dir: Path | None,
+    memory_enforcement: str | None,
+    access_keys: tuple[str, ...],
+    credential_ttl: float | None,
+    instance_role: str | None,
+    imds_v1: bool,
+    stopped_task_retention: float | None,
+    registry_host: str | None,
+    no_local_ecr: bool,
+    no_default_key: bool,
+) -> None:
     """Run the daemon in the foreground."""
     from ecslocal.daemon import Daemon, why_not_started
 
@@ -181,8 +239,10 @@ def serve(ctx: click.Context, host: str, serve_port: int | None, data_dir: Path 
         fail(str(exc))
     if no_default_key:
         if not config.access_keys:
-            fail("--no-default-key needs a key to accept: --access-key ID:SECRET"
-                 " (or $ECSLOCAL_ACCESS_KEYS)")
+            fail(
+                "--no-default-key needs a key to accept: --access-key ID:SECRET"
+                " (or $ECSLOCAL_ACCESS_KEYS)"
+            )
         config.default_key = False
 
     async def main() -> None:
@@ -260,27 +320,60 @@ class Printer:
 @cli.command()
 @click.argument("taskdef", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--cluster", default="default", show_default=True)
-@click.option("--env", "-e", "env", multiple=True, metavar="K=V",
-              help="Set an environment variable in every container (repeatable).")
+@click.option(
+    "--env",
+    "-e",
+    "env",
+    multiple=True,
+    metavar="K=V",
+    help="Set an environment variable in every container (repeatable).",
+)
 @click.option("--launch-type", type=click.Choice(["FARGATE", "EC2"]), default=None)
 @click.option("--detach", "-d", is_flag=True, help="Print the task ARN and return.")
-@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-              help="State directory for the in-process daemon (when none is running).")
-@click.option("--time-warp", type=float, default=None, metavar="N",
-              help="The task's clock runs N times faster, for its processes (libfaketime) and"
-                   " for ecslocal (credential lifetimes): the task tag ecslocal:time-warp.")
-@click.option("--credential-ttl", type=float, default=None, metavar="SECONDS",
-              help="This task's credential lifetime, in seconds of its clock: the task tag"
-                   " ecslocal:credential-ttl.")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="State directory for the in-process daemon (when none is running).",
+)
+@click.option(
+    "--time-warp",
+    type=float,
+    default=None,
+    metavar="N",
+    help="The task's clock runs N times faster, for its processes (libfaketime) and"
+    " for ecslocal (credential lifetimes): the task tag ecslocal:time-warp.",
+)
+@click.option(
+    "--credential-ttl",
+    type=float,
+    default=None,
+    metavar="SECONDS",
+    help="This task's credential lifetime, in seconds of its clock: the task tag"
+    " ecslocal:credential-ttl.",
+)
 @click.pass_context
-def run(ctx: click.Context, taskdef: Path, cluster: str, env: tuple[str, ...],
-        launch_type: str | None, detach: bool, data_dir: Path | None,
-        time_warp: float | None, credential_ttl: float | None) -> None:
+def run(
+    ctx: click.Context,
+    taskdef: Path,
+    cluster: str,
+    env: tuple[str, ...],
+    launch_type: str | None,
+    detach: bool,
+    data_dir: Path | None,
+    time_warp: float | None,
+    credential_ttl: float | None,
+) -> None:
     """Register TASKDEF and run it; stream its logs; exit with its exit code."""
     request = load_task_definition(taskdef)
-    tags = [{"key": key, "value": f"{value:g}"} for key, value in
-            (("ecslocal:time-warp", time_warp), ("ecslocal:credential-ttl", credential_ttl))
-            if value is not None]
+    tags = [
+        {"key": key, "value": f"{value:g}"}
+        for key, value in (
+            ("ecslocal:time-warp", time_warp),
+            ("ecslocal:credential-ttl", credential_ttl),
+        )
+        if value is not None
+    ]
     overrides: dict[str, Any] = {}
     if env:
         pairs = []
@@ -311,8 +404,15 @@ def run(ctx: click.Context, taskdef: Path, cluster: str, env: tuple[str, ...],
                 raise
             fail(why)
     try:
-        code = _run(Client(url, region(), client_key()), request, cluster, overrides,
-                    launch_type, detach, tags)
+        code = _run(
+            Client(url, region(), client_key()),
+            request,
+            cluster,
+            overrides,
+            launch_type,
+            detach,
+            tags,
+        )
     finally:
         if local is not None:
             local.stop()
@@ -335,13 +435,22 @@ def _ensure_default_cluster(client: Client, cluster: str) -> None:
     err_console.print(f"[dim]created cluster {cluster} (the account had none)[/dim]")
 
 
-def _run(client: Client, request: dict[str, Any], cluster: str, overrides: dict[str, Any],
-         launch_type: str | None, detach: bool, tags: list[dict[str, str]]) -> int:
+def _run(
+    client: Client,
+    request: dict[str, Any],
+    cluster: str,
+    overrides: dict[str, Any],
+    launch_type: str | None,
+    detach: bool,
+    tags: list[dict[str, str]],
+) -> int:
     try:
         _ensure_default_cluster(client, cluster)
         td = client.ecs.register_task_definition(**request)["taskDefinition"]
         params: dict[str, Any] = {
-            "cluster": cluster, "taskDefinition": td["taskDefinitionArn"], "startedBy": "ecslocal"
+            "cluster": cluster,
+            "taskDefinition": td["taskDefinitionArn"],
+            "startedBy": "ecslocal",
         }
         if overrides:
             params["overrides"] = overrides
@@ -405,8 +514,9 @@ def _exit_code(client: Client, task: dict[str, Any], task_id: str, essential: se
         return int(c["exitCode"])
     # Stopped from outside (Ctrl-C, StopTask): how the first essential container took it, so a
     # clean SIGTERM handler shows as 0 and a stopTimeout kill as 137.
-    exited = [c for c in task["containers"]
-              if c.get("exitCode") is not None and c["name"] in essential]
+    exited = [
+        c for c in task["containers"] if c.get("exitCode") is not None and c["name"] in essential
+    ]
     return int(exited[0]["exitCode"]) if exited else EXIT_INTERRUPTED
 
 
@@ -479,13 +589,18 @@ def logs(ctx: click.Context, task: str, follow: bool, container: str | None, clu
 
 @cli.command()
 @click.argument("task", required=False)
-@click.option("--until", default=None, metavar="STATUS",
-              help="Stop once the task reaches STATUS (RUNNING, STOPPED, ...).")
+@click.option(
+    "--until",
+    default=None,
+    metavar="STATUS",
+    help="Stop once the task reaches STATUS (RUNNING, STOPPED, ...).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print each event as JSON (NDJSON).")
 @click.option("--cluster", default="default", show_default=True)
 @click.pass_context
-def events(ctx: click.Context, task: str | None, until: str | None, as_json: bool,
-           cluster: str) -> None:
+def events(
+    ctx: click.Context, task: str | None, until: str | None, as_json: bool, cluster: str
+) -> None:
     """Stream the engine's task and container events: TASK's from its start (ARN, id or
     unique prefix), else every task's from now on."""
     from ecslocal.client import event_line
@@ -510,8 +625,9 @@ def _resolve(client: Client, task: str, cluster: str) -> str:
 @click.argument("task")
 @click.option("--reason", default=None, help="stoppedReason (default: Task stopped by user).")
 @click.option("--cluster", default="default", show_default=True)
-@click.option("--wait/--no-wait", default=True, show_default=True,
-              help="Wait until the task is STOPPED.")
+@click.option(
+    "--wait/--no-wait", default=True, show_default=True, help="Wait until the task is STOPPED."
+)
 @click.pass_context
 def stop(ctx: click.Context, task: str, reason: str | None, cluster: str, wait: bool) -> None:
     """Stop a task as StopTask does (stop signal, stopTimeout, SIGKILL)."""
@@ -555,83 +671,7 @@ def describe(ctx: click.Context, task: str, cluster: str) -> None:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", markup=True)
 
 
-@cli.command("oidc-token")
-@click.option("--sub", "subject", required=True, help="The token's subject (sub claim).")
-@click.option("--aud", "audience", default="sts.amazonaws.com", show_default=True)
-@click.option("--ttl", type=click.IntRange(1, 7 * 86400), default=3600, show_default=True,
-              help="Lifetime in seconds.")
-@click.pass_context
-def oidc_token(ctx: click.Context, subject: str, audience: str, ttl: int) -> None:
-    """Print a JWT from the local OIDC issuer, for sts:AssumeRoleWithWebIdentity.
-
-    Roles trust it with "Principal": {"Federated":
-    "arn:aws:iam::000000000000:oidc-provider/oidc.ecslocal.localhost"}."""
-    client = connect(ctx.obj["port"])
-    print(client.oidc_token(subject, audience, ttl)["token"])
-
-
-# -- fault ----------------------------------------------------------------------------------
-@cli.group()
-def fault() -> None:
-    """Failures on demand: the credentials endpoint, task metadata, STS (see docs/endpoints.md)."""
-
-
-@fault.command("add")
-@click.argument("target", type=click.Choice(["credentials", "metadata", "sts", "imds"]))
-@click.argument("kind", type=click.Choice(["refuse", "http-500", "http-503", "slow"]))
-@click.option("--task", default=None, help="Only this task (id or ARN); default every task.")
-@click.option("--duration", type=float, default=60.0, show_default=True, help="Seconds.")
-@click.option("--delay-ms", type=int, default=0, help="For `slow`: the delay per request.")
-@click.pass_context
-def fault_add(ctx: click.Context, target: str, kind: str, task: str | None, duration: float,
-              delay_ms: int) -> None:
-    """Start a fault, e.g. `ecslocal fault add sts refuse --duration 5`."""
-    body = {"target": target, "kind": kind, "durationSeconds": duration, "delayMs": delay_ms}
-    if task:
-        body["task"] = task
-    status, out = connect(ctx.obj["port"]).local("POST", "/_ecslocal/v1/faults", body)
-    if status != 201:
-        fail(out.get("message", str(out)))
-    print(out["id"])
-
-
-@fault.command("expire-credentials")
-@click.argument("task")
-@click.pass_context
-def fault_expire(ctx: click.Context, task: str) -> None:
-    """Expire a task's current role credentials now (the endpoint then vends fresh ones)."""
-    client = connect(ctx.obj["port"])
-    arn = _resolve(client, task, "default")
-    body = {"target": "credentials", "kind": "expire", "task": arn}
-    status, out = client.local("POST", "/_ecslocal/v1/faults", body)
-    if status != 200:
-        fail(out.get("message", str(out)))
-    print(f"expired the current credentials of task {out['expired']}")
-
-
-@fault.command("ls")
-@click.pass_context
-def fault_ls(ctx: click.Context) -> None:
-    """Active faults."""
-    _, out = connect(ctx.obj["port"]).local("GET", "/_ecslocal/v1/faults")
-    for f in out["faults"]:
-        scope = f["task"] or "all tasks"
-        delay = f" {f['delayMs']} ms" if f["kind"] == "slow" else ""
-        left = f"{f['remainingSeconds']}s left"
-        print(f"{f['id']}  {f['target']} {f['kind']}{delay}  {scope}  {left}")
-
-
-@fault.command("clear")
-@click.argument("fault_id", required=False)
-@click.pass_context
-def fault_clear(ctx: click.Context, fault_id: str | None) -> None:
-    """End one fault (by id) or all of them."""
-    path = "/_ecslocal/v1/faults" + (f"/{fault_id}" if fault_id else "")
-    _, out = connect(ctx.obj["port"]).local("DELETE", path)
-    print(f"cleared {out['cleared']}")
-
-
-from ecslocal import cli_image  # noqa: E402, F401 - registers `ecslocal image` on `cli`
+from ecslocal import cli_image, cli_local  # noqa: E402, F401 - register `image`, `oidc-token`, `fault`
 
 
 def main() -> None:

@@ -14,9 +14,7 @@ from datetime import UTC, datetime
 class Clock:
     """Wall-clock time, optionally running ``speed`` times faster than real time."""
 
-    def __init__(
-        self, speed: float = 1.0, origin: tuple[float, float] | None = None
-    ) -> None:
+    def __init__(self, speed: float = 1.0, origin: tuple[float, float] | None = None) -> None:
         """``origin`` is the (``time.time()``, ``time.monotonic()``) pair at which this clock
         and the wall clock agree (default: now); from there it runs ``speed`` times faster."""
         if speed <= 0:

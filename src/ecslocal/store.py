@@ -194,8 +194,13 @@ class Store:
         self.db.execute(
             "INSERT OR REPLACE INTO task_definitions (family, revision, status, body, tags)"
             " VALUES (?, ?, ?, ?, ?)",
-            (body["family"], body["revision"], body["status"], json.dumps(body),
-             json.dumps(tags or [])),
+            (
+                body["family"],
+                body["revision"],
+                body["status"],
+                json.dumps(body),
+                json.dumps(tags or []),
+            ),
         )
 
     def get_task_definition(
@@ -492,9 +497,7 @@ class Store:
         with self.db.transaction():
             self.db.execute("DELETE FROM log_groups WHERE name = ?", (name,))
             self.db.execute("DELETE FROM log_streams WHERE log_group = ?", (name,))
-            self.db.execute(
-                "DELETE FROM log_events WHERE log_group = ? AND task_id = ''", (name,)
-            )
+            self.db.execute("DELETE FROM log_events WHERE log_group = ? AND task_id = ''", (name,))
             self.db.execute(
                 "INSERT OR REPLACE INTO log_group_meta (name, min_seq, body)"
                 " VALUES (?, (SELECT COALESCE(MAX(seq), 0) FROM log_events), '{}')",

@@ -29,8 +29,30 @@ from ecslocal.errors import AwsError, invalid_parameter
 from ecslocal.storage.log_events import StreamEvent
 from ecslocal.store import LogEvent, Store
 
-RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
-                  2192, 2557, 2922, 3288, 3653)
+RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 DAY_MS = 86_400_000
 #: Events FilterLogEvents examines per call before it answers with what it has and a nextToken
 #: (AWS, too, may return fewer events than the limit, even none, with a nextToken).
@@ -262,8 +284,7 @@ class LogsApi:
         prefix, pattern = p.get("logGroupNamePrefix"), p.get("logGroupNamePattern")
         if prefix is not None and pattern is not None:
             raise invalid_parameter(
-                "LogGroup name prefix and LogGroup name pattern are mutually exclusive"
-                " parameters."
+                "LogGroup name prefix and LogGroup name pattern are mutually exclusive parameters."
             )
         groups = self.store.list_log_groups()
         if p.get("logGroupIdentifiers"):
@@ -379,8 +400,7 @@ class LogsApi:
                 " than 24 hours."
             )
         self.store.append_logs(
-            ("", "", "api", group["name"], stream, e["timestamp"], now, e["message"])
-            for e in valid
+            ("", "", "api", group["name"], stream, e["timestamp"], now, e["message"]) for e in valid
         )
         rejected = {
             "tooNewLogEventStartIndex": too_new if too_new < len(events) else None,
@@ -425,7 +445,12 @@ class LogsApi:
             )
         else:
             rows = self.store.stream_events(
-                group["name"], group["min_seq"], limit, stream, before=position, descending=True,
+                group["name"],
+                group["min_seq"],
+                limit,
+                stream,
+                before=position,
+                descending=True,
                 **query,
             )
             rows.reverse()
@@ -451,8 +476,11 @@ class LogsApi:
         after: tuple[int, int] | None = None
         if p.get("nextToken"):
             decoded = _decode_token(p["nextToken"])
-            if not (isinstance(decoded, list) and len(decoded) == 2
-                    and all(type(x) is int for x in decoded)):
+            if not (
+                isinstance(decoded, list)
+                and len(decoded) == 2
+                and all(type(x) is int for x in decoded)
+            ):
                 raise _invalid_token()
             after = (decoded[0], decoded[1])
         limit = p.get("limit") or 10_000

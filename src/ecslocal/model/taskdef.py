@@ -279,7 +279,7 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in graph[node]:
             if color[nxt] == GREY:
-                return stack[stack.index(nxt):] + [nxt]
+                return stack[stack.index(nxt) :] + [nxt]
             if color[nxt] == WHITE:
                 found = visit(nxt)
                 if found:

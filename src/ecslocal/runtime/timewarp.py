@@ -241,7 +241,10 @@ class TimeWarps:
             before = time.time()
             out = subprocess.run(
                 [sys.executable, "-I", "-S", "-c", "import time; print(time.time())"],
-                env=env, capture_output=True, text=True, timeout=20,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=20,
             )
             seen = float(out.stdout.strip() or "nan")
         except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
