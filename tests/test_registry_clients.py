@@ -310,3 +310,66 @@ def test_podman_push_mount_pull_and_immutable(
     r = run("push", "--tls-verify=false", local, f"docker://{host}/podman/frozen:v1")
     assert r.returncode != 0
     assert "tag invalid: The image tag 'v1' already exists in the 'podman/frozen'" in r.stderr
+
+
+def _backdate(data_dir: Path, blobs: list[bytes], seconds: float) -> None:
+    """Age the blobs' files and their repository links by ``seconds`` (a daemon that is down)."""
+    db = Database(data_dir / "state.db")
+    try:
+        db.execute("UPDATE ecr_repo_blobs SET linked_at = linked_at - ?", (seconds,))
+    finally:
+        db.close()
+    store = BlobStore(data_dir / "registry")
+    for data in blobs:
+        path = store.path(sha(data))
+        assert path is not None
+        old = path.stat().st_mtime - seconds
+        os.utime(path, (old, old))
+
+
+def test_blob_reported_present_stays_live_for_the_grace_period(tmp_path: Path) -> None:
+    """A client may skip an upload after a 200 blob HEAD [distribution-spec "Pushing blobs":
+    "If the registry responds with 200 OK, the blob already exists and the client MAY skip
+    the upload"] or an AVAILABLE BatchCheckLayerAvailability (docker's ECR path): a blob so
+    reported is re-linked, so a collection right after spares it and the manifest PUT that
+    follows finds it (before: MANIFEST_BLOB_UNKNOWN)."""
+    data_dir = tmp_path / "data"
+    server = Server(data_dir, default_cluster=False).start()
+    try:
+        ecr = server.client("ecr")
+        auth = ("AWS", token_password(ecr))
+        by_head, by_check = make_image("head"), make_image("check")
+        new_repo(ecr, "gc-head")
+        new_repo(ecr, "gc-check")
+        with httpx.Client(base_url=server.url, auth=auth, timeout=30) as http:
+            for repo, image in (("gc-head", by_head), ("gc-check", by_check)):
+                assert push_image(http, repo, image, "v1").status_code == 201
+                assert http.delete(f"/v2/{repo}/manifests/{image.digest}").status_code == 202
+        server.stop()
+        _backdate(data_dir, [*by_head.blobs.values(), *by_check.blobs.values()], 2 * 24 * 3600)
+        server.start()
+        with httpx.Client(base_url=server.url, auth=auth, timeout=30) as http:
+            for digest in by_head.blobs:
+                assert http.head(f"/v2/gc-head/blobs/{digest}").status_code == 200
+        checked = server.client("ecr").batch_check_layer_availability(
+            repositoryName="gc-check", layerDigests=list(by_check.blobs)
+        )
+        assert [x["layerAvailability"] for x in checked["layers"]] == ["AVAILABLE"] * 2
+        server.stop()
+        db = Database(data_dir / "state.db")
+        try:
+            store = BlobStore(data_dir / "registry")
+            store.collect(ImageStore(db, store, now=time.time).live_blobs())
+        finally:
+            db.close()
+        server.start()
+        with httpx.Client(base_url=server.url, auth=auth, timeout=30) as http:
+            for repo, image in (("gc-head", by_head), ("gc-check", by_check)):
+                r = http.put(
+                    f"/v2/{repo}/manifests/v1",
+                    content=image.manifest,
+                    headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+                )
+                assert r.status_code == 201, r.text
+    finally:
+        server.stop()

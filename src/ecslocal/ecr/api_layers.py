@@ -162,6 +162,9 @@ class LayersMixin:
                     }
                 )
                 continue
+            # AVAILABLE lets docker skip the upload: re-linked, the blob stays live for the
+            # grace period (as after a registry blob HEAD), until the PutImage that follows.
+            self.images.link_blob(repo, digest)
             layer: dict[str, Any] = {
                 "layerDigest": digest,
                 "layerAvailability": "AVAILABLE",

@@ -73,6 +73,10 @@ class BlobEndpoints:
         path = self.blobs.path(digest)
         if path is None or not self.images.repo_has_blob(ctx.repo, digest):
             raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest})
+        # A 200 lets the client skip the upload [distribution-spec "Pushing blobs": "the
+        # client MAY skip the upload"]: re-linking the blob keeps it live for the grace
+        # period, so the manifest PUT that follows finds it after a collection.
+        self.images.link_blob(ctx.repo, digest)
         headers = {
             **API_VERSION,
             "Docker-Content-Digest": digest,
