@@ -424,6 +424,31 @@ def test_delete_manifest_by_digest(http: httpx.Client, ecr: Any) -> None:
     assert ecr.list_images(repositoryName=repo)["imageIds"] == []
 
 
+def test_delete_manifest_an_index_lists_is_refused(http: httpx.Client, ecr: Any) -> None:
+    """The registry's DELETE refuses what BatchDeleteImage refuses: an image a manifest list
+    references (ImageReferencedByManifestList, botocore ImageFailureCode), in a distribution
+    error body; once the list is gone, the image goes too."""
+    repo = new_repo(ecr, "listed")
+    image = make_image("listed")
+    assert push_image(http, repo, image, "v1").status_code == 201
+    entry = {
+        "mediaType": OCI_MANIFEST,
+        "digest": image.digest,
+        "size": len(image.manifest),
+        "platform": {"architecture": "amd64", "os": "linux"},
+    }
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [entry]})
+    r = http.put(f"/v2/{repo}/manifests/multi", content=index, headers={"Content-Type": OCI_INDEX})
+    assert r.status_code == 201, r.text
+    r = http.delete(f"/v2/{repo}/manifests/{image.digest}")
+    assert r.status_code == 403 and errors(r) == ["DENIED"]
+    api = ecr.batch_delete_image(repositoryName=repo, imageIds=[{"imageDigest": image.digest}])
+    assert r.json()["errors"][0]["message"] == api["failures"][0]["failureReason"]
+    assert http.get(f"/v2/{repo}/manifests/{image.digest}").status_code == 200
+    assert http.delete(f"/v2/{repo}/manifests/{sha(index.encode())}").status_code == 202
+    assert http.delete(f"/v2/{repo}/manifests/{image.digest}").status_code == 202
+
+
 # -- tags list and referrers ----------------------------------------------------------------
 
 

@@ -55,6 +55,12 @@ def _unique(ids: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
+def referenced_reason(parents: list[str]) -> str:
+    """The failureReason of ImageReferencedByManifestList (ecslocal's words; ECR documents the
+    code only), also the registry's manifest DELETE's message."""
+    return f"Requested image referenced by manifest list: {parents}"
+
+
 class ImagesMixin:
     """The image operations of :class:`ecslocal.ecr.api.EcrApi`."""
 
@@ -180,10 +186,9 @@ class ImagesMixin:
 
     def _referenced(self, repo: Repository, digest: str) -> tuple[str, str]:
         """ImageFailureCode ImageReferencedByManifestList (the reason is ecslocal's)."""
-        parents = self.images.parents(repo, digest)
         return (
             "ImageReferencedByManifestList",
-            f"Requested image referenced by manifest list: {parents}",
+            referenced_reason(self.images.parents(repo, digest)),
         )
 
     @staticmethod

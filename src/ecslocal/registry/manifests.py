@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from ecslocal.ecr.api_images import referenced_reason
 from ecslocal.ecr.manifest import OCI_INDEX
 from ecslocal.errors import AwsError
 from ecslocal.registry import negotiate
@@ -166,6 +167,12 @@ class ManifestEndpoints:
         digest = checked_digest(ref)
         if self.images.image(ctx.repo, digest=digest) is None:
             raise manifest_unknown()
+        parents = self.images.parents(ctx.repo, digest)
+        if parents:
+            # As BatchDeleteImage: an image an index lists stays (ImageReferencedByManifestList).
+            # ECR documents no registry code for it; DENIED (403) says "refused", where 405
+            # UNSUPPORTED would tell the client the registry deletes nothing.
+            raise RegistryError("DENIED", referenced_reason(parents), detail={"digest": digest})
         try:
             self.images.delete_image(ctx.repo, digest)
         except AwsError as exc:
