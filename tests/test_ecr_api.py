@@ -287,6 +287,37 @@ def test_every_repository_operation_says_repository_not_found(
     )
 
 
+@pytest.mark.parametrize(
+    ("op", "action", "params", "resource"),
+    [
+        ("create_repository", "CreateRepository", {"repositoryName": "theirs"}, "theirs"),
+        ("describe_repositories", "DescribeRepositories", {}, "*"),
+        ("delete_repository", "DeleteRepository", {"repositoryName": "theirs"}, "theirs"),
+        ("list_images", "ListImages", {"repositoryName": "theirs"}, "theirs"),
+    ],
+)
+def test_another_accounts_registry_is_access_denied(
+    ecr: Any, op: str, action: str, params: dict[str, Any], resource: str
+) -> None:
+    """A daemon account has one registry; another account's registryId (no repository policy
+    can grant this caller anything) is IAM's implicit deny, AccessDeniedException in IAM's
+    words (IAM User Guide "Access denied error messages"), not a repository made there."""
+    with pytest.raises(ClientError) as exc:
+        getattr(ecr, op)(registryId="111111111111", **params)
+    code, message = error(exc)
+    assert code == "AccessDeniedException"
+    assert message.endswith(
+        f"is not authorized to perform: ecr:{action} on resource:"
+        f" arn:aws:ecr:us-east-1:111111111111:repository/{resource} because no"
+        f" resource-based policy allows the ecr:{action} action"
+    ), message
+    assert message.startswith("User: arn:aws:")
+    names = [r["repositoryName"] for r in ecr.describe_repositories()["repositories"]]
+    assert "theirs" not in names
+    # the caller's own account as registryId is the default registry
+    assert "repositories" in ecr.describe_repositories(registryId="000000000000")
+
+
 # -- GetAuthorizationToken -----------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.model import OperationModel
@@ -21,7 +22,13 @@ from ecslocal.auth.caller import Caller
 from ecslocal.config import Config
 from ecslocal.ecr.api_images import ImagesMixin
 from ecslocal.ecr.api_layers import LayersMixin
-from ecslocal.ecr.names import invalid_name, parse_repository_arn, proxy_endpoint, valid_name
+from ecslocal.ecr.names import (
+    invalid_name,
+    parse_repository_arn,
+    proxy_endpoint,
+    repository_arn,
+    valid_name,
+)
 from ecslocal.ecr.paging import invalid, page
 from ecslocal.ecr.store import ImageStore, Repository, repository_not_found
 from ecslocal.ecr.tokens import AuthTokens
@@ -39,11 +46,21 @@ MAX_TAG_KEY, MAX_TAG_VALUE = 128, 256
 MAX_REQUEST_BYTES = 20_971_520 * 4 // 3 + 64 * 1024
 
 
+@dataclass
 class EcrService(Service):
     """ECR answers a repositoryName outside the name pattern with InvalidParameterException
     in its own words (names.invalid_name), before the model's generic validation; and the
     base64 of ``layerPartBlob`` is decoded first, so its length limit (botocore LayerPartBlob)
     counts bytes, as the model means it."""
+
+    #: The daemon's region (the resource ARN of a cross-account refusal).
+    region: str = ""
+
+    async def call(self, op: OperationModel, params: dict[str, Any], caller: Caller) -> Any:
+        registry = params.get("registryId")
+        if isinstance(registry, str) and registry != caller.account_id:
+            raise cross_account_denied(op.name, caller, self.region, registry, params)
+        return await super().call(op, params, caller)
 
     def check_input(self, op: OperationModel, params: dict[str, Any]) -> None:
         name = params.get("repositoryName")
@@ -68,6 +85,26 @@ class EcrService(Service):
                     status,
                 )
         super().check_input(op, params)
+
+
+def cross_account_denied(
+    action: str, caller: Caller, region: str, registry: str, params: dict[str, Any]
+) -> AwsError:
+    """Another account's registry: a daemon account owns one registry, and the other's
+    repositories can have no repository policy granting this caller anything (ecslocal has no
+    SetRepositoryPolicy), so IAM's implicit deny answers, as AWS does cross-account without
+    a policy: AccessDeniedException, "User: <arn> is not authorized to perform: ecr:<Action>
+    on resource: <arn> because no resource-based policy allows the ecr:<Action> action" (IAM
+    User Guide, "Access denied error messages",
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html; an ECR
+    CreateRepository so refused: nuclio/nuclio#4034)."""
+    name = params.get("repositoryName")
+    resource = repository_arn(region, registry, name if isinstance(name, str) else "*")
+    return AwsError(
+        "AccessDeniedException",
+        f"User: {caller.arn} is not authorized to perform: ecr:{action} on resource:"
+        f" {resource} because no resource-based policy allows the ecr:{action} action",
+    )
 
 
 class EcrApi(ImagesMixin, LayersMixin):
@@ -101,6 +138,7 @@ class EcrApi(ImagesMixin, LayersMixin):
             signing_name="ecr",
             target_prefix="AmazonEC2ContainerRegistry_V20150921",
             max_request_bytes=MAX_REQUEST_BYTES,
+            region=self.region,
         )
 
     # -- helpers ----------------------------------------------------------------------------
