@@ -14,9 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ecslocal.ecr.pullthrough import cache_repository
+from ecslocal.images.client import MAX_MANIFEST, RegistryClient
+from ecslocal.images.client import RegistryError as ImageRegistryError
 from ecslocal.images.transfer import parse_reference
 from tests import images
 from tests.conftest import Server, container, wait_stopped
@@ -228,3 +231,32 @@ def test_pull_missing_fetches_into_the_store(registry: Registry, tmp_path: Path)
         assert again is not None and again.digest == image.digest
     finally:
         db.close()
+
+
+def test_an_upstream_manifest_is_read_to_its_limit_only() -> None:
+    """An upstream's manifest over MAX_MANIFEST is refused on its Content-Length without a
+    byte read, and without one after MAX_MANIFEST + 1 bytes (before: read whole, then
+    measured). The upstream is an httpx transport serving an endless body."""
+    read = {"bytes": 0}
+
+    def endless() -> Iterator[bytes]:
+        while True:
+            read["bytes"] += 1 << 16
+            yield b" " * (1 << 16)
+            if read["bytes"] > 8 * MAX_MANIFEST:  # the old client read it all: stop somewhere
+                return
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        headers = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+        if request.url.path.endswith("/announced"):
+            headers["Content-Length"] = str(MAX_MANIFEST + 1)
+        return httpx.Response(200, headers=headers, content=endless())
+
+    with RegistryClient("http://upstream.invalid", transport=httpx.MockTransport(upstream)) as c:
+        with pytest.raises(ImageRegistryError) as exc:
+            c.get_manifest("library/big", "announced")
+        assert exc.value.code == "SIZE_INVALID" and read["bytes"] == 0
+        with pytest.raises(ImageRegistryError) as exc:
+            c.get_manifest("library/big", "endless")
+        assert exc.value.code == "SIZE_INVALID"
+        assert MAX_MANIFEST < read["bytes"] <= MAX_MANIFEST + (1 << 16)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -46,10 +47,12 @@ class PulledManifest:
     digest: str
 
 
-def _error(response: httpx.Response, what: str) -> RegistryError:
+def _error(response: httpx.Response, what: str, body: bytes | None = None) -> RegistryError:
+    """The registry's error (``body``: what was read of a streamed response's body)."""
     code, message = "", f"{what}: HTTP {response.status_code}"
     with contextlib.suppress(Exception):
-        first = (response.json().get("errors") or [{}])[0]
+        doc = json.loads(body) if body is not None else response.json()
+        first = (doc.get("errors") or [{}])[0]
         code = str(first.get("code") or "")
         message = str(first.get("message") or message)
     return RegistryError(response.status_code, code, message)
@@ -302,21 +305,26 @@ class RegistryClient:
     ) -> PulledManifest:
         """GET (or HEAD) a manifest by tag or digest; the digest is checked when known."""
         # One Accept header listing every type, comma separated (RFC 9110 §12.5.1).
+        # Streamed: an upstream's manifest is read to at most MAX_MANIFEST + 1 bytes (a
+        # Content-Length over the limit: none), never whole into memory before the check.
         response = self.request(
             "HEAD" if head else "GET",
             f"/v2/{repository}/manifests/{reference}",
             self.scope(repository),
             headers={"Accept": ", ".join(accept)},
+            stream=True,
         )
-        if response.status_code != 200:
-            raise _error(response, f"manifest {repository}:{reference}")
-        media_type = response.headers.get("content-type", "").split(";")[0].strip()
-        served = response.headers.get("docker-content-digest", "")
-        if head:
-            return PulledManifest(media_type, b"", served or reference)
-        data = response.content
-        if len(data) > MAX_MANIFEST:
-            raise RegistryError(200, "SIZE_INVALID", f"manifest of {len(data)} bytes")
+        with contextlib.closing(response):
+            if response.status_code != 200:
+                body = _read_bounded(response, MAX_MANIFEST)
+                raise _error(response, f"manifest {repository}:{reference}", body or b"")
+            media_type = response.headers.get("content-type", "").split(";")[0].strip()
+            served = response.headers.get("docker-content-digest", "")
+            if head:
+                return PulledManifest(media_type, b"", served or reference)
+            data = _read_bounded(response, MAX_MANIFEST)
+        if data is None:
+            raise RegistryError(200, "SIZE_INVALID", f"manifest over {MAX_MANIFEST} bytes")
         digest = sha256_digest(data)
         for expected in (reference if is_digest(reference) else "", served):
             if expected and expected != digest:
@@ -346,6 +354,22 @@ class RegistryClient:
             path = urljoin(str(response.request.url), match.group(1)) if match else None
             params = None
         return out
+
+
+def _read_bounded(response: httpx.Response, limit: int) -> bytes | None:
+    """A streamed response's body if it is at most ``limit`` bytes, else None: refused on its
+    Content-Length, else read to ``limit + 1`` bytes at most."""
+    length = response.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        return None
+    parts: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+    return b"".join(parts)
 
 
 def _counting(chunks: Iterator[bytes], progress: Progress | None) -> Iterator[bytes]:
