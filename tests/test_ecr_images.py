@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -487,3 +488,30 @@ def test_layer_availability_and_download_url(server: Server, ecr: Any) -> None:
     with pytest.raises(ClientError) as exc:  # its image is gone: the layer is in none now
         ecr.get_download_url_for_layer(repositoryName=repo, layerDigest=layer_digest)
     assert error(exc)[0] == "LayerInaccessibleException"
+
+
+def test_concurrent_completions_of_one_upload_commit_once(ecr: Any) -> None:
+    """Completions of one upload session are serialised with every other request on it (the
+    per-session lock the /v2 routes use too): of four CompleteLayerUpload at once, one
+    commits and the others find the session gone (UploadNotFoundException), never two
+    successes for one session."""
+    repo = new_repo(ecr)
+    layer = b"\x01" * (8 << 20)
+    upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+    ecr.upload_layer_part(
+        repositoryName=repo, uploadId=upload_id, partFirstByte=0,
+        partLastByte=len(layer) - 1, layerPartBlob=layer,
+    )  # fmt: skip
+
+    def complete() -> str:
+        try:
+            ecr.complete_layer_upload(
+                repositoryName=repo, uploadId=upload_id, layerDigests=[digest(layer)]
+            )
+        except ClientError as exc:
+            return str(exc.response["Error"]["Code"])
+        return "ok"
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = sorted(pool.map(lambda _: complete(), range(4)))
+    assert outcomes == ["UploadNotFoundException"] * 3 + ["ok"], outcomes

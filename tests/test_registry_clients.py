@@ -4,6 +4,7 @@ collection on the data directory a daemon left (issue 10 item 3)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -12,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ import httpx
 import pytest
 
 from ecslocal.ecr.store import ImageStore
-from ecslocal.registry.blobs import BLOB_GRACE, UPLOAD_MAX_AGE, BlobStore
+from ecslocal.registry.blobs import BLOB_GRACE, UPLOAD_MAX_AGE, BlobStore, UploadUnknown
 from ecslocal.storage.db import Database
 from tests.conftest import Server
 from tests.registry_helpers import (
@@ -373,3 +375,35 @@ def test_blob_reported_present_stays_live_for_the_grace_period(tmp_path: Path) -
                 assert r.status_code == 201, r.text
     finally:
         server.stop()
+
+
+def test_session_locks_exist_only_for_live_sessions(tmp_path: Path) -> None:
+    """BlobStore.hold_upload: no lock for an unknown session or another owner's (checked
+    first), and none left once the session is committed, cancelled or collected."""
+    store = BlobStore(tmp_path / "registry")
+
+    async def scenario() -> None:
+        for bogus, owner in ((str(uuid.uuid4()), "a/r/x"), ("not-an-id", "a/r/x")):
+            with pytest.raises(UploadUnknown):
+                async with store.hold_upload(bogus, owner):
+                    pass
+        mine = store.start_upload("a/r/x")
+        with pytest.raises(UploadUnknown):
+            async with store.hold_upload(mine, "a/r/other"):
+                pass
+        assert store.session_locks == 0
+        async with store.hold_upload(mine, "a/r/x") as size:
+            assert size == 0 and store.session_locks == 1
+            store.append(mine, b"data")
+            store.commit(mine, sha(b"data"))
+        cancelled = store.start_upload("a/r/x")
+        async with store.hold_upload(cancelled, "a/r/x"):
+            store.abort(cancelled)
+        stale = store.start_upload("a/r/x")
+        async with store.hold_upload(stale, "a/r/x"):
+            pass
+        assert store.session_locks == 1
+        store.collect(set(), upload_max_age=0)
+        assert store.session_locks == 0
+
+    asyncio.run(scenario())

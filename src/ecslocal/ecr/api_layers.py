@@ -2,8 +2,9 @@
 InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload, BatchCheckLayerAvailability,
 GetDownloadUrlForLayer), over the registry's :class:`~ecslocal.registry.blobs.BlobStore`: an
 upload begun here is the same session the /v2 routes use (its owner is
-``<account>/<region>/<repository>``, as the registry's ``Context.owner`` spells it), and a blob
-completed here is in the repository for both.
+:func:`~ecslocal.registry.blobs.upload_owner_key`, as the registry's ``Context.owner``), held
+under the same per-session lock (:meth:`BlobStore.hold_upload`), and a blob completed here is
+in the repository for both.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from urllib.parse import quote
 from ecslocal.auth.caller import Caller
 from ecslocal.ecr.store import ImageStore, Repository
 from ecslocal.errors import AwsError
-from ecslocal.registry.blobs import BlobStore, DigestMismatch, UploadOffsetError, UploadUnknown
+from ecslocal.registry.blobs import (
+    BlobStore,
+    DigestMismatch,
+    UploadOffsetError,
+    UploadUnknown,
+    upload_owner_key,
+)
 
 #: InitiateLayerUploadResponse.partSize: "the size … that Amazon ECR expects future layer
 #: part uploads to be". ECR documents no value; ecslocal says 10 MiB (half the largest part
@@ -29,7 +36,7 @@ _LAYER_DIGEST = re.compile(r"[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+")  # botocore LayerDi
 
 
 def owner(repo: Repository) -> str:
-    return f"{repo.account}/{repo.region}/{repo.name}"
+    return upload_owner_key(repo.account, repo.region, repo.name)
 
 
 def _upload_not_found(upload_id: str, repo: Repository) -> AwsError:
@@ -59,21 +66,26 @@ class LayersMixin:
             "GetDownloadUrlForLayer": self.get_download_url_for_layer,
         }
 
-    def _session(self, p: dict[str, Any], repo: Repository) -> int:
-        """The bytes the upload holds; UploadNotFoundException if it is not this repo's."""
-        upload_id = p["uploadId"]
-        size = self.blobs.upload_size(upload_id)
-        if size is None or self.blobs.upload_owner(upload_id) != owner(repo):
-            raise _upload_not_found(upload_id, repo)
-        return size
-
     def initiate_layer_upload(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         repo = self.repo(p, caller)
         return {"uploadId": self.blobs.start_upload(owner(repo)), "partSize": PART_SIZE}
 
     async def upload_layer_part(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         repo = self.repo(p, caller)
-        size = self._session(p, repo)
+        upload_id = p["uploadId"]
+        try:
+            async with self.blobs.hold_upload(upload_id, owner(repo)) as size:
+                new_size = await self._append_part(p, upload_id, size)
+        except UploadUnknown:
+            raise _upload_not_found(upload_id, repo) from None
+        return {
+            "registryId": repo.account,
+            "repositoryName": repo.name,
+            "uploadId": upload_id,
+            "lastByteReceived": new_size - 1,
+        }
+
+    async def _append_part(self, p: dict[str, Any], upload_id: str, size: int) -> int:
         data: bytes = p["layerPartBlob"]
         first, last = p["partFirstByte"], p["partLastByte"]
         if first != size or last - first + 1 != len(data):
@@ -87,32 +99,36 @@ class LayersMixin:
                 f" {len(data)} bytes).",
             )
         try:
-            new_size = await asyncio.to_thread(self.blobs.append, p["uploadId"], data, first)
-        except UploadUnknown:
-            raise _upload_not_found(p["uploadId"], repo) from None
+            return await asyncio.to_thread(self.blobs.append, upload_id, data, first)
         except UploadOffsetError as exc:
             raise AwsError(
                 "InvalidLayerPartException",
                 f"The first byte specified is not consecutive to the last byte of a previous"
                 f" layer part upload (last valid byte received: {exc.size - 1}).",
             ) from None
-        return {
-            "registryId": repo.account,
-            "repositoryName": repo.name,
-            "uploadId": p["uploadId"],
-            "lastByteReceived": new_size - 1,
-        }
 
     async def complete_layer_upload(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         repo = self.repo(p, caller)
         upload_id = p["uploadId"]
-        size = self._session(p, repo)
+        digest = p["layerDigests"][0]
+        try:
+            async with self.blobs.hold_upload(upload_id, owner(repo)) as size:
+                await self._commit(repo, upload_id, digest, size)
+        except UploadUnknown:
+            raise _upload_not_found(upload_id, repo) from None
+        return {
+            "registryId": repo.account,
+            "repositoryName": repo.name,
+            "uploadId": upload_id,
+            "layerDigest": digest,
+        }
+
+    async def _commit(self, repo: Repository, upload_id: str, digest: str, size: int) -> None:
         if size == 0:
             raise AwsError(
                 "EmptyUploadException",
                 "The specified layer upload does not contain any layer parts.",
             )
-        digest = p["layerDigests"][0]
         if self.images.repo_has_blob(repo, digest):
             self.blobs.abort(upload_id)
             raise AwsError(
@@ -122,8 +138,6 @@ class LayersMixin:
             )
         try:
             await asyncio.to_thread(self.blobs.commit, upload_id, digest)
-        except UploadUnknown:
-            raise _upload_not_found(upload_id, repo) from None
         except DigestMismatch as exc:
             raise AwsError(
                 "InvalidLayerException",
@@ -132,12 +146,6 @@ class LayersMixin:
                 f" calculated {exc.actual}",
             ) from None
         self.images.link_blob(repo, digest)
-        return {
-            "registryId": repo.account,
-            "repositoryName": repo.name,
-            "uploadId": upload_id,
-            "layerDigest": digest,
-        }
 
     def batch_check_layer_availability(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         repo = self.repo(p, caller)

@@ -21,6 +21,8 @@ kept even when unreferenced: it is the layer of an image whose manifest is not p
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -38,6 +40,7 @@ __all__ = [
     "UploadSizeError",
     "UploadUnknown",
     "parse_digest",
+    "upload_owner_key",
 ]
 
 #: ``<algorithm>:<hex>``; the store (like ECR, whose LayerDigest pattern is
@@ -89,6 +92,13 @@ def parse_digest(digest: str) -> str | None:
     return m.group(1) if m else None
 
 
+def upload_owner_key(account: str, region: str, repository: str) -> str:
+    """Whose an upload session is: one repository of one account and region. The one
+    spelling both the /v2 routes and ECR's layer operations use, so that a session begun on
+    either side is finished on the other and on no other repository."""
+    return f"{account}/{region}/{repository}"
+
+
 class _Running:
     """A session's sha256 over its first ``size`` bytes (lost on restart: then re-read)."""
 
@@ -108,6 +118,11 @@ class BlobStore:
         # commit and collect run in worker threads (fsync, directory walks): one lock keeps a
         # collect from deleting a blob between a commit's rename and its caller's link_blob.
         self._lock = threading.Lock()
+        # One asyncio lock per live session (event loop only), for every request that reads
+        # or changes it, from the /v2 routes and ECR's layer operations alike: two PATCHes or
+        # two completions of one session never interleave. Made only for a session that
+        # exists, dropped when it goes (abort, commit, collect).
+        self._session_locks: dict[str, asyncio.Lock] = {}
 
     # -- committed blobs -------------------------------------------------------------------
 
@@ -147,6 +162,27 @@ class BlobStore:
         (session / "data").touch(mode=0o600)
         self._running[upload_id] = _Running()
         return upload_id
+
+    def _owned_size(self, upload_id: str, owner: str) -> int:
+        size = self.upload_size(upload_id)
+        if size is None or self.upload_owner(upload_id) != owner:
+            raise UploadUnknown(upload_id)
+        return size
+
+    @contextlib.asynccontextmanager
+    async def hold_upload(self, upload_id: str, owner: str) -> AsyncIterator[int]:
+        """Hold the session (call from the event loop): yields the bytes it holds, checked
+        again once the lock is held (a completion that went first leaves nothing);
+        :class:`UploadUnknown` when it is not ``owner``'s session, before any lock is made."""
+        self._owned_size(upload_id, owner)
+        lock = self._session_locks.setdefault(upload_id, asyncio.Lock())
+        async with lock:
+            yield self._owned_size(upload_id, owner)
+
+    @property
+    def session_locks(self) -> int:
+        """How many session locks exist (each for a live session)."""
+        return len(self._session_locks)
 
     def upload_owner(self, upload_id: str) -> str | None:
         try:
@@ -266,6 +302,7 @@ class BlobStore:
     def abort(self, upload_id: str) -> None:
         """Forget the session and its bytes (unknown sessions: nothing to do)."""
         self._running.pop(upload_id, None)
+        self._session_locks.pop(upload_id, None)
         try:
             session = self._session(upload_id)
         except UploadUnknown:

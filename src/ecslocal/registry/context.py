@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ecslocal.api.gateway import BodyTimeout
 from ecslocal.registry.auth import Caller
+from ecslocal.registry.blobs import upload_owner_key
 
 if TYPE_CHECKING:
     from ecslocal.ecr.store import Repository
@@ -27,7 +28,7 @@ class Context:
     @property
     def owner(self) -> str:
         """Whose an upload session is: a session belongs to one repository of one account."""
-        return f"{self.caller.account}/{self.caller.region}/{self.name}"
+        return upload_owner_key(self.caller.account, self.caller.region, self.name)
 
 
 async def body_chunks(request: web.Request, idle_timeout: float) -> AsyncIterator[bytes]:

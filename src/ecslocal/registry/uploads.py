@@ -26,6 +26,7 @@ from ecslocal.registry.blobs import (
     DigestMismatch,
     UploadOffsetError,
     UploadSizeError,
+    UploadUnknown,
     parse_digest,
 )
 from ecslocal.registry.context import Context, body_chunks
@@ -60,7 +61,6 @@ class BlobEndpoints:
         self.blobs = blobs
         self.images = images
         self.body_timeout = body_timeout
-        self._locks: dict[str, asyncio.Lock] = {}
 
     # -- pull ------------------------------------------------------------------------------
 
@@ -111,9 +111,6 @@ class BlobEndpoints:
             },
         )
 
-    def _lock(self, upload_id: str) -> asyncio.Lock:
-        return self._locks.setdefault(upload_id, asyncio.Lock())
-
     async def start(self, request: web.Request, ctx: Context) -> web.StreamResponse:
         """POST ``/blobs/uploads/``: a session (202), a monolithic upload (``?digest=``,
         201), or a mount (``?mount=&from=``: 201 when the blob is in ``from``, a repository of
@@ -143,35 +140,29 @@ class BlobEndpoints:
         self.images.link_blob(ctx.repo, digest)
         return True
 
-    def _owned_size(self, ctx: Context, upload_id: str) -> int:
-        size = self.blobs.upload_size(upload_id)
-        if size is None or self.blobs.upload_owner(upload_id) != ctx.owner:
-            raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
-        return size
-
     async def session(
         self, request: web.Request, ctx: Context, upload_id: str
     ) -> web.StreamResponse:
         """``/blobs/uploads/<uuid>``: PATCH (a chunk), PUT (the last one, and commit), GET
         (status, 204), DELETE (cancel, 204)."""
         method = request.method
-        async with self._lock(upload_id):
-            size = self._owned_size(ctx, upload_id)
-            if method == "GET" or method == "HEAD":
-                return web.Response(status=204, headers=self._session_headers(ctx, upload_id, size))
-            if method == "DELETE":
-                self.blobs.abort(upload_id)
-                self._locks.pop(upload_id, None)
-                return web.Response(status=204, headers=dict(API_VERSION))
-            if method == "PATCH":
-                size = await self._append(request, ctx, upload_id, size)
-                return web.Response(status=202, headers=self._session_headers(ctx, upload_id, size))
-            if method == "PUT":
-                try:
-                    return await self._finish(request, ctx, upload_id, request.query.get("digest"))
-                finally:
-                    self._locks.pop(upload_id, None)
-        raise RegistryError("UNSUPPORTED")
+        if method not in ("GET", "HEAD", "DELETE", "PATCH", "PUT"):
+            raise RegistryError("UNSUPPORTED")
+        try:
+            async with self.blobs.hold_upload(upload_id, ctx.owner) as size:
+                if method == "GET" or method == "HEAD":
+                    headers = self._session_headers(ctx, upload_id, size)
+                    return web.Response(status=204, headers=headers)
+                if method == "DELETE":
+                    self.blobs.abort(upload_id)
+                    return web.Response(status=204, headers=dict(API_VERSION))
+                if method == "PATCH":
+                    size = await self._append(request, ctx, upload_id, size)
+                    headers = self._session_headers(ctx, upload_id, size)
+                    return web.Response(status=202, headers=headers)
+                return await self._finish(request, ctx, upload_id, request.query.get("digest"))
+        except UploadUnknown:
+            raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id}) from None
 
     async def _append(self, request: web.Request, ctx: Context, upload_id: str, size: int) -> int:
         offset: int | None = None
