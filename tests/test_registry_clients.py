@@ -407,3 +407,48 @@ def test_session_locks_exist_only_for_live_sessions(tmp_path: Path) -> None:
         assert store.session_locks == 0
 
     asyncio.run(scenario())
+
+
+def _gone(data_dir: Path, blobs: list[bytes], timeout: float = 60) -> bool:
+    """Whether the blobs' files go within ``timeout`` (the collection the deletion asked for)."""
+    store = BlobStore(data_dir / "registry")
+    deadline = time.monotonic() + timeout
+    while any(store.path(sha(b)) is not None for b in blobs):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_api_deletes_ask_for_a_collection(tmp_path: Path) -> None:
+    """BatchDeleteImage and DeleteRepository ask the registry for a collection soon (as its
+    manifest DELETE does; before, only the periodic one, GC_INTERVAL later, came): the blobs
+    only the deleted image used go, those of a live image stay."""
+    data_dir = tmp_path / "data"
+    server = Server(data_dir, default_cluster=False).start()
+    try:
+        ecr = server.client("ecr")
+        auth = ("AWS", token_password(ecr))
+        deleted, in_repo, kept = make_image("deleted"), make_image("in repo"), make_image("kept")
+        for repo in ("gc-api", "gc-repo"):
+            new_repo(ecr, repo)
+        with httpx.Client(base_url=server.url, auth=auth, timeout=30) as http:
+            for repo, image, tag in (
+                ("gc-api", deleted, "d"),
+                ("gc-api", kept, "k"),
+                ("gc-repo", in_repo, "r"),
+            ):
+                assert push_image(http, repo, image, tag).status_code == 201
+        server.stop()
+        every = [*deleted.blobs.values(), *in_repo.blobs.values(), *kept.blobs.values()]
+        _backdate(data_dir, every, 2 * 24 * 3600)
+        server.start()
+        ecr = server.client("ecr")
+        ecr.batch_delete_image(repositoryName="gc-api", imageIds=[{"imageTag": "d"}])
+        assert _gone(data_dir, list(deleted.blobs.values()))
+        ecr.delete_repository(repositoryName="gc-repo", force=True)
+        assert _gone(data_dir, list(in_repo.blobs.values()))
+        store = BlobStore(data_dir / "registry")
+        assert all(store.path(d) is not None for d in kept.blobs)
+    finally:
+        server.stop()

@@ -183,6 +183,7 @@ class Daemon:
         self.registry = Registry(
             self.ecr_images, self.ecr_tokens, self.blobs, body_timeout=config.body_timeout
         )
+        ecr.deleted = self.registry.collect_soon  # BatchDeleteImage, DeleteRepository
         extra = [
             *self.registry.routes(),
             *local_auth.protect(fault_routes(self.faults, self.credentials.expire_now)),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,6 +117,10 @@ class EcrApi(ImagesMixin, LayersMixin):
         self.images = images
         self.tokens = tokens
         self.blobs = blobs
+        #: Called (on the event loop) when an image or repository went: the daemon passes the
+        #: registry's ``Registry.collect_soon``, so that the blobs only it used are collected
+        #: soon, as after a registry manifest DELETE (ecr does not import the registry routes).
+        self.deleted: Callable[[], None] = lambda: None
         #: Where GetDownloadUrlForLayer's URLs point (the daemon's own URL, set once bound).
         self.base_url = ""
 
@@ -277,6 +282,7 @@ class EcrApi(ImagesMixin, LayersMixin):
     def delete_repository(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:
         repo = self.repo(p, caller)
         self.images.delete_repository(repo, force=bool(p.get("force")))
+        self.deleted()
         return {"repository": self.describe(repo)}
 
     def put_image_tag_mutability(self, p: dict[str, Any], caller: Caller) -> dict[str, Any]:

@@ -10,6 +10,7 @@ parameters: both tag and digest cannot be null``).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from ecslocal.auth.caller import Caller
@@ -65,6 +66,7 @@ class ImagesMixin:
     """The image operations of :class:`ecslocal.ecr.api.EcrApi`."""
 
     images: ImageStore
+    deleted: Callable[[], None]  # EcrApi.deleted
 
     def repo(self, p: dict[str, Any], caller: Caller) -> Repository:
         raise NotImplementedError  # EcrApi.repo
@@ -182,6 +184,8 @@ class ImagesMixin:
                 deleted += [{"imageDigest": image.digest, "imageTag": t} for t in image.tags]
             else:
                 deleted.append({"imageDigest": image.digest})
+        if deleted:
+            self.deleted()
         return {"imageIds": deleted, "failures": failures}
 
     def _referenced(self, repo: Repository, digest: str) -> tuple[str, str]:

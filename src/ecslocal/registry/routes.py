@@ -8,7 +8,8 @@ upload, manifest, tags-list or referrers endpoint answers.
 
 Garbage collection (:class:`Collector`): blobs no image references (``ImageStore.live_blobs``)
 and stale upload sessions go a few seconds after a manifest DELETE here or
-:meth:`Registry.collect_soon` (the ECR API's BatchDeleteImage and DeleteRepository call it),
+:meth:`Registry.collect_soon` (the ECR API's BatchDeleteImage and DeleteRepository call it:
+the daemon passes it as ``EcrApi.deleted``, so ecr never imports these routes),
 and every :data:`GC_INTERVAL` seconds from the daemon's start in any case.
 """
 
