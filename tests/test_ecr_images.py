@@ -515,3 +515,21 @@ def test_concurrent_completions_of_one_upload_commit_once(ecr: Any) -> None:
     with ThreadPoolExecutor(4) as pool:
         outcomes = sorted(pool.map(lambda _: complete(), range(4)))
     assert outcomes == ["UploadNotFoundException"] * 3 + ["ok"], outcomes
+
+
+def test_delete_repository_aborts_its_uploads(ecr: Any) -> None:
+    """An upload session belongs to its repository: DeleteRepository ends it, and a
+    repository created again under the name cannot complete the old bytes."""
+    repo = new_repo(ecr)
+    upload_id = ecr.initiate_layer_upload(repositoryName=repo)["uploadId"]
+    ecr.upload_layer_part(
+        repositoryName=repo, uploadId=upload_id, partFirstByte=0, partLastByte=2,
+        layerPartBlob=b"old",
+    )  # fmt: skip
+    ecr.delete_repository(repositoryName=repo)
+    ecr.create_repository(repositoryName=repo)
+    with pytest.raises(ClientError) as exc:
+        ecr.complete_layer_upload(
+            repositoryName=repo, uploadId=upload_id, layerDigests=[digest(b"old")]
+        )
+    assert error(exc)[0] == "UploadNotFoundException"

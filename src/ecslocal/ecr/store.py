@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ecslocal.ecr import manifest as mf
 from ecslocal.ecr.names import repository_arn, repository_uri
 from ecslocal.errors import AwsError
+from ecslocal.registry.blobs import upload_owner_key
 from ecslocal.storage.db import Database, Schema
 
 if TYPE_CHECKING:
@@ -255,6 +256,8 @@ class ImageStore:
             self.db.execute(
                 "DELETE FROM ecr_repositories WHERE account = ? AND region = ? AND name = ?", key
             )
+        # Its upload sessions go too (ECR: an upload belongs to its repository).
+        self.blobs.abort_owned(upload_owner_key(*key))
 
     def set_mutability(
         self, repo: Repository, mutability: str, filters: tuple[tuple[str, str], ...]

@@ -309,6 +309,16 @@ class BlobStore:
             return
         shutil.rmtree(session, ignore_errors=True)
 
+    def abort_owned(self, owner: str) -> int:
+        """Abort every session of ``owner`` (its repository was deleted: a repository made
+        again under the name must not commit the old one's bytes); how many."""
+        aborted = 0
+        for session in list(self.uploads.iterdir()):
+            if self.upload_owner(session.name) == owner:
+                self.abort(session.name)
+                aborted += 1
+        return aborted
+
     # -- garbage collection ----------------------------------------------------------------
 
     def collect(
