@@ -97,6 +97,10 @@ def test_ecr_host_must_name_the_tokens_account(registry_server: Server, password
     other = {"Host": "123456789012.dkr.ecr.us-east-1.amazonaws.com"}
     r = httpx.get(url, auth=("AWS", password), headers=other)
     assert r.status_code == 403 and errors(r) == ["DENIED"]
+    # the token's account in another region is another registry too
+    elsewhere = {"Host": f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com"}
+    r = httpx.get(url, auth=("AWS", password), headers=elsewhere)
+    assert r.status_code == 403 and errors(r) == ["DENIED"]
 
 
 def test_missing_repository_is_ecrs_name_unknown(http: httpx.Client) -> None:

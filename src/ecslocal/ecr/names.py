@@ -30,8 +30,10 @@ ECR_HOST_RE = re.compile(
     r"^(?P<account>[0-9]{12})\.dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)"
     r"\.amazonaws\.com(?:\.cn)?(?::(?P<port>[0-9]+))?$"
 )
-_DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
-_TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
+#: ``algorithm:encoded`` [OCI image-spec descriptor.md "Digests"] (the registry's paths too).
+DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
+#: OCI tag grammar [distribution-spec v1.1.1 "Pulling manifests"] (the registry's paths too).
+TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
 
 
 def valid_name(name: str) -> bool:
@@ -103,13 +105,13 @@ def parse_image_reference(image: str, registry_hosts: tuple[str, ...]) -> ImageR
     digest: str | None = None
     if "@" in rest:
         rest, _, digest = rest.partition("@")
-        if not _DIGEST_RE.match(digest):
+        if not DIGEST_RE.match(digest):
             return None
     tag: str | None = None
     name, colon, maybe_tag = rest.rpartition(":")
     if colon and "/" not in maybe_tag:
         rest, tag = name, maybe_tag
-        if not _TAG_RE.match(tag):
+        if not TAG_RE.match(tag):
             return None
     if not valid_name(rest):
         return None

@@ -16,7 +16,7 @@ token has expired. Reauthenticate and try again." (the line docker prints, quote
 aws/aws-cli#6580 and many CI logs): only the SHA-256 of live passwords is kept, so a wrong
 password and an expired one look alike here, as they do to a client. A Host of the form
 ``<acct>.dkr.ecr.<region>.amazonaws.com`` (mapped to loopback in /etc/hosts) must name the
-token's account: another account's registry is a 403 ``DENIED``.
+token's account and region: another account's or region's registry is a 403 ``DENIED``.
 """
 
 from __future__ import annotations
@@ -92,6 +92,12 @@ def authenticate(request: web.Request, tokens: TokenVerifier) -> Caller:
         raise RegistryError("DENIED", EXPIRED)
     caller = Caller(*found)
     host = ECR_HOST_RE.match((request.host or "").lower())
-    if host is not None and host.group("account") != caller.account:
-        raise RegistryError("DENIED")  # the spec's default words: no ECR capture known
+    if host is not None and (host.group("account"), host.group("region")) != (
+        caller.account,
+        caller.region,
+    ):
+        # A token is one region's (GetAuthorizationToken's proxyEndpoint names that region's
+        # registry, and the token verifies to its account and region): another region's
+        # registry host is another registry. The spec's default words: no ECR capture known.
+        raise RegistryError("DENIED")
     return caller

@@ -20,11 +20,11 @@ from aiohttp import web
 
 from ecslocal.ecr.api_images import referenced_reason
 from ecslocal.ecr.manifest import OCI_INDEX
+from ecslocal.ecr.names import DIGEST_RE, TAG_RE
 from ecslocal.errors import AwsError
 from ecslocal.registry import negotiate
 from ecslocal.registry.context import Context, read_bounded
 from ecslocal.registry.errors import API_VERSION, RegistryError, manifest_unknown
-from ecslocal.registry.paths import DIGEST_RE, TAG_RE
 from ecslocal.registry.uploads import checked_digest
 
 if TYPE_CHECKING:

@@ -10,7 +10,6 @@ container-facing ``/v2/credentials/<id>`` sub-app keeps every other ``/v2/`` pat
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 BASE = "base"
@@ -21,10 +20,6 @@ MANIFEST = "manifest"
 TAGS = "tags"
 REFERRERS = "referrers"
 
-#: OCI tag grammar [distribution-spec v1.1.1 "Pulling manifests"].
-TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
-#: ``algorithm:encoded`` [OCI image-spec descriptor.md "Digests"].
-DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
 
 _SHAPES = r"(?:manifests/[^/]+|blobs/[^/]+|blobs/uploads/?[^/]*|tags/list|referrers/[^/]+)"
 

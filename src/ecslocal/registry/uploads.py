@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ecslocal.ecr.names import DIGEST_RE
 from ecslocal.registry.blobs import (
     BlobStore,
     DigestMismatch,
@@ -31,7 +32,6 @@ from ecslocal.registry.blobs import (
 )
 from ecslocal.registry.context import Context, body_chunks
 from ecslocal.registry.errors import API_VERSION, RegistryError
-from ecslocal.registry.paths import DIGEST_RE
 
 if TYPE_CHECKING:
     from ecslocal.ecr.store import ImageStore
