@@ -259,6 +259,8 @@ def test_imds_refuse_is_a_tcp_refusal_at_the_containers_endpoint(
         parts = urlsplit(url)
         assert parts.hostname is not None and parts.port is not None, url
         address = (parts.hostname, parts.port)
+        # serve names this listener before its ready line (so host tools can find it).
+        assert f"IMDS for EC2-launch tasks on {url} " in "".join(server.output)
         # It is IMDS: a token comes from it.
         put = urllib.request.Request(
             url + "/latest/api/token",

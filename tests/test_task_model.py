@@ -68,14 +68,59 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-def test_the_runtime_imports_nothing_from_the_api_or_the_endpoints() -> None:
+# The runtime is the bottom layer: the HTTP API, the container-facing endpoints and the local
+# ECR (its API and its registry) sit on top of it and are never imported by it.
+_NOT_FROM_RUNTIME = ("ecslocal.api", "ecslocal.endpoints", "ecslocal.ecr", "ecslocal.registry")
+
+
+def _absolute_imports(path: Path, where: Path | None = None) -> set[str]:
+    """Imports of ``path`` (read as if it lived at ``where``), relative ones made absolute."""
+    package = ["ecslocal", *(where or path).relative_to(SRC).parent.parts]
+    names = _imports(path)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            module = ".".join([*package[: len(package) - node.level + 1], node.module or ""])
+            names.add(module.rstrip("."))
+            names.update(f"{module.rstrip('.')}.{a.name}" for a in node.names)
+    return names
+
+
+def _seam_breaks(path: Path, where: Path | None = None) -> list[str]:
+    return sorted(n for n in _absolute_imports(path, where) if n.startswith(_NOT_FROM_RUNTIME))
+
+
+def test_the_runtime_imports_nothing_from_the_api_the_endpoints_or_the_ecr() -> None:
     offending = {
-        str(path.relative_to(SRC)): sorted(
-            n for n in _imports(path) if n.startswith(("ecslocal.api", "ecslocal.endpoints"))
-        )
-        for path in (SRC / "runtime").rglob("*.py")
+        str(path.relative_to(SRC)): _seam_breaks(path) for path in (SRC / "runtime").rglob("*.py")
     }
     assert {k: v for k, v in offending.items() if v} == {}
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from ecslocal.ecr import api",
+        "import ecslocal.registry.store",
+        "from ecslocal import registry",
+        "from ...ecr import api",
+        "from ...registry.blobs import Blob",
+        "from ... import ecr",
+        "from ecslocal.endpoints import metadata",
+    ],
+)
+def test_the_seam_check_catches_each_kind_of_import(source: str, tmp_path: Path) -> None:
+    # Proves the check above can fail: the text as if it were runtime/backends/_probe.py.
+    fake = tmp_path / "_probe.py"
+    fake.write_text(source + "\n")
+    assert _seam_breaks(fake, SRC / "runtime" / "backends" / "_probe.py") != []
+
+
+def test_the_seam_check_allows_the_runtime_own_imports(tmp_path: Path) -> None:
+    fake = tmp_path / "_probe.py"
+    fake.write_text(
+        "from ecslocal import arns\nfrom .. import reasons\nfrom ...store import Store\n"
+    )
+    assert _seam_breaks(fake, SRC / "runtime" / "backends" / "_probe.py") == []
 
 
 def test_the_endpoints_view_exposes_the_protocol_only() -> None:

@@ -4,6 +4,8 @@ Invalid input gets an ECS-shaped error and writes nothing."""
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -264,3 +266,84 @@ def test_health_check_command_without_cmd_prefix_is_registered(server: Server) -
         "timeout": 5,
         "retries": 3,
     }
+
+
+# -- JSON null in a request ---------------------------------------------------------------------
+# boto3 never sends a null, so these requests are raw JSON bodies, SigV4-signed by botocore.
+def _raw(server: Server, target: str, body: bytes, service: str = "ecs") -> tuple[int, dict]:
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    prefix = {"ecs": "AmazonEC2ContainerServiceV20141113", "logs": "Logs_20140328"}[service]
+    headers = {"X-Amz-Target": f"{prefix}.{target}", "Content-Type": "application/x-amz-json-1.1"}
+    aws = AWSRequest(method="POST", url=f"{server.url}/", data=body, headers=headers)
+    SigV4Auth(Credentials("test", "test"), service, "us-east-1").add_auth(aws)
+    request = urllib.request.Request(
+        f"{server.url}/", data=body, headers=dict(aws.headers.items()), method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_a_null_structure_member_is_an_absent_one(server: Server) -> None:
+    # Smithy awsJson1_1 protocol test AwsJson11ServersDontDeserializeNullStructureValues
+    # (smithy-aws-protocol-tests/model/awsJson1_1/null.smithy): {"string": null} reads as {}.
+    # Here the null name and image reach ECS's own rule, as if they had been left out.
+    status, body = _raw(
+        server,
+        "RegisterTaskDefinition",
+        b'{"family":"nulls","containerDefinitions":[{"name":null,"image":null}]}',
+    )
+    assert status == 400
+    assert body["__type"] == "ClientException"
+    assert body["message"] == "Container.name should not be null or empty."
+    assert "NoneType" not in body["message"] and "None" not in body["message"]
+    assert "class" not in body["message"]
+    status, body = _raw(
+        server,
+        "RegisterTaskDefinition",
+        b'{"family":"nulls","taskRoleArn":null,"memory":"512","containerDefinitions":[{"name":"a",'
+        b'"image":"busybox","command":["true"],"memory":null,"essential":null,'
+        b'"healthCheck":null,"dockerLabels":null}]}',
+    )
+    assert status == 200, body
+    got = body["taskDefinition"]
+    assert "taskRoleArn" not in got
+    assert "memory" not in got["containerDefinitions"][0]
+    assert got["containerDefinitions"][0]["essential"] is True  # the default, as when absent
+
+
+@pytest.mark.parametrize(
+    ("member", "path"),
+    [
+        ('"dockerLabels":{"a":null}', "containerDefinitions.1.member.dockerLabels.value"),
+        ('"command":["true",null]', "containerDefinitions.1.member.command.2.member"),
+    ],
+)
+def test_a_null_in_a_dense_list_or_map_is_refused(server: Server, member: str, path: str) -> None:
+    # Lists and maps are dense unless @sparse (https://smithy.io/2.0/spec/
+    # type-refinement-traits.html#sparse-trait); Smithy servers reject a null in a dense
+    # collection (aws/aws-sdk-js-v3#2771). No ECS collection is sparse.
+    body = (
+        '{"family":"nulls","containerDefinitions":[{"name":"a","image":"busybox",' + member + "}]}"
+    ).encode()
+    status, error = _raw(server, "RegisterTaskDefinition", body)
+    assert status == 400
+    assert error["__type"] == "InvalidParameterException"
+    assert error["message"] == (
+        f"1 validation error detected: Value null at '{path}' failed to satisfy constraint:"
+        " Member must not be null"
+    )
+
+
+def test_a_null_member_is_absent_in_every_json_service(server: Server) -> None:
+    # CloudWatch Logs: a null nextToken / limit is no token / the default limit.
+    status, body = _raw(
+        server, "DescribeLogGroups", b'{"logGroupNamePrefix":null,"limit":null}', "logs"
+    )
+    assert status == 200, body
+    assert "logGroups" in body

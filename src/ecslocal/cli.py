@@ -261,6 +261,13 @@ def serve(
             fail(why)
         assert daemon.backend is not None and daemon.agent is not None
         print(daemon.agent.timewarps.describe(), flush=True)
+        # IMDS answers on the daemon's port too (/latest, for host clients), but only its own
+        # listener can refuse connections under a refuse fault (docs/endpoints.md).
+        print(
+            f"IMDS for EC2-launch tasks on {daemon.agent.imds_url} (refuse faults refuse there;"
+            f" {daemon.url}/latest serves host clients)",
+            flush=True,
+        )
         print(
             f"ecslocal {__version__} ready on {daemon.url} (data {config.data_dir};"
             f" {daemon.backend.describe()})",

@@ -172,7 +172,9 @@ def _map(shape: Shape) -> Checker:
         key_check, value_check = _compiled(key_shape), _compiled(value_shape)
         for k, v in value.items():
             key_check(k, f"{path}.key", report)
-            if v is not None:
+            if v is None:  # maps are dense unless @sparse (see ecslocal.model.nulls)
+                _fail(report, None, f"{path}.value", "Member must not be null")
+            else:
                 value_check(v, f"{path}.value", report)
 
     return check

@@ -20,6 +20,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 RSS_POLL_SECONDS = 0.1
@@ -252,33 +253,49 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants."""
-    total = 0
-    stack = [pid]
-    seen: set[int] = set()
-    while stack:
-        p = stack.pop()
-        if p in seen:
+def session_members(sid: int) -> list[int]:
+    """Every process of session ``sid`` (field 6 of /proc/PID/stat, proc(5)): without a PID
+    namespace, what a container started stays in the session its leader opened
+    (``start_new_session``) even once orphaned and re-parented, unless it calls setsid."""
+    found: list[int] = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
             continue
-        seen.add(p)
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if int(fields[3]) == sid:
+                found.append(int(name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def rss_bytes(pids: Iterable[int]) -> int:
+    """Resident memory of the processes ``pids`` (those gone meanwhile count 0)."""
+    total = 0
+    for p in pids:
         try:
             with open(f"/proc/{p}/statm", "rb") as f:
                 total += int(f.read().split()[1]) * _PAGE
-            for tid in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{tid}/children", "rb") as f:
-                    stack.extend(int(c) for c in f.read().split())
         except (OSError, ValueError, IndexError):
             continue
     return total
 
 
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` (its reaped children included)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        ticks = sum(int(x) for x in fields[11:15])
-        return ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return 0.0
+def cpu_seconds(pids: Iterable[int], *, reaped_by: int | None = None) -> float:
+    """User + system CPU time of ``pids`` (each with its reaped children), plus the reaped
+    children of ``reaped_by`` (the namespace's init, which reaps the orphans; its own time is
+    ecslocal's, not the container's)."""
+    ticks = 0
+    wanted = [(p, 11, 15) for p in pids]
+    if reaped_by is not None:
+        wanted.append((reaped_by, 13, 15))
+    for p, first, last in wanted:
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            ticks += sum(int(x) for x in fields[first:last])
+        except (OSError, ValueError, IndexError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")

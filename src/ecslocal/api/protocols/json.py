@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ecslocal.api.protocols.base import HttpRequest, HttpResponse, WireProtocol
 from ecslocal.errors import AwsError
+from ecslocal.model.nulls import drop_null_members
 from ecslocal.model.shapes import to_wire
 
 if TYPE_CHECKING:
@@ -65,7 +66,9 @@ class JsonProtocol(WireProtocol):
         op = service.operation(operation)
         if op is None:
             raise AwsError("UnknownOperationException", f"Operation {operation} is not supported.")
-        return op, decode_object(request.body)
+        # A null member is an absent one (Smithy awsJson1_1 null.smithy; see model/nulls.py),
+        # for every service and before validation looks at the request.
+        return op, drop_null_members(decode_object(request.body), op.input_shape)
 
     def serialize(self, result: Any, operation: OperationModel, request_id: str) -> HttpResponse:
         if isinstance(result, Encoded):

@@ -50,9 +50,11 @@ from ecslocal.runtime.memory import (
     RSS_POLL_SECONDS,
     CgroupGroup,
     MemoryControl,
+    cpu_seconds,
+    descendants,
     is_container_cgroup,
-    tree_cpu_seconds,
-    tree_rss_bytes,
+    rss_bytes,
+    session_members,
 )
 from ecslocal.runtime.reaper import (
     ReaperClient,
@@ -201,10 +203,6 @@ class ProcessContainer:
         # A pidfd names the init for good: signals through it cannot reach a reused pid.
         return self._ns.init_pidfd if self._ns else -1
 
-    @property
-    def _app_pid(self) -> int:
-        return (self._ns.app_pid if self._ns else None) or self._init_pid or self._pid
-
     def _announce(self) -> None:
         if self._exit.done() or self._init_pid is None:
             return
@@ -217,12 +215,24 @@ class ProcessContainer:
             except Exception:  # the store's fault (logged there): the next save has it
                 log.exception("cannot store the recovery record of %s", self.runtime_id)
 
+    def _container_pids(self) -> list[int]:
+        """The container's processes, as its cgroup would hold them. With a PID namespace:
+        everything under its init (the init excepted: it is ecslocal's), so orphans of a
+        double fork, re-parented to the init, count too. Without one: the session the
+        command leads (start_new_session), which a double fork keeps unless it calls setsid
+        (docs/runtime.md)."""
+        init = self._init_pid
+        if self._ns is not None and init is not None:
+            return descendants(init)
+        if self._ns is not None:  # the init not known yet: unshare's tree, the init in it
+            return [self._pid, *descendants(self._pid)]
+        return session_members(self._pid)
+
     async def _rss_watchdog(self, limit: int) -> None:
-        # The app's tree only: the namespace's init is ecslocal's, not the container's.
         if self._ns is not None and self._ns.ready is not None:
             await asyncio.shield(self._ns.ready)  # until then the tree is the init's
         while not self._exit.done():
-            if tree_rss_bytes(self._app_pid) > limit:
+            if rss_bytes(self._container_pids()) > limit:
                 self._rss_oom = True
                 self.kill()
                 return
@@ -329,12 +339,13 @@ class ProcessContainer:
             self.group.kill_all()
 
     def stats(self) -> dict[str, Any]:
-        pid = self._app_pid
-        memory = self.group.usage_bytes() if self.group else tree_rss_bytes(pid)
+        # The processes the RSS watchdog sums (the cgroup's count when there is one).
+        pids = self._container_pids()
+        init = self._init_pid if self._ns is not None else None
         return {
-            "memory_bytes": memory,
-            "cpu_seconds": tree_cpu_seconds(pid),
-            "pids": len(self.group.pids()) if self.group else 1,
+            "memory_bytes": self.group.usage_bytes() if self.group else rss_bytes(pids),
+            "cpu_seconds": cpu_seconds(pids, reaped_by=init),
+            "pids": len(self.group.pids()) if self.group else len(pids),
         }
 
     async def exec(self, argv: Sequence[str], timeout: float) -> ExecResult:
