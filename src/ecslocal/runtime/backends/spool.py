@@ -146,7 +146,7 @@ class SpoolFollower:
         self.eof_on_close = True
 
     def on_event(self, mask: int) -> None:
-        if self.closed.done():
+        if self.closed.done() or self._fd < 0:
             return
         if mask & IN_CLOSE_WRITE and self.eof_on_close:
             self.finish()
@@ -155,6 +155,8 @@ class SpoolFollower:
 
     def _read(self, bounded: bool = True) -> None:
         self._again = None
+        if self._fd < 0:
+            return
         with contextlib.suppress(OSError):
             if os.fstat(self._fd).st_size < self._read_offset:
                 # Truncated: something reopened /dev/stdout with O_TRUNC (`echo x >/dev/stdout`
@@ -196,14 +198,19 @@ class SpoolFollower:
     def finish(self) -> None:
         """End-of-file (every writer is gone, or the drain gave up): read the rest, emit the
         unterminated last line, and hand the file over for deletion once stored."""
-        if self.closed.done():
+        if self.closed.done() or self._fd < 0:
             return
         if self._again is not None:
             self._again.cancel()
         self._read(bounded=False)
         self._deliver(self._splitter.rest())
         self.spool.stop_following(self)
-        os.close(self._fd)
+        # Closed exactly once, before anything below can raise: a second finish() (the drain's
+        # timeout calls it again when the first did not complete) must not close whatever
+        # descriptor has taken this number since — another container's pidfd, whose exit
+        # would then never be seen.
+        fd, self._fd = self._fd, -1
+        os.close(fd)
         self.spool.logs.advance(
             self.name, self.task_id, self.container, self.source, self._read_offset
         )
@@ -212,7 +219,7 @@ class SpoolFollower:
 
     def release(self, stored: int) -> None:
         """Bytes up to ``stored`` are committed: give their blocks back to the file system."""
-        if self.closed.done() or stored - self._punched < PUNCH_BYTES:
+        if self.closed.done() or self._fd < 0 or stored - self._punched < PUNCH_BYTES:
             return
         end = stored - stored % 4096
         try:
