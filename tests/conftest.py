@@ -12,6 +12,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -361,6 +362,28 @@ def run_to_end(
     arn = run_task(ecs, taskdef(family, *containers, **fields), **params)
     task = wait_stopped(ecs, arn, timeout)
     return task, [e["message"] for e in task_logs(server, arn)]
+
+
+@contextmanager
+def read_only_data_dir(data: Path) -> Iterator[None]:
+    """``data`` (a stopped daemon's data dir) read-only while the block runs: root writes
+    through file modes, so as root a read-only bind mount of it; otherwise file modes."""
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "--bind", str(data), str(data)], check=True)
+        try:
+            subprocess.run(["mount", "-o", "remount,ro,bind", str(data)], check=True)
+            yield
+        finally:
+            subprocess.run(["umount", str(data)], check=False)
+        return
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        if (data / name).exists():
+            (data / name).chmod(0o400)
+    data.chmod(0o500)
+    try:
+        yield
+    finally:
+        data.chmod(0o700)
 
 
 def marked(name: str, command: str, **fields: Any) -> tuple[dict[str, Any], str]:

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import ROOT, Server, container, taskdef
+from tests.conftest import ROOT, Server, container, read_only_data_dir, taskdef
 
 
 def _write(tmp_path: Path, definition: dict) -> str:
@@ -210,20 +210,5 @@ def test_run_on_a_corrupt_state_db_is_one_line(tmp_path: Path) -> None:
 def test_run_on_a_read_only_data_dir_is_one_line(tmp_path: Path) -> None:
     data = tmp_path / "data"
     Server(data).start().stop()
-    if os.geteuid() == 0:
-        # Root writes through file modes: a read-only bind mount of the data dir.
-        subprocess.run(["mount", "--bind", str(data), str(data)], check=True)
-        try:
-            subprocess.run(["mount", "-o", "remount,ro,bind", str(data)], check=True)
-            _one_line_failure(_run_in_process(data), "state.db", "read-only")
-        finally:
-            subprocess.run(["umount", str(data)], check=False)
-    else:
-        for name in ("state.db", "state.db-wal", "state.db-shm"):
-            if (data / name).exists():
-                (data / name).chmod(0o400)
-        data.chmod(0o500)
-        try:
-            _one_line_failure(_run_in_process(data), "state.db", "read-only")
-        finally:
-            data.chmod(0o700)
+    with read_only_data_dir(data):
+        _one_line_failure(_run_in_process(data), "state.db", "read-only")

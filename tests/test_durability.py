@@ -27,6 +27,7 @@ from tests.conftest import (
     host_pids,
     marked,
     process_alive,
+    read_only_data_dir,
     run_task,
     run_to_end,
     task_logs,
@@ -290,23 +291,8 @@ def test_serve_on_a_full_disk_is_one_line(tmpfs: Path) -> None:
 def test_serve_on_a_read_only_state_db_is_one_line(tmp_path: Path) -> None:
     data = tmp_path / "data"
     Server(data).start().stop()
-    if os.geteuid() == 0:
-        # Root writes through file modes: a read-only bind mount of the data dir.
-        subprocess.run(["mount", "--bind", str(data), str(data)], check=True)
-        try:
-            subprocess.run(["mount", "-o", "remount,ro,bind", str(data)], check=True)
-            _one_line_error(_serve_once(data), "state.db", "read-only")
-        finally:
-            subprocess.run(["umount", str(data)], check=False)
-    else:
-        for name in ("state.db", "state.db-wal", "state.db-shm"):
-            if (data / name).exists():
-                (data / name).chmod(0o400)
-        data.chmod(0o500)
-        try:
-            _one_line_error(_serve_once(data), "state.db", "read-only")
-        finally:
-            data.chmod(0o700)
+    with read_only_data_dir(data):
+        _one_line_error(_serve_once(data), "state.db", "read-only")
 
 
 def test_serve_on_a_corrupt_state_db_is_one_line(tmp_path: Path) -> None:
